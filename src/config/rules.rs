@@ -1,0 +1,845 @@
+//! The rules model: what the YAML files in `rules/` say, checked and compiled.
+//!
+//! A rules directory holds any number of `*.yaml` files. Each file is a mapping of *sections*:
+//! `settings`, `identity`, `ownership`, `exemptions` (each at most once across the directory),
+//! and `collisions`, `sources` (lists, concatenated in file-name order). A missing section takes
+//! the documented defaults. [`Rules::load_dir`] reports every problem of every file at once.
+
+use super::sources::{read_source, SourceMapping};
+use super::yaml::{self, Diagnostic, MapReader, Node, Reader, Value};
+use crate::event::{ContactKind, KindSet};
+use crate::identity::normalize::{self, Region};
+use crate::time::Span;
+use chrono_tz::Tz;
+use std::path::{Path, PathBuf};
+
+/// How loud an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const CHOICES: [(&'static str, Severity); 4] = [
+        ("low", Severity::Low),
+        ("medium", Severity::Medium),
+        ("high", Severity::High),
+        ("critical", Severity::Critical),
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Engine-wide settings (`settings:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Every day boundary and output timestamp is in this IANA zone.
+    pub time_zone: Tz,
+    /// How far behind the newest event time an event may arrive and still be placed in order.
+    pub allowed_lateness: Span,
+    /// How far ahead of the driver's clock an event may claim to be (live mode only).
+    pub max_future_skew: Span,
+    /// Larger input messages are rejected whole.
+    pub max_message_bytes: usize,
+    /// CloudEvents `source` of every output.
+    pub output_source: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            time_zone: chrono_tz::Asia::Shanghai,
+            allowed_lateness: Span::minutes(10),
+            max_future_skew: Span::minutes(5),
+            max_message_bytes: 64 * 1024,
+            output_source: "urn:leadguard".into(),
+        }
+    }
+}
+
+/// How identifiers are normalized and resolved (`identity:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentitySettings {
+    pub default_region: Region,
+    pub strip_email_plus_tags: bool,
+    /// An identifier seen with this many different customer ids is a shared one (a switchboard,
+    /// a purchasing mailbox): it is never used to find or merge customers again.
+    pub shared_identifier_limit: usize,
+    /// Identifiers known up front to be shared (normalized on load).
+    pub shared_phones: Vec<String>,
+    pub shared_emails: Vec<String>,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            default_region: Region::from_iso(normalize::DEFAULT_REGION_ISO)
+                .expect("default region is in the table"),
+            strip_email_plus_tags: true,
+            shared_identifier_limit: 3,
+            shared_phones: Vec::new(),
+            shared_emails: Vec::new(),
+        }
+    }
+}
+
+/// Ownership from activity (`ownership:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnershipRules {
+    /// Protection period after an assignment or first development.
+    pub protection: Span,
+    /// When set, the first contact of these kinds on a customer nobody owns makes the rep its
+    /// owner for the protection period.
+    pub first_touch: Option<KindSet>,
+}
+
+impl Default for OwnershipRules {
+    fn default() -> Self {
+        OwnershipRules {
+            protection: Span::days(10),
+            first_touch: None,
+        }
+    }
+}
+
+/// Contacts that never count as collisions (`exemptions:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemptions {
+    /// Roles that don't sell.
+    pub roles: Vec<String>,
+    /// Members of the customer's account team may work it beside the owner.
+    pub account_team: bool,
+    /// An inbound contact answered by a teammate of the owner is not an intrusion.
+    pub owner_team_inbound: bool,
+}
+
+impl Default for Exemptions {
+    fn default() -> Self {
+        Exemptions {
+            roles: vec![
+                "customer_service".into(),
+                "support".into(),
+                "technical".into(),
+            ],
+            account_team: true,
+            owner_team_inbound: true,
+        }
+    }
+}
+
+/// Which customers and reps a rule looks at. Empty lists mean "any".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    pub teams: Vec<String>,
+    pub regions: Vec<String>,
+    pub industries: Vec<String>,
+    pub tiers: Vec<String>,
+}
+
+impl Scope {
+    fn allows(list: &[String], value: Option<&str>) -> bool {
+        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
+    }
+    /// Whether a customer with these attributes is in scope.
+    pub fn allows_customer(
+        &self,
+        region: Option<&str>,
+        industry: Option<&str>,
+        tier: Option<&str>,
+    ) -> bool {
+        Self::allows(&self.regions, region)
+            && Self::allows(&self.industries, industry)
+            && Self::allows(&self.tiers, tier)
+    }
+    /// Whether a rep of this team is in scope.
+    pub fn allows_team(&self, team: Option<&str>) -> bool {
+        Self::allows(&self.teams, team)
+    }
+}
+
+/// What a collision rule detects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CollisionKind {
+    /// A rep who is not the owner contacts a customer under protection.
+    ProtectedContact,
+    /// No protecting owner, and `min_reps` or more distinct reps contact the customer within
+    /// `window`.
+    MultiRep { min_reps: usize, window: Span },
+    /// The customer complains; every rep who contacted it within `window` is named.
+    Complaint { window: Span },
+}
+
+impl CollisionKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CollisionKind::ProtectedContact => "protected_contact",
+            CollisionKind::MultiRep { .. } => "multi_rep",
+            CollisionKind::Complaint { .. } => "complaint",
+        }
+    }
+    /// How far back this rule looks from an event.
+    pub fn window(&self) -> Span {
+        match self {
+            CollisionKind::ProtectedContact => Span::ZERO,
+            CollisionKind::MultiRep { window, .. } | CollisionKind::Complaint { window } => *window,
+        }
+    }
+}
+
+/// One entry of `collisions:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollisionRule {
+    pub id: String,
+    pub kind: CollisionKind,
+    pub severity: Severity,
+    /// At most one alert per (customer, rep set, rule) within this span of event time.
+    pub cooldown: Span,
+    /// Which contact kinds this rule looks at.
+    pub kinds: KindSet,
+    pub scope: Scope,
+    /// Where the rule was written, for explanations.
+    pub defined_at: String,
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rules {
+    pub settings: Settings,
+    pub identity: IdentitySettings,
+    pub ownership: OwnershipRules,
+    pub exemptions: Exemptions,
+    pub collisions: Vec<CollisionRule>,
+    pub sources: Vec<SourceMapping>,
+}
+
+/// The shipped rules, compiled into the binary so that `leadguard run` works anywhere.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "rules/settings.yaml",
+        include_str!("../../rules/settings.yaml"),
+    ),
+    (
+        "rules/collisions.yaml",
+        include_str!("../../rules/collisions.yaml"),
+    ),
+    (
+        "rules/sources.yaml",
+        include_str!("../../rules/sources.yaml"),
+    ),
+];
+
+const SECTIONS: &[&str] = &[
+    "settings",
+    "identity",
+    "ownership",
+    "exemptions",
+    "collisions",
+    "sources",
+];
+
+impl Rules {
+    /// The longest span any rule looks back from an event (windows and cooldowns): how long a
+    /// contact must be remembered.
+    pub fn horizon(&self) -> Span {
+        self.collisions
+            .iter()
+            .map(|r| r.kind.window().max(r.cooldown))
+            .max()
+            .unwrap_or(Span::ZERO)
+    }
+
+    /// Reads every `*.yaml`/`*.yml` file of a directory (or one file), in name order.
+    pub fn load_dir(path: &Path) -> Result<Rules, Vec<Diagnostic>> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let diag = |message: String| Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message,
+        };
+        if path.is_file() {
+            files.push(path.to_path_buf());
+        } else {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| vec![diag(format!("cannot read the rules directory: {e}"))])?;
+            for entry in entries {
+                let p = entry
+                    .map_err(|e| vec![diag(format!("cannot list the rules directory: {e}"))])?
+                    .path();
+                if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                    files.push(p);
+                }
+            }
+            files.sort();
+        }
+        if files.is_empty() {
+            return Err(vec![diag(
+                "no *.yaml rules files here; `leadguard validate` checks a directory like rules/"
+                    .into(),
+            )]);
+        }
+        let mut texts = Vec::new();
+        let mut errors = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => texts.push((f, t)),
+                Err(e) => errors.push(Diagnostic {
+                    file: f,
+                    line: 0,
+                    col: 0,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Self::from_texts(texts.iter().map(|(p, t)| (p.as_path(), t.as_str())))
+    }
+
+    /// The rules shipped in `rules/`, as compiled into the binary.
+    pub fn embedded() -> Rules {
+        Self::from_texts(EMBEDDED.iter().map(|(p, t)| (Path::new(*p), *t)))
+            .expect("the shipped rules are valid (checked by tests)")
+    }
+
+    /// Compiles rules from (file name, YAML text) pairs.
+    pub fn from_texts<'a>(
+        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Rules, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let mut trees = Vec::new();
+        for (path, text) in files {
+            match yaml::parse(text, path) {
+                Ok(node) => trees.push((path, node)),
+                Err(d) => errors.push(d),
+            }
+        }
+        let mut rules = Rules::default();
+        let mut seen_sections: Vec<(&str, String)> = Vec::new();
+        for (path, tree) in &trees {
+            let mut r = Reader {
+                file: path,
+                errors: &mut errors,
+            };
+            let Some(top) = r.map(tree, "a rules file", SECTIONS) else {
+                continue;
+            };
+            for &section in SECTIONS {
+                let Some(node) = top.get(section) else {
+                    continue;
+                };
+                let here = format!("{}:{}", path.display(), node.line);
+                if matches!(
+                    section,
+                    "settings" | "identity" | "ownership" | "exemptions"
+                ) {
+                    if let Some((_, first)) = seen_sections.iter().find(|(s, _)| *s == section) {
+                        r.error(
+                            node,
+                            format!("section `{section}` is already defined at {first}; keep one"),
+                        );
+                        continue;
+                    }
+                    seen_sections.push((section, here));
+                }
+                match section {
+                    "settings" => read_settings(&mut r, node, &mut rules.settings),
+                    "identity" => read_identity(&mut r, node, &mut rules.identity),
+                    "ownership" => read_ownership(&mut r, node, &mut rules.ownership),
+                    "exemptions" => read_exemptions(&mut r, node, &mut rules.exemptions),
+                    "collisions" => {
+                        if let Some(items) = r.list(node, "`collisions`") {
+                            for item in items {
+                                if let Some(rule) = read_collision(&mut r, item) {
+                                    rules.collisions.push(rule);
+                                }
+                            }
+                        }
+                    }
+                    "sources" => {
+                        if let Some(items) = r.list(node, "`sources`") {
+                            for item in items {
+                                if let Some(s) = read_source(&mut r, item) {
+                                    rules.sources.push(s);
+                                }
+                            }
+                        }
+                    }
+                    _ => unreachable!("every section is handled"),
+                }
+            }
+            top.finish(&mut r);
+        }
+        check_unique(
+            &mut errors,
+            rules
+                .collisions
+                .iter()
+                .map(|c| (c.id.as_str(), c.defined_at.as_str())),
+            "collision rule id",
+        );
+        check_unique(
+            &mut errors,
+            rules
+                .sources
+                .iter()
+                .map(|s| (s.name.as_str(), s.defined_at.as_str())),
+            "source name",
+        );
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn check_unique<'a>(
+    errors: &mut Vec<Diagnostic>,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+    what: &str,
+) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (name, at) in items {
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            let (file, line) = at.rsplit_once(':').unwrap_or((at, "0"));
+            errors.push(Diagnostic {
+                file: PathBuf::from(file),
+                line: line.parse().unwrap_or(0),
+                col: 1,
+                message: format!("{what} `{name}` is already used at {first}"),
+            });
+        } else {
+            seen.push((name, at));
+        }
+    }
+}
+
+fn read_settings(r: &mut Reader<'_>, node: &Node, out: &mut Settings) {
+    let Some(m) = r.map(
+        node,
+        "`settings`",
+        &[
+            "time_zone",
+            "allowed_lateness",
+            "max_future_skew",
+            "max_message_bytes",
+            "output_source",
+        ],
+    ) else {
+        return;
+    };
+    if let Some(n) = m.get("time_zone") {
+        if let Some(s) = r.string(n, "`time_zone`") {
+            match s.parse::<Tz>() {
+                Ok(tz) => out.time_zone = tz,
+                Err(_) => r.error(
+                    n,
+                    format!("`time_zone`: `{s}` is not an IANA time zone such as Asia/Shanghai"),
+                ),
+            }
+        }
+    }
+    if let Some(v) = m
+        .get("allowed_lateness")
+        .and_then(|n| r.span(n, "`allowed_lateness`"))
+    {
+        out.allowed_lateness = v;
+    }
+    if let Some(v) = m
+        .get("max_future_skew")
+        .and_then(|n| r.span(n, "`max_future_skew`"))
+    {
+        out.max_future_skew = v;
+    }
+    if let Some(v) = m
+        .get("max_message_bytes")
+        .and_then(|n| r.uint(n, "`max_message_bytes`", 256, 16 * 1024 * 1024))
+    {
+        out.max_message_bytes = v as usize;
+    }
+    if let Some(v) = m
+        .get("output_source")
+        .and_then(|n| r.string(n, "`output_source`"))
+    {
+        out.output_source = v;
+    }
+    m.finish(r);
+}
+
+fn read_identity(r: &mut Reader<'_>, node: &Node, out: &mut IdentitySettings) {
+    let Some(m) = r.map(
+        node,
+        "`identity`",
+        &[
+            "default_region",
+            "strip_email_plus_tags",
+            "shared_identifier_limit",
+            "shared_phones",
+            "shared_emails",
+        ],
+    ) else {
+        return;
+    };
+    if let Some(n) = m.get("default_region") {
+        if let Some(s) = r.string(n, "`default_region`") {
+            match Region::from_iso(&s) {
+                Some(reg) => out.default_region = reg,
+                None => r.error(
+                    n,
+                    format!("`default_region`: `{s}` is not a supported ISO country code (e.g. CN, HK, US)"),
+                ),
+            }
+        }
+    }
+    if let Some(v) = m
+        .get("strip_email_plus_tags")
+        .and_then(|n| r.bool(n, "`strip_email_plus_tags`"))
+    {
+        out.strip_email_plus_tags = v;
+    }
+    if let Some(v) = m
+        .get("shared_identifier_limit")
+        .and_then(|n| r.uint(n, "`shared_identifier_limit`", 2, 1000))
+    {
+        out.shared_identifier_limit = v as usize;
+    }
+    if let Some(n) = m.get("shared_phones") {
+        let region = out.default_region;
+        for item in r.list(n, "`shared_phones`").unwrap_or(&[]) {
+            if let Some(s) = r.string(item, "each shared phone") {
+                match normalize::normalize_phone(&s, region) {
+                    Ok(p) => out.shared_phones.push(p),
+                    Err(e) => r.error(item, format!("shared phone `{s}`: {e}")),
+                }
+            }
+        }
+    }
+    if let Some(n) = m.get("shared_emails") {
+        let strip = out.strip_email_plus_tags;
+        for item in r.list(n, "`shared_emails`").unwrap_or(&[]) {
+            if let Some(s) = r.string(item, "each shared email") {
+                match normalize::normalize_email(&s, strip) {
+                    Ok(p) => out.shared_emails.push(p),
+                    Err(e) => r.error(item, format!("shared email `{s}`: {e}")),
+                }
+            }
+        }
+    }
+    m.finish(r);
+}
+
+fn read_kinds(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
+    let items = r.list(node, what)?;
+    let mut set = KindSet::EMPTY;
+    for item in items {
+        let s = r.string(item, what)?;
+        match ContactKind::parse(&s) {
+            Some(k) => set.insert(k),
+            None => r.error(
+                item,
+                format!("{what}: `{s}` is not a contact kind (call, email, visit, meeting, message, complaint)"),
+            ),
+        }
+    }
+    if set == KindSet::EMPTY {
+        r.error(node, format!("{what} must name at least one kind"));
+        return None;
+    }
+    Some(set)
+}
+
+fn read_ownership(r: &mut Reader<'_>, node: &Node, out: &mut OwnershipRules) {
+    let Some(m) = r.map(node, "`ownership`", &["protection", "first_touch"]) else {
+        return;
+    };
+    if let Some(v) = m.get("protection").and_then(|n| r.span(n, "`protection`")) {
+        out.protection = v;
+    }
+    if let Some(n) = m.get("first_touch") {
+        if let Some(ft) = r.map(n, "`first_touch`", &["enabled", "kinds"]) {
+            let enabled = ft
+                .get("enabled")
+                .and_then(|n| r.bool(n, "`first_touch.enabled`"))
+                .unwrap_or(false);
+            let kinds = match ft.get("kinds") {
+                Some(k) => read_kinds(r, k, "`first_touch.kinds`"),
+                None => Some(
+                    [ContactKind::Visit, ContactKind::Meeting]
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            if let (true, Some(k)) = (enabled, kinds) {
+                if k.contains(ContactKind::Complaint) {
+                    r.error(
+                        n,
+                        "`first_touch.kinds`: a complaint does not develop a customer",
+                    );
+                }
+                out.first_touch = Some(k);
+            }
+            ft.finish(r);
+        }
+    }
+    m.finish(r);
+}
+
+fn read_exemptions(r: &mut Reader<'_>, node: &Node, out: &mut Exemptions) {
+    let Some(m) = r.map(
+        node,
+        "`exemptions`",
+        &["roles", "account_team", "owner_team_inbound"],
+    ) else {
+        return;
+    };
+    if let Some(v) = m.get("roles").and_then(|n| r.strings(n, "`roles`")) {
+        out.roles = v;
+    }
+    if let Some(v) = m
+        .get("account_team")
+        .and_then(|n| r.bool(n, "`account_team`"))
+    {
+        out.account_team = v;
+    }
+    if let Some(v) = m
+        .get("owner_team_inbound")
+        .and_then(|n| r.bool(n, "`owner_team_inbound`"))
+    {
+        out.owner_team_inbound = v;
+    }
+    m.finish(r);
+}
+
+fn read_scope(r: &mut Reader<'_>, node: &Node) -> Scope {
+    let mut scope = Scope::default();
+    let Some(m) = r.map(
+        node,
+        "`scope`",
+        &["teams", "regions", "industries", "tiers"],
+    ) else {
+        return scope;
+    };
+    let list = |r: &mut Reader<'_>, key: &str, m: &MapReader<'_>| {
+        m.get(key)
+            .and_then(|n| r.strings(n, &format!("`scope.{key}`")))
+            .unwrap_or_default()
+    };
+    scope.teams = list(r, "teams", &m);
+    scope.regions = list(r, "regions", &m);
+    scope.industries = list(r, "industries", &m);
+    scope.tiers = list(r, "tiers", &m);
+    m.finish(r);
+    scope
+}
+
+const COLLISION_KEYS: &[&str] = &[
+    "id",
+    "type",
+    "description",
+    "severity",
+    "cooldown",
+    "kinds",
+    "scope",
+    "min_reps",
+    "window",
+];
+
+fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
+    let m = r.map(node, "a collision rule", COLLISION_KEYS)?;
+    let id = m.require(r, "id").and_then(|n| r.string(n, "`id`"));
+    let what = format!("collision rule `{}`", id.as_deref().unwrap_or("?"));
+    let ty = m.require(r, "type").and_then(|n| {
+        r.choice(
+            n,
+            "`type`",
+            &[
+                ("protected_contact", 0u8),
+                ("multi_rep", 1u8),
+                ("complaint", 2u8),
+            ],
+        )
+    });
+    let severity = m
+        .get("severity")
+        .and_then(|n| r.choice(n, "`severity`", &Severity::CHOICES));
+    let cooldown = m
+        .get("cooldown")
+        .and_then(|n| r.span(n, "`cooldown`"))
+        .unwrap_or(Span::hours(24));
+    let scope = m.get("scope").map(|n| read_scope(r, n)).unwrap_or_default();
+    let window = m.get("window").and_then(|n| r.span(n, "`window`"));
+    let min_reps = m
+        .get("min_reps")
+        .and_then(|n| r.uint(n, "`min_reps`", 2, 100));
+    if let Some(n) = m.get("description") {
+        r.string(n, "`description`");
+    }
+    let kind = match ty {
+        Some(0) => {
+            for key in ["window", "min_reps"] {
+                if let Some(n) = m.get(key) {
+                    r.error(
+                        n,
+                        format!("{what}: `{key}` does not apply to type protected_contact"),
+                    );
+                }
+            }
+            Some(CollisionKind::ProtectedContact)
+        }
+        Some(1) => match window {
+            Some(w) if w > Span::ZERO => Some(CollisionKind::MultiRep {
+                min_reps: min_reps.unwrap_or(2) as usize,
+                window: w,
+            }),
+            Some(_) => {
+                r.error(node, format!("{what}: `window` must be longer than zero"));
+                None
+            }
+            None => {
+                if m.get("window").is_none() {
+                    r.error(
+                        node,
+                        format!("{what}: type multi_rep needs a `window`, e.g. 7d"),
+                    );
+                }
+                None
+            }
+        },
+        Some(2) => {
+            if let Some(n) = m.get("min_reps") {
+                r.error(
+                    n,
+                    format!("{what}: `min_reps` does not apply to type complaint"),
+                );
+            }
+            match window {
+                Some(w) if w > Span::ZERO => Some(CollisionKind::Complaint { window: w }),
+                _ => {
+                    if m.get("window").is_none() || window.is_some() {
+                        r.error(
+                            node,
+                            format!("{what}: type complaint needs a `window` longer than zero"),
+                        );
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let default_kinds = match kind {
+        Some(CollisionKind::Complaint { .. }) => KindSet::CONTACTS,
+        _ => KindSet::CONTACTS,
+    };
+    let kinds = match m.get("kinds") {
+        Some(n) => read_kinds(r, n, "`kinds`"),
+        None => Some(default_kinds),
+    };
+    if let Some(k) = kinds {
+        if k.contains(ContactKind::Complaint) {
+            if let Some(n) = m.get("kinds") {
+                r.error(
+                    n,
+                    format!("{what}: `kinds` lists the contacts a rule counts; a complaint is not a rep's contact"),
+                );
+            }
+        }
+    }
+    let severity = severity.unwrap_or(match kind {
+        Some(CollisionKind::Complaint { .. }) => Severity::Critical,
+        Some(CollisionKind::ProtectedContact) => Severity::High,
+        _ => Severity::Medium,
+    });
+    m.finish(r);
+    Some(CollisionRule {
+        id: id?,
+        kind: kind?,
+        severity,
+        cooldown,
+        kinds: kinds?,
+        scope,
+        defined_at: format!("{}:{}", r.file.display(), node.line),
+    })
+}
+
+/// Used by `read_source` and others: the scalar text of a mapping value, if it is one.
+pub(super) fn scalar_of(node: &Node) -> Option<&str> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(files: &[(&str, &str)]) -> Result<Rules, Vec<Diagnostic>> {
+        Rules::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t)))
+    }
+
+    #[test]
+    fn the_shipped_rules_compile() {
+        let rules = Rules::embedded();
+        assert!(rules.collisions.len() >= 3);
+        assert_eq!(rules.settings.time_zone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn every_error_of_every_file_is_reported() {
+        let errs = compile(&[
+            (
+                "a.yaml",
+                "collisions:\n  - id: x\n    type: multi_rep\n    windw: 7d\n    severity: loud\n",
+            ),
+            (
+                "b.yaml",
+                "settings:\n  time_zone: Mars/Olympus\n  allowed_lateness: 10\nbogus: 1\n",
+            ),
+        ])
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let joined = text.join("\n");
+        assert!(joined.contains("a.yaml:4:5:"), "{joined}");
+        assert!(joined.contains("did you mean `window`"), "{joined}");
+        assert!(joined.contains("`loud` is not one of"), "{joined}");
+        assert!(joined.contains("needs a `window`"), "{joined}");
+        assert!(joined.contains("b.yaml:2:14:"), "{joined}");
+        assert!(joined.contains("needs a unit"), "{joined}");
+        assert!(joined.contains("unknown key `bogus`"), "{joined}");
+        assert_eq!(errs.len(), 6, "{joined}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_sections_name_both_places() {
+        let errs = compile(&[
+            (
+                "a.yaml",
+                "settings: {}\ncollisions:\n  - {id: x, type: protected_contact}\n",
+            ),
+            (
+                "b.yaml",
+                "settings: {}\ncollisions:\n  - {id: x, type: protected_contact}\n",
+            ),
+        ])
+        .unwrap_err();
+        let joined: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let joined = joined.join("\n");
+        assert!(joined.contains("already defined at a.yaml:1"), "{joined}");
+        assert!(
+            joined.contains("`x` is already used at a.yaml:3"),
+            "{joined}"
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! A YAML tree that remembers where every node came from, and a reader that collects every
+//! problem instead of stopping at the first.
+//!
+//! `serde`'s `deny_unknown_fields` stops at the first error; an operator fixing a rules change
+//! wants all of them at once, each with file, line and column. So rules are read in two steps:
+//! [`parse`] builds a [`Node`] tree with positions (yaml-rust2's marked events), then typed
+//! readers walk it through [`Reader`], which records a [`Diagnostic`] for each problem and
+//! carries on.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A problem in a configuration file, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// A YAML node with its position (1-based line and column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A scalar; `quoted` tells `"10"` from `10`.
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
+    Seq(Vec<Node>),
+    /// Entries in file order (duplicates are reported by the reader).
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The scalar's text, if this is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A plain `~`, `null` or empty scalar.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, quoted: false } if text.is_empty() || text == "~" || text == "null")
+    }
+
+    fn describe(&self) -> &'static str {
+        match &self.value {
+            Value::Scalar { .. } if self.is_null() => "nothing",
+            Value::Scalar { .. } => "a single value",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Parses one YAML text (one document; an empty file gives an empty mapping).
+pub fn parse(text: &str, file: &Path) -> Result<Node, Diagnostic> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, true).map_err(|e| Diagnostic {
+        file: file.to_path_buf(),
+        line: e.marker().line(),
+        col: e.marker().col() + 1,
+        message: format!("not valid YAML: {}", e.info()),
+    })?;
+    if let Some((line, col)) = builder.alias_at {
+        return Err(Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: "YAML aliases (*name) are not supported in rules; write the value out".into(),
+        });
+    }
+    match builder.docs.len() {
+        0 => Ok(Node {
+            value: Value::Map(Vec::new()),
+            line: 1,
+            col: 1,
+        }),
+        1 => Ok(builder.docs.pop().expect("one document")),
+        _ => Err(Diagnostic {
+            file: file.to_path_buf(),
+            line: builder.docs[1].line,
+            col: builder.docs[1].col,
+            message: "a rules file holds one YAML document; split `---` documents into files"
+                .into(),
+        }),
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Node>,
+    /// Open collections: the node and, for maps, a pending key.
+    stack: Vec<(Node, Option<Node>)>,
+    alias_at: Option<(usize, usize)>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some((parent, pending_key)) => match &mut parent.value {
+                Value::Seq(items) => items.push(node),
+                Value::Map(entries) => match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => entries.push((key, node)),
+                },
+                Value::Scalar { .. } => unreachable!("scalars are never on the stack"),
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let (line, col) = (mark.line(), mark.col() + 1);
+        match ev {
+            Event::Scalar(text, style, _, _) => self.push_value(Node {
+                value: Value::Scalar {
+                    text,
+                    quoted: !matches!(style, TScalarStyle::Plain),
+                },
+                line,
+                col,
+            }),
+            Event::SequenceStart(..) => self.stack.push((
+                Node {
+                    value: Value::Seq(Vec::new()),
+                    line,
+                    col,
+                },
+                None,
+            )),
+            Event::MappingStart(..) => self.stack.push((
+                Node {
+                    value: Value::Map(Vec::new()),
+                    line,
+                    col,
+                },
+                None,
+            )),
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, _)) = self.stack.pop() {
+                    self.push_value(node);
+                }
+            }
+            Event::Alias(_) => {
+                self.alias_at.get_or_insert((line, col));
+                self.push_value(Node {
+                    value: Value::Scalar {
+                        text: String::new(),
+                        quoted: false,
+                    },
+                    line,
+                    col,
+                });
+            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// Collects diagnostics for one file while typed readers walk its tree.
+pub struct Reader<'a> {
+    pub file: &'a Path,
+    pub errors: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn error(&mut self, node: &Node, message: impl Into<String>) {
+        self.errors.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line: node.line,
+            col: node.col,
+            message: message.into(),
+        });
+    }
+
+    /// Opens a mapping whose keys must all be in `known`; unknown and repeated keys are reported
+    /// by [`MapReader::finish`].
+    pub fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &'static [&'static str],
+    ) -> Option<MapReader<'n>> {
+        match &node.value {
+            Value::Map(entries) => Some(MapReader {
+                node,
+                entries,
+                known,
+                what: what.to_string(),
+            }),
+            _ if node.is_null() => Some(MapReader {
+                node,
+                entries: &[],
+                known,
+                what: what.to_string(),
+            }),
+            _ => {
+                self.error(
+                    node,
+                    format!(
+                        "{what} must be a mapping of keys, found {}",
+                        node.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
+            _ => {
+                self.error(
+                    node,
+                    format!("{what} must be a single value, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.as_str() {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => {
+                self.error(node, format!("{what} must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// A whole number in `min..=max`.
+    pub fn uint(&mut self, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
+        match node.as_str().and_then(|s| s.parse::<u64>().ok()) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    node,
+                    format!("{what} must be a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn span(&mut self, node: &Node, what: &str) -> Option<crate::time::Span> {
+        let text = self.string(node, what)?;
+        match crate::time::parse_span(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(node, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    pub fn choice<T: Copy>(&mut self, node: &Node, what: &str, options: &[(&str, T)]) -> Option<T> {
+        let text = self.string(node, what)?;
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == text) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        self.error(
+            node,
+            format!("{what}: `{text}` is not one of {}", names.join(", ")),
+        );
+        None
+    }
+
+    /// A list of items; a single value is not accepted as a list of one, so that a typo
+    /// never silently changes meaning.
+    pub fn list<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+        match &node.value {
+            Value::Seq(items) => Some(items),
+            _ if node.is_null() => Some(&[]),
+            _ => {
+                self.error(
+                    node,
+                    format!("{what} must be a list, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        let items = self.list(node, what)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            match self.string(item, &format!("each entry of {what}")) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+/// Reads the keys of one mapping.
+pub struct MapReader<'n> {
+    pub node: &'n Node,
+    entries: &'n [(Node, Node)],
+    known: &'static [&'static str],
+    what: String,
+}
+
+impl<'n> MapReader<'n> {
+    /// The value under `key`, if present (and not null).
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        debug_assert!(self.known.contains(&key), "`{key}` missing from known keys");
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    /// The value under `key`, reporting its absence.
+    pub fn require(&self, r: &mut Reader<'_>, key: &str) -> Option<&'n Node> {
+        let v = self.get(key);
+        if v.is_none() {
+            r.error(
+                self.node,
+                format!("{} is missing the required key `{key}`", self.what),
+            );
+        }
+        v
+    }
+
+    /// Reports unknown keys (with the closest known one) and repeated keys.
+    pub fn finish(self, r: &mut Reader<'_>) {
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, _) in self.entries {
+            let Some(name) = k.as_str() else {
+                r.error(k, format!("{}: keys must be plain words", self.what));
+                continue;
+            };
+            if seen.contains(&name) {
+                r.error(k, format!("{}: `{name}` is given twice", self.what));
+            }
+            seen.push(name);
+            if !self.known.contains(&name) {
+                let hint = closest(name, self.known)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                r.error(
+                    k,
+                    format!(
+                        "{}: unknown key `{name}`{hint}; known keys: {}",
+                        self.what,
+                        self.known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The known word nearest to `word` by edit distance, if it is close.
+fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_kept() {
+        let n = parse("a:\n  b: 1\n  c: [x, y]\n", Path::new("t.yaml")).unwrap();
+        let Value::Map(entries) = &n.value else {
+            panic!("map")
+        };
+        let (_, a) = &entries[0];
+        let Value::Map(inner) = &a.value else {
+            panic!("map")
+        };
+        assert_eq!((inner[1].0.line, inner[1].0.col), (3, 3));
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_a_hint() {
+        let n = parse("windw: 1\nseverty: high\nid: x\n", Path::new("r.yaml")).unwrap();
+        let mut errors = Vec::new();
+        let mut r = Reader {
+            file: Path::new("r.yaml"),
+            errors: &mut errors,
+        };
+        let m = r.map(&n, "rule", &["id", "window", "severity"]).unwrap();
+        m.finish(&mut r);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].to_string().starts_with("r.yaml:1:1:"));
+        assert!(errors[0].message.contains("did you mean `window`"));
+        assert!(errors[1].message.contains("did you mean `severity`"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let e = parse("a: [1, 2\nb: 3\n", Path::new("bad.yaml")).unwrap_err();
+        assert!(e.to_string().starts_with("bad.yaml:"), "{e}");
+    }
+}

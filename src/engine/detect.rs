@@ -1,0 +1,657 @@
+//! The fold step: what one entry does to a customer's state, and which outputs it causes.
+//!
+//! [`step`] sees the customer's log *sorted by event time* up to and including entry `i`, and
+//! the state folded from everything before it. It is the single definition of the rules'
+//! behaviour; the fast path and the re-fold after a late event both call it.
+
+use super::customer::{Body, Entry, Fold, Key, Owner, Via};
+use super::reps::{Interner, RepIdx, Reps, Sym};
+use crate::config::{CollisionKind, CollisionRule, Rules};
+use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::output::{
+    ClaimData, CollisionData, CustomerData, EvidenceData, Output, OutputType, OwnerData, RepData,
+    WindowData,
+};
+use crate::time::{format_span, Span, Timestamp};
+use std::sync::Arc;
+
+/// Won customers stay with their owner; the reclaim rules of a later release decide when that
+/// ends. Until then their protection does not lapse.
+const WON_PROTECTION: Span = Span(i64::MAX / 4);
+
+/// Everything `step` reads besides the customer.
+pub struct Ctx<'a> {
+    pub rules: &'a Rules,
+    pub reps: &'a Reps,
+    pub words: &'a Interner,
+    pub exempt_roles: &'a [Sym],
+    pub subject: &'a Arc<str>,
+    pub provisional: bool,
+    pub region: Sym,
+    pub industry: Sym,
+    pub tier: Sym,
+}
+
+impl Ctx<'_> {
+    fn word(&self, s: Sym) -> Option<Arc<str>> {
+        self.words.get(s).cloned()
+    }
+    fn word_str(&self, s: Sym) -> Option<&str> {
+        self.words.get(s).map(|w| &**w)
+    }
+    fn time(&self, t: Timestamp) -> String {
+        t.to_rfc3339_in(self.rules.settings.time_zone)
+    }
+    fn rep_data(&self, rep: RepIdx, team: Sym, role: Sym) -> RepData {
+        let info = self.reps.get(rep);
+        RepData {
+            id: info.id.clone(),
+            team: self.word(team),
+            role: self.word(role),
+        }
+    }
+    fn customer_data(&self) -> CustomerData {
+        CustomerData {
+            id: self.subject.clone(),
+            provisional: self.provisional,
+            region: self.word(self.region),
+            industry: self.word(self.industry),
+            tier: self.word(self.tier),
+        }
+    }
+    fn evidence(&self, e: &Entry) -> EvidenceData {
+        let (kind, direction, rep) = match &e.body {
+            Body::Contact {
+                rep,
+                kind,
+                direction,
+                ..
+            } => (
+                kind.as_str(),
+                direction.as_str(),
+                self.reps.get(*rep).id.clone(),
+            ),
+            Body::Ownership { action, rep, .. } => (
+                action.as_str(),
+                Direction::Inbound.as_str(),
+                rep.map(|(r, _)| self.reps.get(r).id.clone())
+                    .unwrap_or_else(|| Arc::from("")),
+            ),
+        };
+        EvidenceData {
+            event_id: Arc::from(&*e.event_id),
+            source: self.word(e.source).unwrap_or_else(|| Arc::from("")),
+            kind,
+            direction,
+            rep,
+            occurred_at: self.time(e.t),
+        }
+    }
+    fn owner_data(&self, o: &Owner) -> OwnerData {
+        let role = self.reps.get(o.rep).role;
+        OwnerData {
+            rep: self.rep_data(o.rep, o.team, role),
+            since: self.time(o.since),
+            protected_until: if o.won {
+                "won".to_string()
+            } else {
+                self.time(o.protected_until)
+            },
+            via: o.via.as_str(),
+            origin_event: Arc::from(&*o.origin_event),
+        }
+    }
+    fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
+        let id = &self.reps.get(rep).id;
+        match self.word_str(team) {
+            Some(t) => format!("{id} ({t})"),
+            None => id.to_string(),
+        }
+    }
+    fn role_exempt(&self, role: Sym) -> bool {
+        !role.is_none() && self.exempt_roles.contains(&role)
+    }
+    fn in_customer_scope(&self, rule: &CollisionRule) -> bool {
+        rule.scope.allows_customer(
+            self.word_str(self.region),
+            self.word_str(self.industry),
+            self.word_str(self.tier),
+        )
+    }
+}
+
+/// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
+pub fn step(ctx: &Ctx<'_>, fold: &mut Fold, log: &[Entry], i: usize, out: &mut Vec<(Key, Output)>) {
+    let e = &log[i];
+    match &e.body {
+        Body::Ownership {
+            action,
+            rep,
+            account_team,
+            occurred,
+        } => apply_ownership(ctx, fold, e, *action, *rep, account_team, *occurred),
+        Body::Contact {
+            rep,
+            team,
+            role,
+            kind,
+            direction,
+        } => {
+            let c = Contact {
+                rep: *rep,
+                team: *team,
+                role: *role,
+                kind: *kind,
+                direction: *direction,
+            };
+            prune_cooldowns(ctx.rules, fold, e.t);
+            for (ri, rule) in ctx.rules.collisions.iter().enumerate() {
+                if !ctx.in_customer_scope(rule) {
+                    continue;
+                }
+                match rule.kind {
+                    CollisionKind::ProtectedContact => {
+                        protected_contact(ctx, fold, log, i, &c, ri, rule, out)
+                    }
+                    CollisionKind::MultiRep { min_reps, window } => {
+                        multi_rep(ctx, fold, log, i, &c, ri, rule, min_reps, window, out)
+                    }
+                    CollisionKind::Complaint { window } => {
+                        complaint(ctx, fold, log, i, &c, ri, rule, window, out)
+                    }
+                }
+            }
+            first_touch(ctx, fold, e, &c, out);
+        }
+    }
+}
+
+struct Contact {
+    rep: RepIdx,
+    team: Sym,
+    role: Sym,
+    kind: ContactKind,
+    direction: Direction,
+}
+
+fn apply_ownership(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    e: &Entry,
+    action: OwnershipAction,
+    rep: Option<(RepIdx, Sym)>,
+    account_team: &[RepIdx],
+    occurred: Timestamp,
+) {
+    match action {
+        OwnershipAction::Assign | OwnershipAction::Transfer => {
+            if let Some((rep, team)) = rep {
+                fold.owner = Some(Owner {
+                    rep,
+                    team,
+                    since: occurred,
+                    protected_until: occurred + ctx.rules.ownership.protection,
+                    via: Via::Crm,
+                    origin_event: e.event_id.clone(),
+                    origin_source: e.source,
+                    origin_kind: action.as_str(),
+                    account_team: account_team.into(),
+                    locked: false,
+                    won: false,
+                });
+            }
+        }
+        OwnershipAction::Release => fold.owner = None,
+        OwnershipAction::Lock | OwnershipAction::Unlock => {
+            if let Some(o) = fold.owner.as_mut() {
+                o.locked = action == OwnershipAction::Lock;
+            }
+        }
+        OwnershipAction::Won => match fold.owner.as_mut() {
+            Some(o) => {
+                o.won = true;
+                o.protected_until = o.since + WON_PROTECTION;
+            }
+            None => {
+                // The CRM records a deal for a customer we hold no owner for: the rep who
+                // closed it owns it from now on.
+                if let Some((rep, team)) = rep {
+                    fold.owner = Some(Owner {
+                        rep,
+                        team,
+                        since: occurred,
+                        protected_until: occurred + WON_PROTECTION,
+                        via: Via::Crm,
+                        origin_event: e.event_id.clone(),
+                        origin_source: e.source,
+                        origin_kind: action.as_str(),
+                        account_team: account_team.into(),
+                        locked: false,
+                        won: true,
+                    });
+                }
+            }
+        },
+    }
+}
+
+/// Forgets cooldowns that have run out by `t`, so the list stays short.
+fn prune_cooldowns(rules: &Rules, fold: &mut Fold, t: Timestamp) {
+    if fold.cooldowns.is_empty() {
+        return;
+    }
+    fold.cooldowns.retain(|(ri, _, last)| {
+        rules
+            .collisions
+            .get(*ri as usize)
+            .is_some_and(|r| t < *last + r.cooldown)
+    });
+}
+
+/// Whether an alert for (rule, rep set) is still cooling down at `t`; if not, records it.
+fn cooldown_allows(
+    fold: &mut Fold,
+    rule_index: usize,
+    rule: &CollisionRule,
+    reps: &[Arc<str>],
+    t: Timestamp,
+) -> bool {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for r in reps {
+        h.update(r.as_bytes());
+        h.update(&[0]);
+    }
+    let set = h.digest();
+    let ri = rule_index as u16;
+    if let Some(slot) = fold
+        .cooldowns
+        .iter_mut()
+        .find(|(r, s, _)| *r == ri && *s == set)
+    {
+        if t < slot.2 + rule.cooldown {
+            return false;
+        }
+        slot.2 = t;
+        return true;
+    }
+    fold.cooldowns.push((ri, set, t));
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn protected_contact(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    log: &[Entry],
+    i: usize,
+    c: &Contact,
+    ri: usize,
+    rule: &CollisionRule,
+    out: &mut Vec<(Key, Output)>,
+) {
+    let e = &log[i];
+    let Some(owner) = fold.owner.as_ref() else {
+        return;
+    };
+    let ex = &ctx.rules.exemptions;
+    if !rule.kinds.contains(c.kind)
+        || c.rep == owner.rep
+        || !owner.protects_at(e.t)
+        || ctx.role_exempt(c.role)
+        || !rule.scope.allows_team(ctx.word_str(c.team))
+        || (ex.account_team && owner.account_team.contains(&c.rep))
+        || (ex.owner_team_inbound
+            && c.direction == Direction::Inbound
+            && !c.team.is_none()
+            && c.team == owner.team)
+    {
+        return;
+    }
+    let owner_role = ctx.reps.get(owner.rep).role;
+    let mut reps = vec![
+        ctx.rep_data(owner.rep, owner.team, owner_role),
+        ctx.rep_data(c.rep, c.team, c.role),
+    ];
+    reps.sort();
+    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
+        return;
+    }
+    let owner = fold.owner.as_ref().expect("checked above");
+    let mut evidence = vec![ctx.evidence(e)];
+    evidence.push(EvidenceData {
+        event_id: Arc::from(&*owner.origin_event),
+        source: ctx
+            .word(owner.origin_source)
+            .unwrap_or_else(|| Arc::from("")),
+        kind: owner.origin_kind,
+        direction: Direction::Outbound.as_str(),
+        rep: ctx.reps.get(owner.rep).id.clone(),
+        occurred_at: ctx.time(owner.since),
+    });
+    let reason = format!(
+        "{} {} customer {}, owned by {} since {} ({}) and protected until {}",
+        ctx.rep_name(c.rep, c.team),
+        verb(c.kind, c.direction),
+        ctx.subject,
+        ctx.rep_name(owner.rep, owner.team),
+        ctx.time(owner.since),
+        match owner.via {
+            Via::Crm => "assigned in the CRM",
+            Via::FirstTouch => "claimed by first development",
+        },
+        if owner.won {
+            "further notice (won)".to_string()
+        } else {
+            ctx.time(owner.protected_until)
+        },
+    );
+    let data = CollisionData {
+        rule: Arc::from(rule.id.as_str()),
+        rule_type: rule.kind.type_name(),
+        severity: rule.severity.as_str(),
+        customer: ctx.customer_data(),
+        owner: Some(ctx.owner_data(owner)),
+        reps,
+        intruder: Some(ctx.rep_data(c.rep, c.team, c.role)),
+        evidence,
+        window: WindowData {
+            from: ctx.time(owner.since),
+            to: ctx.time(e.t),
+        },
+        reason,
+    };
+    emit_collision(ctx, e, rule, &data, out);
+}
+
+/// The latest in-window counted contact of each distinct rep, newest first, ending with `i`.
+#[allow(clippy::too_many_arguments)]
+fn reps_in_window<'l>(
+    ctx: &Ctx<'_>,
+    fold: &Fold,
+    log: &'l [Entry],
+    i: usize,
+    rule: &CollisionRule,
+    from: Timestamp,
+    skip_owner_side: bool,
+) -> Vec<&'l Entry> {
+    let mut seen: Vec<&Entry> = Vec::new();
+    for e in log[..=i].iter().rev() {
+        if e.t < from {
+            break;
+        }
+        let Body::Contact {
+            rep, role, kind, ..
+        } = &e.body
+        else {
+            continue;
+        };
+        if !rule.kinds.contains(*kind) || ctx.role_exempt(*role) {
+            continue;
+        }
+        if skip_owner_side {
+            if let Some(o) = &fold.owner {
+                if ctx.rules.exemptions.account_team && o.account_team.contains(rep) {
+                    continue;
+                }
+            }
+        }
+        if !seen
+            .iter()
+            .any(|s| matches!(&s.body, Body::Contact { rep: r, .. } if r == rep))
+        {
+            seen.push(e);
+        }
+    }
+    seen
+}
+
+fn contact_rep(e: &Entry) -> Option<(RepIdx, Sym, Sym)> {
+    match &e.body {
+        Body::Contact {
+            rep, team, role, ..
+        } => Some((*rep, *team, *role)),
+        Body::Ownership { .. } => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn multi_rep(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    log: &[Entry],
+    i: usize,
+    c: &Contact,
+    ri: usize,
+    rule: &CollisionRule,
+    min_reps: usize,
+    window: Span,
+    out: &mut Vec<(Key, Output)>,
+) {
+    let e = &log[i];
+    if !rule.kinds.contains(c.kind)
+        || ctx.role_exempt(c.role)
+        || !rule.scope.allows_team(ctx.word_str(c.team))
+        || fold.owner.as_ref().is_some_and(|o| o.protects_at(e.t))
+    {
+        return;
+    }
+    let from = e.t - window;
+    let seen = reps_in_window(ctx, fold, log, i, rule, from, true);
+    if seen.len() < min_reps {
+        return;
+    }
+    let mut reps: Vec<RepData> = seen
+        .iter()
+        .filter_map(|s| contact_rep(s))
+        .map(|(r, t, ro)| ctx.rep_data(r, t, ro))
+        .collect();
+    reps.sort();
+    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
+        return;
+    }
+    let mut evidence: Vec<EvidenceData> = vec![ctx.evidence(e)];
+    evidence.extend(
+        seen.iter()
+            .rev()
+            .filter(|s| s.key() != e.key())
+            .map(|s| ctx.evidence(s)),
+    );
+    let names: Vec<String> = seen
+        .iter()
+        .rev()
+        .filter_map(|s| contact_rep(s))
+        .map(|(r, t, _)| ctx.rep_name(r, t))
+        .collect();
+    let reason = format!(
+        "{} reps contacted customer {}{} within {}: {}",
+        seen.len(),
+        ctx.subject,
+        match &fold.owner {
+            None => " (no owner)".to_string(),
+            Some(o) => format!(
+                " (owner {}'s protection ended {})",
+                ctx.rep_name(o.rep, o.team),
+                ctx.time(o.protected_until)
+            ),
+        },
+        format_span(window),
+        names.join(", ")
+    );
+    let data = CollisionData {
+        rule: Arc::from(rule.id.as_str()),
+        rule_type: rule.kind.type_name(),
+        severity: rule.severity.as_str(),
+        customer: ctx.customer_data(),
+        owner: fold.owner.as_ref().map(|o| ctx.owner_data(o)),
+        reps,
+        intruder: Some(ctx.rep_data(c.rep, c.team, c.role)),
+        evidence,
+        window: WindowData {
+            from: ctx.time(from),
+            to: ctx.time(e.t),
+        },
+        reason,
+    };
+    emit_collision(ctx, e, rule, &data, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn complaint(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    log: &[Entry],
+    i: usize,
+    c: &Contact,
+    ri: usize,
+    rule: &CollisionRule,
+    window: Span,
+    out: &mut Vec<(Key, Output)>,
+) {
+    let e = &log[i];
+    if c.kind != ContactKind::Complaint {
+        return;
+    }
+    let from = e.t - window;
+    let seen = reps_in_window(ctx, fold, log, i, rule, from, false);
+    let mut reps: Vec<RepData> = seen
+        .iter()
+        .filter_map(|s| contact_rep(s))
+        .map(|(r, t, ro)| ctx.rep_data(r, t, ro))
+        .collect();
+    reps.sort();
+    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
+        return;
+    }
+    let mut evidence: Vec<EvidenceData> = vec![ctx.evidence(e)];
+    evidence.extend(seen.iter().rev().map(|s| ctx.evidence(s)));
+    let names: Vec<String> = seen
+        .iter()
+        .rev()
+        .filter_map(|s| contact_rep(s))
+        .map(|(r, t, _)| ctx.rep_name(r, t))
+        .collect();
+    let reason = if names.is_empty() {
+        format!(
+            "customer {} complained about being contacted by several reps; no rep contact is on record within {}",
+            ctx.subject,
+            format_span(window)
+        )
+    } else {
+        format!(
+            "customer {} complained about being contacted by several reps; within {} it was contacted by {}",
+            ctx.subject,
+            format_span(window),
+            names.join(", ")
+        )
+    };
+    let data = CollisionData {
+        rule: Arc::from(rule.id.as_str()),
+        rule_type: rule.kind.type_name(),
+        severity: rule.severity.as_str(),
+        customer: ctx.customer_data(),
+        owner: fold.owner.as_ref().map(|o| ctx.owner_data(o)),
+        reps,
+        intruder: None,
+        evidence,
+        window: WindowData {
+            from: ctx.time(from),
+            to: ctx.time(e.t),
+        },
+        reason,
+    };
+    emit_collision(ctx, e, rule, &data, out);
+}
+
+fn emit_collision(
+    ctx: &Ctx<'_>,
+    e: &Entry,
+    rule: &CollisionRule,
+    data: &CollisionData,
+    out: &mut Vec<(Key, Output)>,
+) {
+    out.push((
+        e.key(),
+        Output::new(
+            OutputType::Collision,
+            ctx.subject.clone(),
+            e.t,
+            data,
+            Some((Arc::from(rule.id.as_str()), rule.severity.as_str())),
+        ),
+    ));
+}
+
+fn first_touch(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    e: &Entry,
+    c: &Contact,
+    out: &mut Vec<(Key, Output)>,
+) {
+    let Some(kinds) = ctx.rules.ownership.first_touch else {
+        return;
+    };
+    if fold.owner.is_some()
+        || !kinds.contains(c.kind)
+        || c.direction == Direction::Inbound && c.kind == ContactKind::Complaint
+        || ctx.role_exempt(c.role)
+        || !ctx.reps.get(c.rep).active
+    {
+        return;
+    }
+    let owner = Owner {
+        rep: c.rep,
+        team: c.team,
+        since: e.t,
+        protected_until: e.t + ctx.rules.ownership.protection,
+        via: Via::FirstTouch,
+        origin_event: e.event_id.clone(),
+        origin_source: e.source,
+        origin_kind: c.kind.as_str(),
+        account_team: Box::new([]),
+        locked: false,
+        won: false,
+    };
+    let data = ClaimData {
+        customer: ctx.customer_data(),
+        rep: ctx.rep_data(c.rep, c.team, c.role),
+        via: Via::FirstTouch.as_str(),
+        protected_until: ctx.time(owner.protected_until),
+        evidence: vec![ctx.evidence(e)],
+        reason: format!(
+            "{} {} customer {}, which had no owner: first development gives protection for {}",
+            ctx.rep_name(c.rep, c.team),
+            verb(c.kind, c.direction),
+            ctx.subject,
+            format_span(ctx.rules.ownership.protection)
+        ),
+    };
+    fold.owner = Some(owner);
+    out.push((
+        e.key(),
+        Output::new(
+            OutputType::OwnershipClaimed,
+            ctx.subject.clone(),
+            e.t,
+            &data,
+            None,
+        ),
+    ));
+}
+
+fn verb(kind: ContactKind, direction: Direction) -> &'static str {
+    match (kind, direction) {
+        (ContactKind::Call, Direction::Outbound) => "called",
+        (ContactKind::Call, Direction::Inbound) => "answered a call from",
+        (ContactKind::Email, Direction::Outbound) => "emailed",
+        (ContactKind::Email, Direction::Inbound) => "answered an email from",
+        (ContactKind::Visit, _) => "visited",
+        (ContactKind::Meeting, _) => "met",
+        (ContactKind::Message, Direction::Outbound) => "messaged",
+        (ContactKind::Message, Direction::Inbound) => "answered a message from",
+        (ContactKind::Complaint, _) => "logged a complaint from",
+    }
+}

@@ -1,0 +1,661 @@
+//! The deterministic core: events and time in, outputs out. No IO, no clock.
+//!
+//! # Call order
+//! - [`Engine::handle_event`] with each parsed event and the driver's `now` (wall-clock time in
+//!   live mode; the event's own time in a replay). Outputs are queued.
+//! - [`Engine::handle_timeout`] when the driver's clock reaches [`Engine::next_deadline`] (or on a
+//!   tick) with no event to deliver: timers fire even when a customer goes quiet.
+//! - [`Engine::drain_outputs`] after either call, to take the queued outputs in order.
+//!
+//! # Time
+//! The engine's clock is the newest event time seen (or the `now` of `handle_timeout`, whichever
+//! is later). The *watermark* is that clock minus `settings.allowed_lateness`. An event older
+//! than the watermark is too late to place in order: it is refused with a reason, never dropped
+//! silently (ownership events are the exception: the CRM's word on ownership is applied at the
+//! watermark and counted). Timers fire when the watermark passes their deadline.
+//!
+//! # Order independence
+//! Each customer's outputs are a function of its events sorted by event time (see
+//! [`customer`]). Within the allowed lateness, arrival order changes only *when* an output is
+//! emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
+
+mod customer;
+mod detect;
+pub mod reps;
+mod stats;
+mod timers;
+
+pub use stats::Stats;
+
+use crate::config::{Roster, Rules};
+use crate::event::{Activity, Event, Ownership};
+use crate::identity::{IdentityIndex, Resolution};
+use crate::ingest::{RejectReason, Rejection};
+use crate::output::{Output, OutputType, WithdrawnData};
+use crate::time::{Span, Timestamp};
+use customer::{Body, Customer, Emitted, Entry, Fold, Key};
+use reps::{Interner, RepIdx, Reps, Sym};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+use timers::{TimerKind, TimerTable};
+
+/// Sizes of the live state, for metrics and memory reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateSize {
+    pub customers: usize,
+    pub owned: usize,
+    pub log_entries: usize,
+    pub identifiers: usize,
+    pub timers: usize,
+}
+
+/// The collision engine for one partition of the stream.
+pub struct Engine {
+    rules: Arc<Rules>,
+    words: Interner,
+    reps: Reps,
+    exempt_roles: Vec<Sym>,
+    identity: IdentityIndex,
+    slots: Vec<Option<Customer>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    by_key: FxHashMap<Arc<str>, u32>,
+    timers: TimerTable,
+    clock: Option<Timestamp>,
+    horizon: Span,
+    queue: Vec<Output>,
+    scratch: Vec<(Key, Output)>,
+    event_counts: FxHashMap<(Sym, ContactKindOrAction), u64>,
+    alert_counts: FxHashMap<(Arc<str>, &'static str), u64>,
+    stats: Stats,
+}
+
+/// Counting key for accepted events: a contact kind or an ownership action name.
+type ContactKindOrAction = &'static str;
+
+impl Engine {
+    pub fn new(rules: Arc<Rules>, roster: &Roster) -> Engine {
+        let mut words = Interner::default();
+        let reps = Reps::from_roster(roster, &mut words);
+        let exempt_roles = rules
+            .exemptions
+            .roles
+            .iter()
+            .map(|r| words.intern(r))
+            .collect();
+        let identity = IdentityIndex::new(
+            rules.identity.shared_identifier_limit,
+            &rules.identity.shared_phones,
+            &rules.identity.shared_emails,
+        );
+        let horizon = rules.horizon();
+        Engine {
+            rules,
+            words,
+            reps,
+            exempt_roles,
+            identity,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_key: FxHashMap::default(),
+            timers: TimerTable::default(),
+            clock: None,
+            horizon,
+            queue: Vec::new(),
+            scratch: Vec::new(),
+            event_counts: FxHashMap::default(),
+            alert_counts: FxHashMap::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// The newest event time seen (or `handle_timeout` time).
+    pub fn clock(&self) -> Option<Timestamp> {
+        self.clock
+    }
+
+    /// Events older than this are too late.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.clock.map(|c| c - self.rules.settings.allowed_lateness)
+    }
+
+    /// When the driver should call [`Engine::handle_timeout`] at the latest (in driver time: a
+    /// timer deadline plus the allowed lateness).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers
+            .next_deadline()
+            .map(|d| d + self.rules.settings.allowed_lateness)
+    }
+
+    /// Takes the outputs queued so far, in emission order.
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.queue.drain(..)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        for (&(src, kind), &n) in &self.event_counts {
+            let name = self
+                .words
+                .get(src)
+                .map(|w| w.to_string())
+                .unwrap_or_default();
+            *s.events.entry((name, kind)).or_default() += n;
+        }
+        for ((rule, sev), &n) in &self.alert_counts {
+            *s.alerts.entry((rule.to_string(), *sev)).or_default() += n;
+        }
+        s
+    }
+
+    pub fn state_size(&self) -> StateSize {
+        let mut size = StateSize {
+            identifiers: self.identity.len(),
+            timers: self.timers.len(),
+            ..StateSize::default()
+        };
+        for c in self.slots.iter().flatten() {
+            size.customers += 1;
+            size.log_entries += c.log.len();
+            if c.head.owner.is_some() {
+                size.owned += 1;
+            }
+        }
+        size
+    }
+
+    /// Advances the clock with no event (a quiet stream) and fires due timers.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.clock.is_none_or(|c| now > c) {
+            self.clock = Some(now);
+        }
+        self.fire_timers();
+    }
+
+    /// Processes one event. `now` is the driver's clock, used to refuse events that claim to
+    /// be from the future; a replay passes the event's own time.
+    pub fn handle_event(&mut self, event: Event, now: Timestamp) -> Result<(), Rejection> {
+        let t = event.occurred_at();
+        if t > now + self.rules.settings.max_future_skew {
+            return Err(self.reject(
+                RejectReason::FutureTimestamp,
+                format!(
+                    "occurred_at {} is more than {} ahead of the engine's clock {}; check the publisher's clock",
+                    t.to_rfc3339_in(self.rules.settings.time_zone),
+                    crate::time::format_span(self.rules.settings.max_future_skew),
+                    now.to_rfc3339_in(self.rules.settings.time_zone)
+                ),
+            ));
+        }
+        let watermark = self.watermark();
+        let late = watermark.is_some_and(|w| t < w);
+        if late && matches!(event, Event::Activity(_)) {
+            let w = watermark.expect("late implies a watermark");
+            return Err(self.reject(
+                RejectReason::TooLate,
+                format!(
+                    "occurred_at {} is {} behind the newest event time, more than the allowed lateness {}; it can no longer be placed in order",
+                    t.to_rfc3339_in(self.rules.settings.time_zone),
+                    crate::time::format_span(w + self.rules.settings.allowed_lateness - t),
+                    crate::time::format_span(self.rules.settings.allowed_lateness)
+                ),
+            ));
+        }
+        let resolution = {
+            let by_key = &self.by_key;
+            let slots = &self.slots;
+            self.identity.resolve(event.customer(), |k| {
+                by_key
+                    .get(k)
+                    .and_then(|&s| slots[s as usize].as_ref())
+                    .is_some_and(|c| c.provisional)
+            })
+        };
+        let (key, provisional, absorb) = match resolution {
+            Resolution::Customer {
+                key,
+                provisional,
+                absorb,
+            } => (key, provisional, absorb),
+            Resolution::Ambiguous(why) => {
+                return Err(self.reject(
+                    RejectReason::AmbiguousCustomer,
+                    format!("no customer id, and its identifiers can't tell which customer: {why}; publish the CRM's customer id"),
+                ))
+            }
+        };
+        if self.clock.is_none_or(|c| t > c) {
+            self.clock = Some(t);
+            self.fire_timers();
+        }
+        let slot = self.customer_slot(&key, provisional);
+        self.note_identifiers(slot, event.customer());
+        let entry = self.entry_for(&event, late);
+        let absorbed_any = !absorb.is_empty();
+        for other in absorb {
+            self.absorb(slot, &other);
+        }
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        if cust.contains(entry.tie, entry.source, &entry.event_id) {
+            self.stats.duplicates += 1;
+            if absorbed_any {
+                self.refold(slot);
+            }
+            return Ok(());
+        }
+        let counted: &'static str = match &event {
+            Event::Activity(a) => a.kind.as_str(),
+            Event::Ownership(o) => o.action.as_str(),
+        };
+        *self
+            .event_counts
+            .entry((entry.source, counted))
+            .or_default() += 1;
+        if late {
+            self.stats.late_ownership_applied += 1;
+        }
+        let pos = cust.position(entry.key());
+        let in_order = pos == cust.log.len();
+        cust.log.insert(pos, entry);
+        if in_order && !absorbed_any {
+            self.fold_last(slot);
+        } else {
+            if !in_order {
+                self.stats.reordered += 1;
+            }
+            self.refold(slot);
+        }
+        self.schedule_housekeeping(slot);
+        Ok(())
+    }
+
+    fn reject(&mut self, reason: RejectReason, detail: String) -> Rejection {
+        *self.stats.rejected.entry(reason).or_default() += 1;
+        Rejection::new(reason, detail)
+    }
+
+    fn customer_slot(&mut self, key: &Arc<str>, provisional: bool) -> u32 {
+        if let Some(&slot) = self.by_key.get(key) {
+            return slot;
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
+        self.slots[slot as usize] = Some(Customer::new(
+            key.clone(),
+            provisional,
+            self.generations[slot as usize],
+        ));
+        self.by_key.insert(key.clone(), slot);
+        self.stats.customers_created += 1;
+        slot
+    }
+
+    /// Records identifiers and the newest attributes the event gives for its customer.
+    fn note_identifiers(&mut self, slot: u32, c: &crate::event::CustomerRef) {
+        let region = self.words.intern_opt(c.region.as_deref());
+        let industry = self.words.intern_opt(c.industry.as_deref());
+        let tier = self.words.intern_opt(c.tier.as_deref());
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        for (kind, ident) in IdentityIndex::identifiers(c) {
+            if !cust
+                .identifiers
+                .iter()
+                .any(|(k, v)| *k == kind && &**v == ident)
+            {
+                cust.identifiers.push((kind, ident.into()));
+            }
+        }
+        if !region.is_none() {
+            cust.region = region;
+        }
+        if !industry.is_none() {
+            cust.industry = industry;
+        }
+        if !tier.is_none() {
+            cust.tier = tier;
+        }
+    }
+
+    fn entry_for(&mut self, event: &Event, late: bool) -> Entry {
+        let source = self.words.intern(event.source());
+        let event_id = event.event_id();
+        let tie = {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(event.source().as_bytes());
+            h.update(&[0]);
+            h.update(event_id.as_bytes());
+            h.digest()
+        };
+        match event {
+            Event::Activity(Activity {
+                occurred_at,
+                rep,
+                kind,
+                direction,
+                ..
+            }) => {
+                let (idx, team, role) = self.rep_context(rep);
+                Entry {
+                    t: *occurred_at,
+                    order: 1,
+                    tie,
+                    source,
+                    event_id: event_id.into(),
+                    body: Body::Contact {
+                        rep: idx,
+                        team,
+                        role,
+                        kind: *kind,
+                        direction: *direction,
+                    },
+                }
+            }
+            Event::Ownership(Ownership {
+                occurred_at,
+                action,
+                rep,
+                account_team,
+                ..
+            }) => {
+                let rep = rep.as_ref().map(|r| {
+                    let (idx, team, _) = self.rep_context(r);
+                    (idx, team)
+                });
+                let account_team = account_team
+                    .iter()
+                    .map(|id| self.reps.intern(id, &mut self.words))
+                    .collect();
+                let t = if late {
+                    self.watermark().unwrap_or(*occurred_at)
+                } else {
+                    *occurred_at
+                };
+                Entry {
+                    t,
+                    order: 0,
+                    tie,
+                    source,
+                    event_id: event_id.into(),
+                    body: Body::Ownership {
+                        action: *action,
+                        rep,
+                        account_team,
+                        occurred: *occurred_at,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The rep's handle, team and role: the roster's word first, then the event's.
+    fn rep_context(&mut self, rep: &crate::event::RepRef) -> (RepIdx, Sym, Sym) {
+        let idx = self.reps.intern(&rep.id, &mut self.words);
+        let info = self.reps.get(idx);
+        let (mut team, mut role) = (info.team, info.role);
+        if team.is_none() {
+            team = self.words.intern_opt(rep.team.as_deref());
+        }
+        if role.is_none() {
+            role = self.words.intern_opt(rep.role.as_deref());
+        }
+        (idx, team, role)
+    }
+
+    /// Fast path: fold the newest entry onto `head` and emit what it causes.
+    fn fold_last(&mut self, slot: u32) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let ctx = detect::Ctx {
+            rules: &self.rules,
+            reps: &self.reps,
+            words: &self.words,
+            exempt_roles: &self.exempt_roles,
+            subject: &cust.key,
+            provisional: cust.provisional,
+            region: cust.region,
+            industry: cust.industry,
+            tier: cust.tier,
+        };
+        let i = cust.log.len() - 1;
+        self.scratch.clear();
+        detect::step(&ctx, &mut cust.head, &cust.log, i, &mut self.scratch);
+        for (key, out) in self.scratch.drain(..) {
+            cust.emitted.push(Emitted {
+                key,
+                id: out.id.clone(),
+                ty: out.ty,
+            });
+            count_output(&mut self.stats, &mut self.alert_counts, &out);
+            self.queue.push(out);
+        }
+    }
+
+    /// Slow path: fold the whole log again from `base`, then emit what is new and withdraw
+    /// what no longer holds.
+    fn refold(&mut self, slot: u32) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let ctx = detect::Ctx {
+            rules: &self.rules,
+            reps: &self.reps,
+            words: &self.words,
+            exempt_roles: &self.exempt_roles,
+            subject: &cust.key,
+            provisional: cust.provisional,
+            region: cust.region,
+            industry: cust.industry,
+            tier: cust.tier,
+        };
+        let mut fold: Fold = cust.base.clone();
+        self.scratch.clear();
+        for i in 0..cust.log.len() {
+            detect::step(&ctx, &mut fold, &cust.log, i, &mut self.scratch);
+        }
+        cust.head = fold;
+        let old = std::mem::take(&mut cust.emitted);
+        let mut gone: Vec<&Emitted> = old
+            .iter()
+            .filter(|o| !self.scratch.iter().any(|(_, n)| n.id == o.id))
+            .collect();
+        gone.sort_by_key(|g| g.key);
+        let subject = cust.key.clone();
+        for g in gone {
+            let out = withdrawal(
+                &subject,
+                g,
+                cust.log
+                    .iter()
+                    .find(|e| e.key() == g.key)
+                    .map_or(g.key.0, |e| e.t),
+                "a late event or a customer merge changed the facts this output was based on",
+            );
+            count_output(&mut self.stats, &mut self.alert_counts, &out);
+            self.queue.push(out);
+        }
+        for (key, out) in self.scratch.drain(..) {
+            cust.emitted.push(Emitted {
+                key,
+                id: out.id.clone(),
+                ty: out.ty,
+            });
+            if !old.iter().any(|o| o.id == out.id) {
+                count_output(&mut self.stats, &mut self.alert_counts, &out);
+                self.queue.push(out);
+            }
+        }
+    }
+
+    /// Merges the provisional customer `other` into `slot`.
+    fn absorb(&mut self, slot: u32, other: &Arc<str>) {
+        let Some(other_slot) = self.by_key.get(other).copied() else {
+            return;
+        };
+        if other_slot == slot {
+            return;
+        }
+        let Some(gone) = self.slots[other_slot as usize].take() else {
+            return;
+        };
+        self.by_key.remove(other);
+        self.free.push(other_slot);
+        self.stats.merges += 1;
+        let into = self.slots[slot as usize].as_mut().expect("live slot");
+        let into_key = into.key.clone();
+        for e in gone.log {
+            if !into.contains(e.tie, e.source, &e.event_id) {
+                let pos = into.position(e.key());
+                into.log.insert(pos, e);
+            }
+        }
+        if into.base.owner.is_none() {
+            into.base.owner = gone.base.owner;
+        }
+        into.base.cooldowns.extend(gone.base.cooldowns);
+        for (k, v) in &gone.identifiers {
+            if !into.identifiers.iter().any(|(a, b)| a == k && b == v) {
+                into.identifiers.push((*k, v.clone()));
+            }
+        }
+        for (mine, theirs) in [
+            (&mut into.region, gone.region),
+            (&mut into.industry, gone.industry),
+            (&mut into.tier, gone.tier),
+        ] {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        self.identity.relink(&gone.identifiers, other, &into_key);
+        for g in &gone.emitted {
+            let out = withdrawal(
+                &gone.key,
+                g,
+                g.key.0,
+                &format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key),
+            );
+            count_output(&mut self.stats, &mut self.alert_counts, &out);
+            self.queue.push(out);
+        }
+    }
+
+    fn schedule_housekeeping(&mut self, slot: u32) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let Some(newest) = cust.newest() else {
+            return;
+        };
+        let at = newest + self.horizon + Span(1);
+        if cust.housekeeping_at == Some(at) {
+            return;
+        }
+        if let Some(old) = cust.housekeeping_at {
+            self.timers
+                .cancel(old, slot, cust.generation, TimerKind::Housekeeping);
+        }
+        cust.housekeeping_at = Some(at);
+        self.timers
+            .schedule(at, slot, cust.generation, TimerKind::Housekeeping);
+    }
+
+    fn fire_timers(&mut self) {
+        let Some(watermark) = self.watermark() else {
+            return;
+        };
+        while let Some((at, slot, generation, kind)) = self.timers.pop_due(watermark) {
+            let live = self.slots[slot as usize]
+                .as_ref()
+                .is_some_and(|c| c.generation == generation && c.housekeeping_at == Some(at));
+            if !live {
+                continue;
+            }
+            match kind {
+                TimerKind::Housekeeping => self.housekeeping(slot, watermark),
+            }
+        }
+    }
+
+    /// Folds entries no on-time event can reach into `base`; evicts the customer when nothing
+    /// is left to remember.
+    fn housekeeping(&mut self, slot: u32, watermark: Timestamp) {
+        let cutoff = watermark - self.horizon;
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        cust.housekeeping_at = None;
+        let keep_from = cust.log.partition_point(|e| e.t < cutoff);
+        if keep_from > 0 {
+            let ctx = detect::Ctx {
+                rules: &self.rules,
+                reps: &self.reps,
+                words: &self.words,
+                exempt_roles: &self.exempt_roles,
+                subject: &cust.key,
+                provisional: cust.provisional,
+                region: cust.region,
+                industry: cust.industry,
+                tier: cust.tier,
+            };
+            let mut sink = Vec::new();
+            for i in 0..keep_from {
+                detect::step(&ctx, &mut cust.base, &cust.log, i, &mut sink);
+            }
+            let last_key = cust.log[keep_from - 1].key();
+            cust.log.drain(..keep_from);
+            cust.emitted.retain(|e| e.key > last_key);
+            let rules = &self.rules;
+            cust.base.cooldowns.retain(|(ri, _, last)| {
+                rules
+                    .collisions
+                    .get(*ri as usize)
+                    .is_some_and(|r| cutoff < *last + r.cooldown)
+            });
+        }
+        if cust.log.is_empty() && cust.base.owner.is_none() && cust.base.cooldowns.is_empty() {
+            let gone = self.slots[slot as usize].take().expect("live slot");
+            self.by_key.remove(&gone.key);
+            self.identity.forget(&gone.identifiers, &gone.key);
+            self.free.push(slot);
+            self.stats.customers_evicted += 1;
+        } else {
+            self.schedule_housekeeping(slot);
+        }
+    }
+}
+
+fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Output {
+    Output::new(
+        OutputType::Withdrawn,
+        subject.clone(),
+        t,
+        &WithdrawnData {
+            withdrawn_id: g.id.clone(),
+            withdrawn_type: g.ty.as_str(),
+            reason: reason.to_string(),
+        },
+        None,
+    )
+}
+
+fn count_output(
+    stats: &mut Stats,
+    alerts: &mut FxHashMap<(Arc<str>, &'static str), u64>,
+    out: &Output,
+) {
+    match out.ty {
+        OutputType::Collision => {
+            if let Some((rule, sev)) = &out.rule {
+                *alerts.entry((rule.clone(), sev)).or_default() += 1;
+            }
+        }
+        OutputType::OwnershipClaimed => stats.claims += 1,
+        OutputType::Withdrawn => stats.withdrawn += 1,
+    }
+}

@@ -1,0 +1,123 @@
+//! Reps and the small words (teams, roles, sources, attributes) the core interns.
+//!
+//! The core compares reps and teams on every event, so it works with small integer handles and
+//! keeps the strings here once.
+
+use crate::config::Roster;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// A handle to an interned word. [`Sym::NONE`] stands for "not given".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym(pub u32);
+
+impl Sym {
+    pub const NONE: Sym = Sym(u32::MAX);
+    pub fn is_none(self) -> bool {
+        self == Sym::NONE
+    }
+}
+
+/// Interns strings to [`Sym`]s.
+#[derive(Debug, Default)]
+pub struct Interner {
+    words: Vec<Arc<str>>,
+    index: FxHashMap<Arc<str>, Sym>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&sym) = self.index.get(s) {
+            return sym;
+        }
+        let sym = Sym(self.words.len() as u32);
+        let word: Arc<str> = Arc::from(s);
+        self.words.push(word.clone());
+        self.index.insert(word, sym);
+        sym
+    }
+    pub fn intern_opt(&mut self, s: Option<&str>) -> Sym {
+        s.map_or(Sym::NONE, |s| self.intern(s))
+    }
+    pub fn get(&self, sym: Sym) -> Option<&Arc<str>> {
+        self.words.get(sym.0 as usize)
+    }
+    pub fn lookup(&self, s: &str) -> Option<Sym> {
+        self.index.get(s).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// A handle to a rep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepIdx(pub u32);
+
+/// What the roster says about a rep (events may add a team or role for reps it doesn't list).
+#[derive(Debug, Clone)]
+pub struct RepInfo {
+    pub id: Arc<str>,
+    pub team: Sym,
+    pub role: Sym,
+    pub manager: Sym,
+    pub active: bool,
+    pub in_roster: bool,
+}
+
+/// Every rep seen, roster first.
+#[derive(Debug, Default)]
+pub struct Reps {
+    pub list: Vec<RepInfo>,
+    index: FxHashMap<Arc<str>, RepIdx>,
+}
+
+impl Reps {
+    pub fn from_roster(roster: &Roster, words: &mut Interner) -> Reps {
+        let mut reps = Reps::default();
+        for r in &roster.reps {
+            let idx = reps.insert(&r.id, words);
+            let info = &mut reps.list[idx.0 as usize];
+            info.team = words.intern_opt(r.team.as_deref());
+            info.role = words.intern_opt(r.role.as_deref());
+            info.manager = words.intern_opt(r.manager.as_deref());
+            info.active = r.active;
+            info.in_roster = true;
+        }
+        reps
+    }
+
+    fn insert(&mut self, id: &str, _words: &mut Interner) -> RepIdx {
+        let idx = RepIdx(self.list.len() as u32);
+        let id: Arc<str> = Arc::from(id);
+        self.list.push(RepInfo {
+            id: id.clone(),
+            team: Sym::NONE,
+            role: Sym::NONE,
+            manager: Sym::NONE,
+            active: true,
+            in_roster: false,
+        });
+        self.index.insert(id, idx);
+        idx
+    }
+
+    /// The rep's handle, adding reps the roster doesn't list.
+    pub fn intern(&mut self, id: &str, words: &mut Interner) -> RepIdx {
+        match self.index.get(id) {
+            Some(&idx) => idx,
+            None => self.insert(id, words),
+        }
+    }
+
+    pub fn get(&self, idx: RepIdx) -> &RepInfo {
+        &self.list[idx.0 as usize]
+    }
+
+    pub fn lookup(&self, id: &str) -> Option<RepIdx> {
+        self.index.get(id).copied()
+    }
+}

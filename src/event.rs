@@ -1,0 +1,235 @@
+//! The canonical input events, after parsing and normalization.
+//!
+//! Every source's JSON is turned into these types by [`crate::ingest`]; the core only ever sees
+//! them. Identifiers inside [`CustomerRef`] are already normalized (E.164 phones, lower-cased
+//! emails, canonical company keys), so two spellings of one phone are equal strings here.
+
+use crate::time::Timestamp;
+
+/// What kind of contact an activity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContactKind {
+    Call,
+    Email,
+    Visit,
+    Meeting,
+    Message,
+    /// The customer reports being contacted by several reps.
+    Complaint,
+}
+
+impl ContactKind {
+    pub const ALL: [ContactKind; 6] = [
+        ContactKind::Call,
+        ContactKind::Email,
+        ContactKind::Visit,
+        ContactKind::Meeting,
+        ContactKind::Message,
+        ContactKind::Complaint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Call => "call",
+            ContactKind::Email => "email",
+            ContactKind::Visit => "visit",
+            ContactKind::Meeting => "meeting",
+            ContactKind::Message => "message",
+            ContactKind::Complaint => "complaint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ContactKind> {
+        ContactKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Bit for [`KindSet`].
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A small set of contact kinds (a rule's `kinds:` list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KindSet(u8);
+
+impl KindSet {
+    pub const EMPTY: KindSet = KindSet(0);
+    /// Every kind that is a contact by a rep (all but `complaint`).
+    pub const CONTACTS: KindSet = KindSet(0b0001_1111);
+
+    pub fn contains(self, k: ContactKind) -> bool {
+        self.0 & k.bit() != 0
+    }
+    pub fn insert(&mut self, k: ContactKind) {
+        self.0 |= k.bit();
+    }
+    pub fn iter(self) -> impl Iterator<Item = ContactKind> {
+        ContactKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
+    }
+}
+
+impl FromIterator<ContactKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = ContactKind>>(iter: I) -> Self {
+        let mut s = KindSet::EMPTY;
+        for k in iter {
+            s.insert(k);
+        }
+        s
+    }
+}
+
+/// Who started the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Direction {
+    /// The rep reached out (the default).
+    #[default]
+    Outbound,
+    /// The customer reached the company and a rep answered.
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+}
+
+/// A change of ownership published by the CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnershipAction {
+    /// The customer is given to `rep`.
+    Assign,
+    /// The owner gives the customer up (back to the pool).
+    Release,
+    /// The customer moves from `from_rep` (or the current owner) to `rep`.
+    Transfer,
+    /// The owner locks the customer: exempt from reclaim.
+    Lock,
+    Unlock,
+    /// The customer bought.
+    Won,
+}
+
+impl OwnershipAction {
+    pub const ALL: [OwnershipAction; 6] = [
+        OwnershipAction::Assign,
+        OwnershipAction::Release,
+        OwnershipAction::Transfer,
+        OwnershipAction::Lock,
+        OwnershipAction::Unlock,
+        OwnershipAction::Won,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnershipAction::Assign => "assign",
+            OwnershipAction::Release => "release",
+            OwnershipAction::Transfer => "transfer",
+            OwnershipAction::Lock => "lock",
+            OwnershipAction::Unlock => "unlock",
+            OwnershipAction::Won => "won",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OwnershipAction> {
+        OwnershipAction::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A rep as named by an event. Team and role are optional: the roster may know them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RepRef {
+    pub id: String,
+    pub team: Option<String>,
+    pub role: Option<String>,
+}
+
+/// A customer as named by an event: normalized identifiers plus attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerRef {
+    /// The CRM's customer id: authoritative when present.
+    pub id: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    /// Lower-cased, plus-tag stripped when configured.
+    pub email: Option<String>,
+    /// Canonical company key (see `identity::normalize`).
+    pub company: Option<String>,
+    pub region: Option<String>,
+    pub industry: Option<String>,
+    pub tier: Option<String>,
+}
+
+impl CustomerRef {
+    pub fn has_identifier(&self) -> bool {
+        self.id.is_some() || self.phone.is_some() || self.email.is_some() || self.company.is_some()
+    }
+}
+
+/// A contact between a rep and a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub event_id: String,
+    pub source: String,
+    pub kind: ContactKind,
+    pub direction: Direction,
+    pub occurred_at: Timestamp,
+    pub rep: RepRef,
+    pub customer: CustomerRef,
+}
+
+/// An ownership change published by the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    pub event_id: String,
+    pub source: String,
+    pub action: OwnershipAction,
+    pub occurred_at: Timestamp,
+    pub customer: CustomerRef,
+    /// The rep the action is about: the new owner for assign/transfer, the owner for the others.
+    pub rep: Option<RepRef>,
+    /// For a transfer: the previous owner, when the CRM says.
+    pub from_rep: Option<RepRef>,
+    /// Reps who may work the customer beside the owner (assign/transfer).
+    pub account_team: Vec<String>,
+}
+
+/// Anything the core consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Activity(Activity),
+    Ownership(Ownership),
+}
+
+impl Event {
+    pub fn event_id(&self) -> &str {
+        match self {
+            Event::Activity(a) => &a.event_id,
+            Event::Ownership(o) => &o.event_id,
+        }
+    }
+    pub fn source(&self) -> &str {
+        match self {
+            Event::Activity(a) => &a.source,
+            Event::Ownership(o) => &o.source,
+        }
+    }
+    pub fn occurred_at(&self) -> Timestamp {
+        match self {
+            Event::Activity(a) => a.occurred_at,
+            Event::Ownership(o) => o.occurred_at,
+        }
+    }
+    pub fn customer(&self) -> &CustomerRef {
+        match self {
+            Event::Activity(a) => &a.customer,
+            Event::Ownership(o) => &o.customer,
+        }
+    }
+}

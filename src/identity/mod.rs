@@ -1,0 +1,321 @@
+//! Who is this customer? Normalized identifiers ([`normalize`]) and the index that resolves them
+//! to one customer ([`IdentityIndex`]).
+//!
+//! The CRM's customer id is authoritative. Phones, emails and company names are *links*: when an
+//! event names an id together with a phone, the phone is linked to that id, and a later event that
+//! names only the phone finds the customer. An identifier linked to several ids is ambiguous and
+//! is not used to find anyone; once linked to `shared_identifier_limit` ids it is *shared* (a
+//! switchboard, a purchasing mailbox) and never used again. This is what keeps a switchboard
+//! number from merging every customer behind it into one (the classic false collision).
+
+pub mod normalize;
+
+use crate::event::CustomerRef;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// An identifier kind, in the order used to resolve id-less events (most specific first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdentKind {
+    Phone,
+    Email,
+    Company,
+}
+
+impl IdentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentKind::Phone => "phone",
+            IdentKind::Email => "email",
+            IdentKind::Company => "company",
+        }
+    }
+}
+
+/// What an identifier points at.
+#[derive(Debug, Clone)]
+enum Link {
+    /// Exactly one customer.
+    One(Arc<str>),
+    /// Several CRM ids: ambiguous, not used to resolve.
+    Many(Vec<Arc<str>>),
+    /// Demoted for good: seen with too many customers, or configured as shared.
+    Shared,
+}
+
+/// How an event's customer was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// This customer key (existing or new).
+    Customer {
+        key: Arc<str>,
+        /// Keyed by an identifier because no CRM id is known yet.
+        provisional: bool,
+        /// Provisional customers that turned out to be this one and must be merged into it.
+        absorb: Vec<Arc<str>>,
+    },
+    /// No id, and every identifier is shared or ambiguous.
+    Ambiguous(String),
+}
+
+/// Identifier → customer links, with demotion of shared identifiers.
+#[derive(Debug)]
+pub struct IdentityIndex {
+    links: FxHashMap<(IdentKind, Box<str>), Link>,
+    limit: usize,
+    /// Identifiers demoted so far (for metrics and explanations).
+    pub shared_count: u64,
+}
+
+impl IdentityIndex {
+    pub fn new(limit: usize, shared_phones: &[String], shared_emails: &[String]) -> Self {
+        let mut links = FxHashMap::default();
+        for p in shared_phones {
+            links.insert((IdentKind::Phone, p.as_str().into()), Link::Shared);
+        }
+        for e in shared_emails {
+            links.insert((IdentKind::Email, e.as_str().into()), Link::Shared);
+        }
+        IdentityIndex {
+            links,
+            limit: limit.max(2),
+            shared_count: 0,
+        }
+    }
+
+    /// The identifiers an event names, most specific first.
+    pub fn identifiers(c: &CustomerRef) -> impl Iterator<Item = (IdentKind, &str)> {
+        [
+            (IdentKind::Phone, c.phone.as_deref()),
+            (IdentKind::Email, c.email.as_deref()),
+            (IdentKind::Company, c.company.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+    }
+
+    /// Finds (or names) the customer of an event and records the links it reveals.
+    /// `is_provisional` says whether an existing key is provisional.
+    pub fn resolve(
+        &mut self,
+        c: &CustomerRef,
+        is_provisional: impl Fn(&str) -> bool,
+    ) -> Resolution {
+        if let Some(id) = c.id.as_deref() {
+            let key: Arc<str> = Arc::from(id);
+            let mut absorb = Vec::new();
+            for (kind, ident) in Self::identifiers(c) {
+                if let Some(p) = self.link(kind, ident, &key, &is_provisional) {
+                    if !absorb.contains(&p) {
+                        absorb.push(p);
+                    }
+                }
+            }
+            return Resolution::Customer {
+                key,
+                provisional: false,
+                absorb,
+            };
+        }
+        let mut found: Option<Arc<str>> = None;
+        let mut unknown: Vec<(IdentKind, &str)> = Vec::new();
+        let mut blocked: Vec<String> = Vec::new();
+        for (kind, ident) in Self::identifiers(c) {
+            match self.links.get(&(kind, Box::from(ident))) {
+                Some(Link::One(k)) => {
+                    if found.is_none() {
+                        found = Some(k.clone());
+                    }
+                }
+                Some(Link::Many(ks)) => blocked.push(format!(
+                    "{} {ident} belongs to {} customers",
+                    kind.as_str(),
+                    ks.len()
+                )),
+                Some(Link::Shared) => {
+                    blocked.push(format!("{} {ident} is a shared identifier", kind.as_str()))
+                }
+                None => unknown.push((kind, ident)),
+            }
+        }
+        let (key, provisional) = match found {
+            Some(k) => {
+                let p = is_provisional(&k);
+                (k, p)
+            }
+            None => match unknown.first() {
+                Some((kind, ident)) => (Arc::from(format!("{}:{ident}", kind.as_str())), true),
+                None => return Resolution::Ambiguous(blocked.join("; ")),
+            },
+        };
+        for (kind, ident) in unknown {
+            self.links
+                .insert((kind, Box::from(ident)), Link::One(key.clone()));
+        }
+        Resolution::Customer {
+            key,
+            provisional,
+            absorb: Vec::new(),
+        }
+    }
+
+    /// Links `ident` to the CRM id `key`. Returns a provisional customer that the identifier
+    /// pointed at, which must now be merged into `key`.
+    fn link(
+        &mut self,
+        kind: IdentKind,
+        ident: &str,
+        key: &Arc<str>,
+        is_provisional: &impl Fn(&str) -> bool,
+    ) -> Option<Arc<str>> {
+        let slot = (kind, Box::from(ident));
+        let limit = self.limit;
+        match self.links.get_mut(&slot) {
+            None => {
+                self.links.insert(slot, Link::One(key.clone()));
+                None
+            }
+            Some(Link::Shared) => None,
+            Some(link @ Link::One(_)) => {
+                let Link::One(existing) = &*link else {
+                    unreachable!()
+                };
+                if existing == key {
+                    return None;
+                }
+                if is_provisional(existing) {
+                    let absorbed = existing.clone();
+                    *link = Link::One(key.clone());
+                    return Some(absorbed);
+                }
+                let mut both = vec![existing.clone(), key.clone()];
+                both.sort();
+                *link = if both.len() >= limit {
+                    self.shared_count += 1;
+                    Link::Shared
+                } else {
+                    Link::Many(both)
+                };
+                None
+            }
+            Some(link @ Link::Many(_)) => {
+                let Link::Many(keys) = link else {
+                    unreachable!()
+                };
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                    keys.sort();
+                    if keys.len() >= limit {
+                        *link = Link::Shared;
+                        self.shared_count += 1;
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Points every identifier of `from` at `to` (after a merge).
+    pub fn relink(&mut self, idents: &[(IdentKind, Box<str>)], from: &str, to: &Arc<str>) {
+        for id in idents {
+            if let Some(link @ Link::One(_)) = self.links.get_mut(id) {
+                if matches!(link, Link::One(k) if &**k == from) {
+                    *link = Link::One(to.clone());
+                }
+            }
+        }
+    }
+
+    /// Forgets an evicted customer's links (shared identifiers stay demoted).
+    pub fn forget(&mut self, idents: &[(IdentKind, Box<str>)], key: &str) {
+        for id in idents {
+            let remove = match self.links.get_mut(id) {
+                Some(Link::One(k)) => &**k == key,
+                Some(link @ Link::Many(_)) => {
+                    let Link::Many(keys) = link else {
+                        unreachable!()
+                    };
+                    keys.retain(|k| &**k != key);
+                    if keys.len() == 1 {
+                        *link = Link::One(keys[0].clone());
+                    }
+                    false
+                }
+                _ => false,
+            };
+            if remove {
+                self.links.remove(id);
+            }
+        }
+    }
+
+    /// Number of identifiers indexed.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cref(id: Option<&str>, phone: Option<&str>) -> CustomerRef {
+        CustomerRef {
+            id: id.map(Into::into),
+            phone: phone.map(Into::into),
+            ..CustomerRef::default()
+        }
+    }
+
+    fn key_of(r: Resolution) -> String {
+        match r {
+            Resolution::Customer { key, .. } => key.to_string(),
+            Resolution::Ambiguous(why) => format!("ambiguous: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_phone_finds_the_customer_it_was_seen_with() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        ix.resolve(&cref(Some("C1"), Some("+8613800138000")), |_| false);
+        assert_eq!(
+            key_of(ix.resolve(&cref(None, Some("+8613800138000")), |_| false)),
+            "C1"
+        );
+    }
+
+    #[test]
+    fn a_switchboard_never_merges_customers() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        for id in ["C1", "C2", "C3", "C4"] {
+            ix.resolve(&cref(Some(id), Some("+862160000000")), |_| false);
+        }
+        assert!(
+            key_of(ix.resolve(&cref(None, Some("+862160000000")), |_| false))
+                .starts_with("ambiguous")
+        );
+        assert_eq!(ix.shared_count, 1);
+    }
+
+    #[test]
+    fn a_provisional_customer_is_absorbed_when_its_id_appears() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        let first = ix.resolve(&cref(None, Some("+8613800138000")), |_| false);
+        assert_eq!(key_of(first), "phone:+8613800138000");
+        let r = ix.resolve(&cref(Some("C1"), Some("+8613800138000")), |k| {
+            k.starts_with("phone:")
+        });
+        assert_eq!(
+            r,
+            Resolution::Customer {
+                key: Arc::from("C1"),
+                provisional: false,
+                absorb: vec![Arc::from("phone:+8613800138000")]
+            }
+        );
+    }
+}

@@ -1,0 +1,572 @@
+//! Bytes in, canonical events out: parsing, field mapping, validation and identifier
+//! normalization, with a clear reason for everything refused.
+//!
+//! This is a pure function of its input and the rules (no IO, no clock). Every refusal is a
+//! [`Rejection`] naming what is wrong and who must act; the edge writes it, with the original
+//! bytes, to the dead-letter output.
+
+use crate::config::{Field, Rules, SourceMapping, TimeFormat};
+use crate::event::{
+    Activity, ContactKind, CustomerRef, Direction, Event, Ownership, OwnershipAction, RepRef,
+};
+use crate::identity::normalize;
+use crate::time::Timestamp;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why an input message was refused. Every variant is an input problem: the publisher must fix
+/// it; retrying the same bytes never helps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Larger than `settings.max_message_bytes`.
+    Oversized,
+    /// Not UTF-8 text.
+    InvalidUtf8,
+    /// Not one JSON object.
+    MalformedJson,
+    /// A required field is absent or empty.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// `kind` (or `direction`) is not a word leadguard knows.
+    UnknownKind,
+    /// `occurred_at` is unreadable, zone-less or implausible.
+    BadTimestamp,
+    /// No usable customer identifier (all were invalid).
+    BadIdentifier,
+    /// The event claims a time too far ahead of the engine's clock.
+    FutureTimestamp,
+    /// The event is older than the allowed lateness: too late to place in order.
+    TooLate,
+    /// Its identifiers belong to several customers (shared numbers) and it names no id.
+    AmbiguousCustomer,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 11] = [
+        RejectReason::Oversized,
+        RejectReason::InvalidUtf8,
+        RejectReason::MalformedJson,
+        RejectReason::MissingField,
+        RejectReason::WrongType,
+        RejectReason::UnknownKind,
+        RejectReason::BadTimestamp,
+        RejectReason::BadIdentifier,
+        RejectReason::FutureTimestamp,
+        RejectReason::TooLate,
+        RejectReason::AmbiguousCustomer,
+    ];
+
+    /// The stable name used in dead letters and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Oversized => "oversized",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::MalformedJson => "malformed_json",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::UnknownKind => "unknown_kind",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::BadIdentifier => "bad_identifier",
+            RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::TooLate => "too_late",
+            RejectReason::AmbiguousCustomer => "ambiguous_customer",
+        }
+    }
+}
+
+/// An input refused, with a reason a publisher can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Rejection {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+/// Turns messages into events under one set of rules.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    rules: std::sync::Arc<Rules>,
+    /// Identifiers dropped because they were invalid while others remained usable.
+    pub dropped_identifiers: u64,
+}
+
+/// The canonical wire shape. Strings borrow from the input where JSON has no escapes.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    direction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    rep: Option<RepWire<'a>>,
+    #[serde(borrow)]
+    from_rep: Option<RepWire<'a>>,
+    #[serde(borrow)]
+    customer: Option<CustomerWire<'a>>,
+    #[serde(borrow)]
+    account_team: Option<Vec<Cow<'a, str>>>,
+    #[allow(dead_code)]
+    attributes: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RepWire<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    team: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct CustomerWire<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    email: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    company: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    industry: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tier: Option<Cow<'a, str>>,
+}
+
+/// Every canonical field as text, whichever way it was read.
+#[derive(Default)]
+struct Raw<'a> {
+    event_id: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    direction: Option<Cow<'a, str>>,
+    occurred_at: Option<Cow<'a, str>>,
+    source: Option<Cow<'a, str>>,
+    rep_id: Option<Cow<'a, str>>,
+    rep_team: Option<Cow<'a, str>>,
+    rep_role: Option<Cow<'a, str>>,
+    customer_id: Option<Cow<'a, str>>,
+    phone: Option<Cow<'a, str>>,
+    email: Option<Cow<'a, str>>,
+    company: Option<Cow<'a, str>>,
+    region: Option<Cow<'a, str>>,
+    industry: Option<Cow<'a, str>>,
+    tier: Option<Cow<'a, str>>,
+    from_rep_id: Option<Cow<'a, str>>,
+    account_team: Vec<Cow<'a, str>>,
+}
+
+fn own(v: Option<Cow<'_, str>>) -> Option<String> {
+    v.map(|c| c.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl Ingest {
+    pub fn new(rules: std::sync::Arc<Rules>) -> Ingest {
+        Ingest {
+            rules,
+            dropped_identifiers: 0,
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Parses one message. `source` is the mapping of the input it came from (None: canonical
+    /// shape); `default_source` names the publisher when the message doesn't.
+    pub fn parse(
+        &mut self,
+        bytes: &[u8],
+        source: Option<&SourceMapping>,
+        default_source: &str,
+    ) -> Result<Event, Rejection> {
+        let max = self.rules.settings.max_message_bytes;
+        if bytes.len() > max {
+            return Err(Rejection::new(
+                RejectReason::Oversized,
+                format!(
+                    "message is {} bytes; the limit is {max} (settings.max_message_bytes)",
+                    bytes.len()
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Rejection::new(
+                RejectReason::InvalidUtf8,
+                format!("not UTF-8 text: {e}; publish JSON encoded as UTF-8"),
+            )
+        })?;
+        if !text.trim_start().starts_with('{') {
+            return Err(Rejection::new(
+                RejectReason::MalformedJson,
+                "expected one JSON object per message (a line starting with `{`)",
+            ));
+        }
+        match source {
+            None => {
+                let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| wire_error(text, e))?;
+                self.finish(canonical_raw(wire), None, default_source)
+            }
+            Some(mapping) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| wire_error(text, e))?;
+                if !value.is_object() {
+                    return Err(Rejection::new(
+                        RejectReason::MalformedJson,
+                        "expected one JSON object per message",
+                    ));
+                }
+                let raw = mapped_raw(&value, mapping)?;
+                self.finish(raw, Some(mapping), default_source)
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        raw: Raw<'_>,
+        mapping: Option<&SourceMapping>,
+        default_source: &str,
+    ) -> Result<Event, Rejection> {
+        let missing = |f: &str| {
+            Rejection::new(
+                RejectReason::MissingField,
+                format!("required field `{f}` is missing or empty"),
+            )
+        };
+        let event_id = own(raw.event_id).ok_or_else(|| missing("event_id"))?;
+        let kind_text = own(raw.kind).ok_or_else(|| missing("kind"))?;
+        let occurred_text = own(raw.occurred_at).ok_or_else(|| missing("occurred_at"))?;
+        let source = own(raw.source).unwrap_or_else(|| default_source.to_string());
+        let occurred_at = self.read_time(&occurred_text, mapping)?;
+        let rep = own(raw.rep_id).map(|id| RepRef {
+            id,
+            team: own(raw.rep_team),
+            role: own(raw.rep_role),
+        });
+        let customer = self.customer(
+            raw.customer_id,
+            raw.phone,
+            raw.email,
+            raw.company,
+            raw.region,
+            raw.industry,
+            raw.tier,
+        )?;
+        if let Some(kind) = ContactKind::parse(&kind_text) {
+            let direction = match own(raw.direction).as_deref() {
+                None | Some("outbound") => Direction::Outbound,
+                Some("inbound") => Direction::Inbound,
+                Some(other) => {
+                    return Err(Rejection::new(
+                        RejectReason::UnknownKind,
+                        format!("`direction` is `{other}`; expected outbound or inbound"),
+                    ))
+                }
+            };
+            let rep = rep.ok_or_else(|| missing("rep.id"))?;
+            return Ok(Event::Activity(Activity {
+                event_id,
+                source,
+                kind,
+                direction,
+                occurred_at,
+                rep,
+                customer,
+            }));
+        }
+        if let Some(action) = OwnershipAction::parse(&kind_text) {
+            if customer.id.is_none() {
+                return Err(Rejection::new(
+                    RejectReason::MissingField,
+                    format!(
+                        "`{}` is an ownership event: it must name the CRM's customer id (`customer.id`)",
+                        action.as_str()
+                    ),
+                ));
+            }
+            if matches!(action, OwnershipAction::Assign | OwnershipAction::Transfer)
+                && rep.is_none()
+            {
+                return Err(missing("rep.id (the new owner)"));
+            }
+            return Ok(Event::Ownership(Ownership {
+                event_id,
+                source,
+                action,
+                occurred_at,
+                customer,
+                rep,
+                from_rep: own(raw.from_rep_id).map(|id| RepRef {
+                    id,
+                    ..RepRef::default()
+                }),
+                account_team: raw
+                    .account_team
+                    .into_iter()
+                    .filter_map(|c| own(Some(c)))
+                    .collect(),
+            }));
+        }
+        Err(Rejection::new(
+            RejectReason::UnknownKind,
+            format!(
+                "`kind` is `{}`; expected one of call, email, visit, meeting, message, complaint (activity) or assign, release, transfer, lock, unlock, won (ownership)",
+                truncate(&kind_text, 40)
+            ),
+        ))
+    }
+
+    fn read_time(
+        &self,
+        text: &str,
+        mapping: Option<&SourceMapping>,
+    ) -> Result<Timestamp, Rejection> {
+        let format = mapping
+            .map(|m| &m.time_format)
+            .unwrap_or(&TimeFormat::Rfc3339);
+        let parsed = match format {
+            TimeFormat::Rfc3339 => Timestamp::parse_rfc3339(text),
+            TimeFormat::EpochMillis | TimeFormat::EpochSeconds => {
+                let scale = if *format == TimeFormat::EpochSeconds {
+                    1000
+                } else {
+                    1
+                };
+                match text.parse::<i64>() {
+                    Ok(n) => Timestamp::from_epoch_millis(n.saturating_mul(scale)),
+                    Err(_) => Err(crate::time::TimeError(format!(
+                        "`{}` is not a whole number of epoch units",
+                        truncate(text, 40)
+                    ))),
+                }
+            }
+            TimeFormat::Local(pattern) => {
+                Timestamp::parse_local(text, pattern, self.rules.settings.time_zone)
+            }
+        };
+        parsed
+            .map_err(|e| Rejection::new(RejectReason::BadTimestamp, format!("`occurred_at`: {e}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn customer(
+        &mut self,
+        id: Option<Cow<'_, str>>,
+        phone: Option<Cow<'_, str>>,
+        email: Option<Cow<'_, str>>,
+        company: Option<Cow<'_, str>>,
+        region: Option<Cow<'_, str>>,
+        industry: Option<Cow<'_, str>>,
+        tier: Option<Cow<'_, str>>,
+    ) -> Result<CustomerRef, Rejection> {
+        let ident = &self.rules.identity;
+        let mut problems: Vec<String> = Vec::new();
+        let mut keep = |r: Result<String, normalize::NormalizeError>, what: &str| match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                problems.push(format!("{what}: {e}"));
+                None
+            }
+        };
+        let phone = own(phone).and_then(|p| {
+            keep(
+                normalize::normalize_phone(&p, ident.default_region),
+                "customer.phone",
+            )
+        });
+        let email = own(email).and_then(|e| {
+            keep(
+                normalize::normalize_email(&e, ident.strip_email_plus_tags),
+                "customer.email",
+            )
+        });
+        let company =
+            own(company).and_then(|c| keep(normalize::normalize_company(&c), "customer.company"));
+        let c = CustomerRef {
+            id: own(id),
+            phone,
+            email,
+            company,
+            region: own(region),
+            industry: own(industry),
+            tier: own(tier),
+        };
+        if !c.has_identifier() {
+            return Err(if problems.is_empty() {
+                Rejection::new(
+                    RejectReason::MissingField,
+                    "`customer` needs at least one of id, phone, email, company",
+                )
+            } else {
+                Rejection::new(RejectReason::BadIdentifier, problems.join("; "))
+            });
+        }
+        self.dropped_identifiers += problems.len() as u64;
+        Ok(c)
+    }
+}
+
+fn canonical_raw(w: Wire<'_>) -> Raw<'_> {
+    let (rep_id, rep_team, rep_role) = match w.rep {
+        Some(r) => (r.id, r.team, r.role),
+        None => (None, None, None),
+    };
+    let c = w.customer.unwrap_or(CustomerWire {
+        id: None,
+        phone: None,
+        email: None,
+        company: None,
+        region: None,
+        industry: None,
+        tier: None,
+    });
+    Raw {
+        event_id: w.event_id,
+        kind: w.kind,
+        direction: w.direction,
+        occurred_at: w.occurred_at,
+        source: w.source,
+        rep_id,
+        rep_team,
+        rep_role,
+        customer_id: c.id,
+        phone: c.phone,
+        email: c.email,
+        company: c.company,
+        region: c.region,
+        industry: c.industry,
+        tier: c.tier,
+        from_rep_id: w.from_rep.and_then(|r| r.id),
+        account_team: w.account_team.unwrap_or_default(),
+    }
+}
+
+/// Reads a publisher's own shape through its mapping.
+fn mapped_raw<'a>(
+    value: &'a serde_json::Value,
+    m: &'a SourceMapping,
+) -> Result<Raw<'a>, Rejection> {
+    let get = |f: Field| -> Result<Option<Cow<'a, str>>, Rejection> {
+        let text: Option<Cow<'a, str>> = if let Some(c) = m.constant(f) {
+            Some(Cow::Borrowed(c))
+        } else if let Some(p) = m.pointer(f) {
+            match value.pointer(p) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+                Some(serde_json::Value::Number(n)) => Some(Cow::Owned(n.to_string())),
+                Some(serde_json::Value::Bool(b)) => Some(Cow::Owned(b.to_string())),
+                Some(_) => {
+                    return Err(Rejection::new(
+                        RejectReason::WrongType,
+                        format!(
+                            "`{p}` (mapped to `{}` by source `{}`) is an object or list; expected text or a number",
+                            f.name(),
+                            m.name
+                        ),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        match text {
+            None => Ok(None),
+            Some(t) => match m.translate(f, &t) {
+                Ok(x) if x == t.as_ref() => Ok(Some(t)),
+                Ok(x) => Ok(Some(Cow::Owned(x.to_string()))),
+                Err(e) => Err(Rejection::new(RejectReason::UnknownKind, e)),
+            },
+        }
+    };
+    let account_team = match m.pointer(Field::AccountTeam).and_then(|p| value.pointer(p)) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(Cow::Borrowed))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Raw {
+        event_id: get(Field::EventId)?,
+        kind: get(Field::Kind)?,
+        direction: get(Field::Direction)?,
+        occurred_at: get(Field::OccurredAt)?,
+        source: get(Field::Source)?,
+        rep_id: get(Field::RepId)?,
+        rep_team: get(Field::RepTeam)?,
+        rep_role: get(Field::RepRole)?,
+        customer_id: get(Field::CustomerId)?,
+        phone: get(Field::CustomerPhone)?,
+        email: get(Field::CustomerEmail)?,
+        company: get(Field::CustomerCompany)?,
+        region: get(Field::CustomerRegion)?,
+        industry: get(Field::CustomerIndustry)?,
+        tier: get(Field::CustomerTier)?,
+        from_rep_id: get(Field::FromRepId)?,
+        account_team,
+    })
+}
+
+/// Explains a serde failure, naming the field (found by a second, slower parse that tracks
+/// the path; only taken on the error path).
+fn wire_error(text: &str, e: serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::new(RejectReason::MalformedJson, format!("not valid JSON: {e}"))
+        }
+        Category::Data => {
+            let de = &mut serde_json::Deserializer::from_str(text);
+            let path = match serde_path_to_error::deserialize::<_, Wire<'_>>(de) {
+                Err(pe) => pe.path().to_string(),
+                Ok(_) => String::from("?"),
+            };
+            if path == "." {
+                Rejection::new(
+                    RejectReason::MalformedJson,
+                    format!("expected one JSON object per message: {e}"),
+                )
+            } else {
+                Rejection::new(
+                    RejectReason::WrongType,
+                    format!("field `{path}`: {e}")
+                        .replace("struct CustomerWire", "an object")
+                        .replace("struct RepWire", "an object")
+                        .replace("struct Wire", "an object"),
+                )
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

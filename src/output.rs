@@ -1,0 +1,198 @@
+//! Output events: CloudEvents 1.0 in structured JSON, with deterministic ids.
+//!
+//! An output's `id` is a 128-bit XXH3 hash of its `type`, `subject` and `data` bytes. The core
+//! renders `data` deterministically (fixed field order, sorted lists, event-time timestamps), so
+//! the same input and rules give the same ids on every replay and redelivery, on any instance,
+//! and downstream consumers can deduplicate by id.
+
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The CloudEvents `type` of every output leadguard emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutputType {
+    /// A collision alert (`leadguard.collision.detected`).
+    Collision,
+    /// A rep became owner by first developing an unowned customer (`leadguard.ownership.claimed`).
+    OwnershipClaimed,
+    /// An earlier output is withdrawn because a late event or a merge changed the facts
+    /// (`leadguard.output.withdrawn`).
+    Withdrawn,
+}
+
+impl OutputType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputType::Collision => "leadguard.collision.detected",
+            OutputType::OwnershipClaimed => "leadguard.ownership.claimed",
+            OutputType::Withdrawn => "leadguard.output.withdrawn",
+        }
+    }
+}
+
+/// One output event, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub id: String,
+    pub ty: OutputType,
+    /// The customer key (CloudEvents `subject`).
+    pub subject: Arc<str>,
+    /// Event time of what caused the output.
+    pub time: Timestamp,
+    /// The `data` member, rendered JSON.
+    pub data: String,
+    /// For collision alerts: the rule id and severity, for counting without parsing `data`.
+    pub rule: Option<(Arc<str>, &'static str)>,
+}
+
+impl Output {
+    /// Builds an output whose id is derived from its content.
+    pub fn new(
+        ty: OutputType,
+        subject: Arc<str>,
+        time: Timestamp,
+        data: &impl Serialize,
+        rule: Option<(Arc<str>, &'static str)>,
+    ) -> Output {
+        let data = serde_json::to_string(data).expect("output data serializes");
+        let id = content_id(ty.as_str(), &subject, &data);
+        Output {
+            id,
+            ty,
+            subject,
+            time,
+            data,
+            rule,
+        }
+    }
+
+    /// The CloudEvent as one line of JSON (no trailing newline).
+    pub fn to_cloudevent(&self, source: &str, tz: chrono_tz::Tz) -> String {
+        let mut s = String::with_capacity(self.data.len() + 256);
+        s.push_str("{\"specversion\":\"1.0\",\"id\":");
+        push_json_str(&mut s, &self.id);
+        s.push_str(",\"source\":");
+        push_json_str(&mut s, source);
+        s.push_str(",\"type\":");
+        push_json_str(&mut s, self.ty.as_str());
+        s.push_str(",\"time\":");
+        push_json_str(&mut s, &self.time.to_rfc3339_in(tz));
+        s.push_str(",\"subject\":");
+        push_json_str(&mut s, &self.subject);
+        s.push_str(",\"datacontenttype\":\"application/json\",\"data\":");
+        s.push_str(&self.data);
+        s.push('}');
+        s
+    }
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+}
+
+/// The deterministic id: 32 lower-case hex digits.
+pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(ty.as_bytes());
+    h.update(&[0]);
+    h.update(subject.as_bytes());
+    h.update(&[0]);
+    h.update(data.as_bytes());
+    format!("{:032x}", h.digest128())
+}
+
+/// A rep as named in output data.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RepData {
+    pub id: Arc<str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Arc<str>>,
+}
+
+/// The customer as named in output data.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CustomerData {
+    pub id: Arc<str>,
+    /// True when the customer is known only by an identifier (no CRM id seen yet).
+    pub provisional: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub industry: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Arc<str>>,
+}
+
+/// One input event cited as evidence.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EvidenceData {
+    pub event_id: Arc<str>,
+    pub source: Arc<str>,
+    pub kind: &'static str,
+    pub direction: &'static str,
+    pub rep: Arc<str>,
+    pub occurred_at: String,
+}
+
+/// The owner at the time of the triggering event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OwnerData {
+    pub rep: RepData,
+    pub since: String,
+    pub protected_until: String,
+    /// How the owner got the customer: `crm` (an ownership event) or `first_touch`.
+    pub via: &'static str,
+    /// The event that made them owner.
+    pub origin_event: Arc<str>,
+}
+
+/// `data` of `leadguard.collision.detected`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CollisionData {
+    pub rule: Arc<str>,
+    pub rule_type: &'static str,
+    pub severity: &'static str,
+    pub customer: CustomerData,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerData>,
+    /// Every rep involved, sorted by id.
+    pub reps: Vec<RepData>,
+    /// The rep whose contact triggered the alert (absent for complaints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intruder: Option<RepData>,
+    /// The triggering event first, then supporting events in event-time order.
+    pub evidence: Vec<EvidenceData>,
+    /// The event-time window the rule looked at.
+    pub window: WindowData,
+    /// One sentence for humans.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WindowData {
+    pub from: String,
+    pub to: String,
+}
+
+/// `data` of `leadguard.ownership.claimed`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClaimData {
+    pub customer: CustomerData,
+    pub rep: RepData,
+    pub via: &'static str,
+    pub protected_until: String,
+    pub evidence: Vec<EvidenceData>,
+    pub reason: String,
+}
+
+/// `data` of `leadguard.output.withdrawn`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WithdrawnData {
+    /// The id of the output that no longer holds.
+    pub withdrawn_id: String,
+    pub withdrawn_type: &'static str,
+    pub reason: String,
+}

@@ -1,0 +1,288 @@
+//! Event time as plain numbers.
+//!
+//! The core never reads the clock: every instant it sees comes in with an event or with a
+//! driver's call. Instants are milliseconds since the Unix epoch in UTC ([`Timestamp`]); spans are
+//! milliseconds too ([`Span`]). Conversions to and from text (RFC 3339, `10m`/`7d` durations) and
+//! to a configured IANA time zone live here, so there is one place per concept.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+use std::fmt;
+
+/// An instant: milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+/// A length of time in milliseconds. Never negative once parsed from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span(pub i64);
+
+impl Span {
+    pub const ZERO: Span = Span(0);
+    pub const fn seconds(s: i64) -> Span {
+        Span(s * 1_000)
+    }
+    pub const fn minutes(m: i64) -> Span {
+        Span(m * 60_000)
+    }
+    pub const fn hours(h: i64) -> Span {
+        Span(h * 3_600_000)
+    }
+    pub const fn days(d: i64) -> Span {
+        Span(d * 86_400_000)
+    }
+    pub fn as_millis(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::ops::Add<Span> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: Span) -> Timestamp {
+        Timestamp(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl std::ops::Sub<Span> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, rhs: Span) -> Timestamp {
+        Timestamp(self.0.saturating_sub(rhs.0))
+    }
+}
+
+impl std::ops::Sub<Timestamp> for Timestamp {
+    type Output = Span;
+    fn sub(self, rhs: Timestamp) -> Span {
+        Span(self.0.saturating_sub(rhs.0))
+    }
+}
+
+/// Earliest instant an event may claim to have happened (2000-01-01T00:00:00Z). Anything earlier
+/// is a corrupt or defaulted timestamp, not a contact.
+pub const EARLIEST_PLAUSIBLE: Timestamp = Timestamp(946_684_800_000);
+/// Latest instant an event may claim (2100-01-01T00:00:00Z).
+pub const LATEST_PLAUSIBLE: Timestamp = Timestamp(4_102_444_800_000);
+
+/// Why a timestamp could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeError(pub String);
+
+impl fmt::Display for TimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Timestamp {
+    /// Parses RFC 3339 with an explicit offset (`2026-11-02T09:31:02+08:00`, `...Z`). A time
+    /// without offset is refused: its zone would be a guess.
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeError> {
+        let dt = DateTime::parse_from_rfc3339(s).map_err(|e| {
+            TimeError(format!(
+                "`{}` is not an RFC 3339 time with offset ({e}); expected e.g. 2026-11-02T09:31:02+08:00",
+                truncate(s, 64)
+            ))
+        })?;
+        Self::plausible(Timestamp(dt.timestamp_millis()), s)
+    }
+
+    /// Parses a zone-less local time with a strftime pattern, read in `tz`.
+    pub fn parse_local(s: &str, pattern: &str, tz: Tz) -> Result<Timestamp, TimeError> {
+        let naive = NaiveDateTime::parse_from_str(s, pattern).map_err(|e| {
+            TimeError(format!(
+                "`{}` does not match the time pattern `{pattern}` ({e})",
+                truncate(s, 64)
+            ))
+        })?;
+        let dt = tz.from_local_datetime(&naive).earliest().ok_or_else(|| {
+            TimeError(format!(
+                "`{}` does not exist in time zone {tz} (skipped by a daylight-saving change)",
+                truncate(s, 64)
+            ))
+        })?;
+        Self::plausible(Timestamp(dt.timestamp_millis()), s)
+    }
+
+    /// Accepts Unix epoch milliseconds, checking plausibility.
+    pub fn from_epoch_millis(ms: i64) -> Result<Timestamp, TimeError> {
+        Self::plausible(Timestamp(ms), &ms.to_string())
+    }
+
+    fn plausible(t: Timestamp, raw: &str) -> Result<Timestamp, TimeError> {
+        if t < EARLIEST_PLAUSIBLE || t >= LATEST_PLAUSIBLE {
+            return Err(TimeError(format!(
+                "`{}` is outside the plausible range 2000-01-01..2100-01-01",
+                truncate(raw, 64)
+            )));
+        }
+        Ok(t)
+    }
+
+    /// RFC 3339 in the given zone, with the zone's offset (`2026-11-02T09:31:02+08:00`).
+    pub fn to_rfc3339_in(self, tz: Tz) -> String {
+        match Utc.timestamp_millis_opt(self.0).single() {
+            Some(utc) => {
+                let local = utc.with_timezone(&tz);
+                let fixed: DateTime<FixedOffset> = local.fixed_offset();
+                fixed.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+            }
+            None => self.0.to_string(),
+        }
+    }
+
+    /// RFC 3339 in UTC (`...Z`).
+    pub fn to_rfc3339_utc(self) -> String {
+        match Utc.timestamp_millis_opt(self.0).single() {
+            Some(utc) => utc.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            None => self.0.to_string(),
+        }
+    }
+}
+
+/// Parses a span such as `90s`, `10m`, `24h`, `7d`, `2w` or a sum like `1d12h`. Plain numbers
+/// are refused so that a missing unit never turns days into milliseconds.
+pub fn parse_span(s: &str) -> Result<Span, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration; write e.g. 30m, 24h or 7d".into());
+    }
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut saw_unit = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit_ms: i64 = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 7 * 86_400_000,
+            ' ' => continue,
+            other => {
+                return Err(format!(
+                    "`{s}`: unknown duration unit `{other}`; use ms, s, m, h, d or w"
+                ))
+            }
+        };
+        if digits.is_empty() {
+            return Err(format!("`{s}`: a unit without a number"));
+        }
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}`: number too large"))?;
+        total = n
+            .checked_mul(unit_ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("`{s}`: duration too large"))?;
+        digits.clear();
+        saw_unit = true;
+    }
+    if !digits.is_empty() {
+        return Err(if saw_unit {
+            format!("`{s}`: trailing number without a unit")
+        } else {
+            format!("`{s}`: a duration needs a unit, e.g. {s}m, {s}h or {s}d")
+        });
+    }
+    Ok(Span(total))
+}
+
+/// Formats a span compactly (`7d`, `1d12h`, `90s`), the inverse of [`parse_span`].
+pub fn format_span(span: Span) -> String {
+    let mut ms = span.0;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+        ms = -ms;
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            out.push_str(&(ms / size).to_string());
+            out.push_str(unit);
+            ms %= size;
+        }
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_round_trip() {
+        for (text, ms) in [
+            ("90s", 90_000),
+            ("10m", 600_000),
+            ("24h", 86_400_000),
+            ("7d", 7 * 86_400_000),
+            ("1d12h", 36 * 3_600_000),
+            ("250ms", 250),
+            ("2w", 14 * 86_400_000),
+        ] {
+            assert_eq!(parse_span(text), Ok(Span(ms)), "{text}");
+        }
+        assert_eq!(format_span(Span(36 * 3_600_000)), "1d12h");
+        assert_eq!(format_span(Span(250)), "250ms");
+    }
+
+    #[test]
+    fn spans_without_units_are_refused() {
+        assert!(parse_span("10").unwrap_err().contains("needs a unit"));
+        assert!(parse_span("5y")
+            .unwrap_err()
+            .contains("unknown duration unit"));
+        assert!(parse_span("").is_err());
+    }
+
+    #[test]
+    fn rfc3339_requires_offset_and_plausible_year() {
+        let t = Timestamp::parse_rfc3339("2026-11-02T09:31:02+08:00").unwrap();
+        assert_eq!(t.to_rfc3339_utc(), "2026-11-02T01:31:02Z");
+        assert_eq!(
+            t.to_rfc3339_in(chrono_tz::Asia::Shanghai),
+            "2026-11-02T09:31:02+08:00"
+        );
+        assert!(Timestamp::parse_rfc3339("2026-11-02T09:31:02").is_err());
+        assert!(Timestamp::parse_rfc3339("1970-01-01T00:00:00Z")
+            .unwrap_err()
+            .0
+            .contains("plausible"));
+        assert!(Timestamp::parse_rfc3339("2026-13-45T09:31:02+08:00").is_err());
+    }
+
+    #[test]
+    fn local_times_are_read_in_the_configured_zone() {
+        let t = Timestamp::parse_local(
+            "2026-11-02 09:31:02",
+            "%Y-%m-%d %H:%M:%S",
+            chrono_tz::Asia::Shanghai,
+        )
+        .unwrap();
+        assert_eq!(t.to_rfc3339_utc(), "2026-11-02T01:31:02Z");
+    }
+}

@@ -1,0 +1,184 @@
+//! Behaviour tests as files: one folder per case under `tests/cases/`.
+//!
+//! A case folder holds:
+//! - `input.jsonl` — the messages, in arrival order (required);
+//! - `rules/` — the rules directory for the case (default: the shipped `rules/`);
+//! - `roster.yaml` — the roster (optional);
+//! - `source.txt` — the name of a `sources:` mapping to read the input with (optional);
+//! - `expected.jsonl` — the output events, one per line (required; may be empty);
+//! - `expected-dead-letters.jsonl` — the refused messages (absent means: none);
+//! - `expected-metrics.txt` — lines that must appear in the metrics text (optional);
+//! - `README.md` — what the case shows and why the expected outputs are right.
+//!
+//! Each case is replayed twice: the two runs must be byte-identical, and must match the expected
+//! files. On a mismatch the runner prints both paths and a line diff of the pretty-printed JSON.
+//! `LEADGUARD_BLESS=1 cargo test --test behaviour` writes the actual outputs as the expected
+//! ones: read every changed line before committing it.
+
+use leadguard::config::{Roster, Rules};
+use leadguard::pipeline::{self, Pipeline};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Actual {
+    outputs: String,
+    dead_letters: String,
+    metrics: String,
+}
+
+fn run_case(dir: &Path) -> Result<Actual, String> {
+    let rules_dir = dir.join("rules");
+    let rules = if rules_dir.is_dir() {
+        Rules::load_dir(&rules_dir)
+    } else {
+        Rules::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+    }
+    .map_err(|e| format!("rules: {e:?}"))?;
+    let roster_path = dir.join("roster.yaml");
+    let roster = if roster_path.exists() {
+        Roster::load(&roster_path).map_err(|e| format!("roster: {e:?}"))?
+    } else {
+        Roster::default()
+    };
+    let source = std::fs::read_to_string(dir.join("source.txt"))
+        .ok()
+        .map(|s| s.trim().to_string());
+    let input = std::fs::read(dir.join("input.jsonl")).map_err(|e| format!("input.jsonl: {e}"))?;
+    let mut out = Vec::new();
+    let mut dead = Vec::new();
+    let mut p = Pipeline::new(
+        Arc::new(rules),
+        &roster,
+        source.as_deref(),
+        &mut out,
+        &mut dead,
+    )?;
+    pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl").map_err(|e| e.to_string())?;
+    let metrics = leadguard::telemetry::render(&p.stats(), &p.counts, p.engine.state_size());
+    drop(p);
+    Ok(Actual {
+        outputs: String::from_utf8(out).map_err(|e| e.to_string())?,
+        dead_letters: String::from_utf8(dead).map_err(|e| e.to_string())?,
+        metrics,
+    })
+}
+
+/// Pretty-prints each JSON line so that a diff shows the field that changed.
+fn pretty(jsonl: &str) -> String {
+    let mut s = String::new();
+    for (i, line) in jsonl.lines().enumerate() {
+        let _ = writeln!(s, "--- line {}", i + 1);
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => {
+                let _ = writeln!(
+                    s,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                );
+            }
+            Err(_) => {
+                let _ = writeln!(s, "{line}");
+            }
+        }
+    }
+    s
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    let d = similar::TextDiff::from_lines(expected, actual);
+    d.unified_diff()
+        .context_radius(4)
+        .header("expected", "actual")
+        .to_string()
+}
+
+fn compare(case: &Path, file: &str, actual: &str, bless: bool, failures: &mut Vec<String>) {
+    let path = case.join(file);
+    if bless {
+        if actual.is_empty() && file != "expected.jsonl" {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            std::fs::write(&path, actual).expect("write expected file");
+        }
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        failures.push(format!(
+            "case {}: {} differs from what the engine produced\n  expected file: {}\n{}",
+            case.file_name().unwrap_or_default().to_string_lossy(),
+            file,
+            path.display(),
+            diff(&pretty(&expected), &pretty(actual))
+        ));
+    }
+}
+
+#[test]
+fn behaviour_cases() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let bless = std::env::var_os("LEADGUARD_BLESS").is_some();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/cases exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        !cases.is_empty(),
+        "no behaviour cases found in {}",
+        root.display()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        assert!(
+            case.join("expected.jsonl").exists() || bless,
+            "case {} has no expected.jsonl",
+            case.display()
+        );
+        let first = match run_case(case) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("case {}: {e}", case.display()));
+                continue;
+            }
+        };
+        let second = run_case(case).expect("second run");
+        if first.outputs != second.outputs || first.dead_letters != second.dead_letters {
+            failures.push(format!(
+                "case {}: two runs of the same input differ (the core is not deterministic)",
+                case.display()
+            ));
+        }
+        compare(case, "expected.jsonl", &first.outputs, bless, &mut failures);
+        compare(
+            case,
+            "expected-dead-letters.jsonl",
+            &first.dead_letters,
+            bless,
+            &mut failures,
+        );
+        if let Ok(wanted) = std::fs::read_to_string(case.join("expected-metrics.txt")) {
+            for line in wanted
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                if !first.metrics.lines().any(|m| m == line) {
+                    failures.push(format!(
+                        "case {}: metric line `{line}` not found in:\n{}",
+                        case.display(),
+                        first
+                            .metrics
+                            .lines()
+                            .filter(|m| !m.starts_with('#'))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ));
+                }
+            }
+        }
+    }
+    println!("{} behaviour cases run", cases.len());
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
