@@ -207,6 +207,11 @@ impl Engine {
                 ),
             ));
         }
+        // Time moves first: timers due before this event fire before it is placed.
+        if self.clock.is_none_or(|c| t > c) {
+            self.clock = Some(t);
+            self.fire_timers();
+        }
         let resolution = {
             let by_key = &self.by_key;
             let slots = &self.slots;
@@ -230,10 +235,6 @@ impl Engine {
                 ))
             }
         };
-        if self.clock.is_none_or(|c| t > c) {
-            self.clock = Some(t);
-            self.fire_timers();
-        }
         let slot = self.customer_slot(&key, provisional);
         self.note_identifiers(slot, event.customer());
         let entry = self.entry_for(&event, late);
@@ -332,13 +333,7 @@ impl Engine {
     fn entry_for(&mut self, event: &Event, late: bool) -> Entry {
         let source = self.words.intern(event.source());
         let event_id = event.event_id();
-        let tie = {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            h.update(event.source().as_bytes());
-            h.update(&[0]);
-            h.update(event_id.as_bytes());
-            h.digest()
-        };
+        let (_, _, tie) = canonical_order(event);
         match event {
             Event::Activity(Activity {
                 occurred_at,
@@ -628,6 +623,22 @@ impl Engine {
             self.schedule_housekeeping(slot);
         }
     }
+}
+
+/// The order in which the core places events of one customer: event time, then ownership
+/// changes before contacts at the same millisecond, then a hash of (source, event id). Feeding
+/// events in this order never causes a re-fold; any other order within the allowed lateness
+/// gives the same standing outputs.
+pub fn canonical_order(event: &Event) -> (Timestamp, u8, u64) {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(event.source().as_bytes());
+    h.update(&[0]);
+    h.update(event.event_id().as_bytes());
+    let order = match event {
+        Event::Ownership(_) => 0,
+        Event::Activity(_) => 1,
+    };
+    (event.occurred_at(), order, h.digest())
 }
 
 fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Output {

@@ -1,0 +1,280 @@
+//! Property tests of the core's invariants.
+//!
+//! - Arrival order within the allowed lateness, and redelivery, do not change the outputs that
+//!   stand (emitted and not withdrawn), compared with the same events fed in event-time order.
+//! - The same input gives the same output bytes.
+//! - Fed in event-time order without provisional customers, the engine never withdraws.
+
+use leadguard::config::{Roster, Rules};
+use leadguard::engine::Engine;
+use leadguard::event::{
+    Activity, ContactKind, CustomerRef, Direction, Event, Ownership, OwnershipAction, RepRef,
+};
+use leadguard::output::{Output, OutputType};
+use leadguard::time::{Span, Timestamp};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+const LATENESS_MIN: i64 = 10;
+
+fn rules(window_min: i64, cooldown_min: i64) -> Arc<Rules> {
+    let yaml = format!(
+        "settings: {{allowed_lateness: {LATENESS_MIN}m}}
+ownership:
+  protection: 45m
+  first_touch: {{enabled: true, kinds: [visit]}}
+exemptions: {{roles: [support]}}
+collisions:
+  - {{id: protected, type: protected_contact, cooldown: {cooldown_min}m}}
+  - {{id: contention, type: multi_rep, min_reps: 2, window: {window_min}m, cooldown: {cooldown_min}m}}
+  - {{id: crowding, type: multi_rep, min_reps: 3, window: {window_min}m, cooldown: {cooldown_min}m}}
+  - {{id: complaint, type: complaint, window: {window_min}m, cooldown: {cooldown_min}m}}
+"
+    );
+    Arc::new(Rules::from_texts([(Path::new("p.yaml"), yaml.as_str())]).expect("valid rules"))
+}
+
+/// One generated event: everything small so that collisions, cooldowns and ties are common.
+#[derive(Debug, Clone)]
+struct Gen {
+    minute: i64,
+    second: i64,
+    customer: u8,
+    rep: u8,
+    what: u8,
+    id_less: bool,
+}
+
+const BASE: i64 = 1_793_000_000_000;
+
+fn to_event(g: &Gen, seq: usize) -> Event {
+    let t = Timestamp(BASE + g.minute * 60_000 + g.second * 1000);
+    let customer = CustomerRef {
+        id: (!g.id_less).then(|| format!("C{}", g.customer)),
+        phone: Some(format!("+86138000000{:02}", g.customer)),
+        ..CustomerRef::default()
+    };
+    let rep = RepRef {
+        id: format!("r{}", g.rep),
+        team: Some(format!("t{}", g.rep % 3)),
+        role: Some(if g.rep == 5 { "support" } else { "sales" }.into()),
+    };
+    let event_id = format!("e{seq}");
+    let kind = match g.what % 10 {
+        0..=3 => Some(ContactKind::Call),
+        4 => Some(ContactKind::Email),
+        5 => Some(ContactKind::Visit),
+        6 => Some(ContactKind::Complaint),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => Event::Activity(Activity {
+            event_id,
+            source: "s".into(),
+            kind,
+            direction: if g.what >= 20 {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            },
+            occurred_at: t,
+            rep,
+            customer,
+        }),
+        None => Event::Ownership(Ownership {
+            event_id,
+            source: "crm".into(),
+            action: match g.what % 10 {
+                7 | 8 => OwnershipAction::Assign,
+                _ => OwnershipAction::Release,
+            },
+            occurred_at: t,
+            customer: CustomerRef {
+                id: Some(format!("C{}", g.customer)),
+                ..customer
+            },
+            rep: Some(rep),
+            from_rep: None,
+            account_team: Vec::new(),
+        }),
+    }
+}
+
+fn gen_event(minutes: i64, customers: u8, id_less: bool) -> impl Strategy<Value = Gen> {
+    (
+        0..minutes,
+        0..60i64,
+        0..customers,
+        0..6u8,
+        0..30u8,
+        prop::bool::weighted(if id_less { 0.2 } else { 0.0 }),
+    )
+        .prop_map(|(minute, second, customer, rep, what, id_less)| Gen {
+            minute,
+            second,
+            customer,
+            rep,
+            what,
+            id_less,
+        })
+}
+
+/// Runs events in the given order; returns every output and the rejections.
+fn run(rules: &Arc<Rules>, events: &[Event]) -> (Vec<Output>, usize) {
+    let mut engine = Engine::new(rules.clone(), &Roster::default());
+    let mut outs = Vec::new();
+    let mut rejected = 0;
+    for e in events {
+        let now = e
+            .occurred_at()
+            .max(engine.clock().unwrap_or(e.occurred_at()));
+        if engine.handle_event(e.clone(), now).is_err() {
+            rejected += 1;
+        }
+        outs.extend(engine.drain_outputs());
+    }
+    (outs, rejected)
+}
+
+/// Outputs that stand: emitted and not withdrawn, by id.
+fn standing(outs: &[Output]) -> BTreeMap<String, String> {
+    let mut live = BTreeMap::new();
+    for o in outs {
+        if o.ty == OutputType::Withdrawn {
+            let v: serde_json::Value = serde_json::from_str(&o.data).expect("json");
+            let id = v["withdrawn_id"].as_str().expect("id").to_string();
+            assert!(
+                live.remove(&id).is_some(),
+                "withdrew {id}, which was not standing"
+            );
+        } else {
+            assert!(
+                live.insert(o.id.clone(), o.data.clone()).is_none(),
+                "emitted {} twice while it stood",
+                o.id
+            );
+        }
+    }
+    live
+}
+
+/// Arrival order: sort by event time plus a delay below the allowed lateness, so that every
+/// event is within the lateness of everything delivered before it; then redeliver some.
+fn deliveries(events: &[Event], delays: &[i64], redeliver: &[usize]) -> Vec<Event> {
+    let mut order: Vec<(i64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.occurred_at().0 + delays[i % delays.len()], i))
+        .collect();
+    order.sort();
+    let mut out: Vec<Event> = order.iter().map(|&(_, i)| events[i].clone()).collect();
+    for &r in redeliver {
+        if out.is_empty() {
+            break;
+        }
+        let i = r % out.len();
+        // Redeliver right after the original, which keeps it within the lateness.
+        let copy = out[i].clone();
+        out.insert(i + 1, copy);
+    }
+    out
+}
+
+fn sorted(events: &[Event]) -> Vec<Event> {
+    let mut v = events.to_vec();
+    v.sort_by_key(leadguard::engine::canonical_order);
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+        ..ProptestConfig::default()
+    })]
+
+    /// Everything within one window horizon (no eviction), id-less events included: the
+    /// standing outputs don't depend on arrival order or redelivery.
+    #[test]
+    fn arrival_order_within_lateness_does_not_change_standing_outputs(
+        gens in prop::collection::vec(gen_event(90, 3, true), 1..40),
+        delays in prop::collection::vec(0..(LATENESS_MIN * 60_000), 1..40),
+        redeliver in prop::collection::vec(0usize..100, 0..6),
+        window in 5i64..40,
+        cooldown in 0i64..30,
+    ) {
+        let rules = rules(window.max(90), cooldown);
+        let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
+        let (reference, rej_ref) = run(&rules, &sorted(&events));
+        let (shuffled, rej) = run(&rules, &deliveries(&events, &delays, &redeliver));
+        prop_assert_eq!(rej_ref, 0);
+        prop_assert_eq!(rej, 0, "an event within the lateness was refused");
+        prop_assert_eq!(standing(&shuffled), standing(&reference));
+    }
+
+    /// Long streams with short windows, so that compaction and eviction run while events
+    /// arrive; every event names its customer id.
+    #[test]
+    fn compaction_and_eviction_do_not_depend_on_arrival_order(
+        gens in prop::collection::vec(gen_event(600, 4, false), 1..80),
+        delays in prop::collection::vec(0..(LATENESS_MIN * 60_000), 1..40),
+        redeliver in prop::collection::vec(0usize..100, 0..6),
+        window in 1i64..30,
+        cooldown in 0i64..40,
+    ) {
+        let rules = rules(window, cooldown);
+        let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
+        let (reference, _) = run(&rules, &sorted(&events));
+        prop_assert!(reference.iter().all(|o| o.ty != OutputType::Withdrawn),
+            "in event-time order with ids, nothing is ever withdrawn");
+        let (shuffled, rej) = run(&rules, &deliveries(&events, &delays, &redeliver));
+        prop_assert_eq!(rej, 0);
+        prop_assert_eq!(standing(&shuffled), standing(&reference));
+    }
+
+    /// Same input, same output, byte for byte.
+    #[test]
+    fn same_input_same_output(
+        gens in prop::collection::vec(gen_event(120, 3, true), 1..40),
+    ) {
+        let rules = rules(30, 10);
+        let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
+        let (a, _) = run(&rules, &events);
+        let (b, _) = run(&rules, &events);
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn an_event_beyond_the_lateness_is_refused_not_dropped() {
+    let rules = rules(30, 10);
+    let mut engine = Engine::new(rules, &Roster::default());
+    let g = |minute, seq| {
+        to_event(
+            &Gen {
+                minute,
+                second: 0,
+                customer: 1,
+                rep: 1,
+                what: 0,
+                id_less: false,
+            },
+            seq,
+        )
+    };
+    let late = g(0, 2);
+    engine
+        .handle_event(g(30, 1), Timestamp(BASE + 30 * 60_000))
+        .unwrap();
+    let err = engine
+        .handle_event(late, Timestamp(BASE + 30 * 60_000))
+        .unwrap_err();
+    assert_eq!(err.reason.as_str(), "too_late");
+    assert_eq!(
+        engine.stats().rejected.values().sum::<u64>(),
+        1,
+        "the refusal is counted"
+    );
+    let _ = Span::ZERO;
+}
