@@ -1,1 +1,161 @@
-fn main() {}
+//! Throughput of the core and of `replay`, on a generated stream of 1,000,000 events over
+//! 100,000 customers and 1,000 reps (90 days, 2% late deliveries, 1% redeliveries).
+//!
+//! Run: `cargo bench --bench throughput`. Figures, machine and date are kept in
+//! `benches/RESULTS.md`; re-measure and update it when the core changes.
+//!
+//! - `core`: parsed events in, outputs out (`Engine::handle_event` + `drain_outputs`), one core.
+//! - `replay`: JSON lines in, CloudEvents JSON lines out (`pipeline::replay` into a sink).
+//! - After the timings, a memory report: live heap per tracked customer, measured with a
+//!   counting allocator around one full run of the core.
+
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use leadguard::config::{Roster, Rules};
+use leadguard::engine::Engine;
+use leadguard::event::Event;
+use leadguard::gen::{generate, GenConfig};
+use leadguard::ingest::Ingest;
+use leadguard::pipeline::{self, Pipeline};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+
+/// Counts live heap bytes, for the memory report.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+pub fn config() -> GenConfig {
+    GenConfig {
+        seed: 2026,
+        customers: 100_000,
+        reps: 1_000,
+        events: 1_000_000,
+        days: 90,
+        ..GenConfig::default()
+    }
+}
+
+struct Fixture {
+    rules: Arc<Rules>,
+    roster: Roster,
+    lines: Vec<u8>,
+    events: Vec<Event>,
+}
+
+fn fixture() -> Fixture {
+    let generated = generate(&config());
+    let rules = Arc::new(Rules::embedded());
+    let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
+    let mut ingest = Ingest::new(rules.clone());
+    let events: Vec<Event> = generated
+        .lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| ingest.parse(l, None, "default").ok())
+        .collect();
+    Fixture {
+        rules,
+        roster,
+        lines: generated.lines,
+        events,
+    }
+}
+
+fn run_core(f: &Fixture, events: Vec<Event>) -> (usize, Engine) {
+    let mut engine = Engine::new(f.rules.clone(), &f.roster);
+    let mut outputs = 0;
+    for e in events {
+        let now = e
+            .occurred_at()
+            .max(engine.clock().unwrap_or(e.occurred_at()));
+        let _ = engine.handle_event(e, now);
+        outputs += engine.drain_outputs().count();
+    }
+    (outputs, engine)
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    let n = f.events.len() as u64;
+    let mut group = c.benchmark_group("throughput");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("core", |b| {
+        b.iter_batched(
+            || f.events.clone(),
+            |events| run_core(&f, events).0,
+            BatchSize::PerIteration,
+        )
+    });
+    let lines = f.lines.len();
+    group.throughput(Throughput::Elements(
+        f.lines.iter().filter(|&&b| b == b'\n').count() as u64,
+    ));
+    group.bench_function("replay", |b| {
+        b.iter(|| {
+            let mut p = Pipeline::new(
+                f.rules.clone(),
+                &f.roster,
+                None,
+                std::io::sink(),
+                std::io::sink(),
+            )
+            .expect("pipeline");
+            pipeline::replay(&mut p, &mut f.lines.as_slice(), "bench").expect("replay");
+            p.counts.outputs
+        })
+    });
+    group.finish();
+
+    // Memory report: live heap held by the engine after the whole stream.
+    let events = f.events.clone();
+    let before = LIVE.load(Ordering::Relaxed);
+    let (outputs, engine) = run_core(&f, events);
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    let size = engine.state_size();
+    let stats = engine.stats();
+    println!(
+        "stream: {} events ({} bytes of JSON lines), {} outputs, {} alerts",
+        n,
+        lines,
+        outputs,
+        stats.alerts_total()
+    );
+    println!(
+        "memory: {} bytes live in the engine after the stream; {} customers tracked ({} owned, {} evicted), {} window entries, {} identifiers: {:.0} bytes per tracked customer",
+        held,
+        size.customers,
+        size.owned,
+        stats.customers_evicted,
+        size.log_entries,
+        size.identifiers,
+        held as f64 / size.customers.max(1) as f64
+    );
+    drop(engine);
+}
+
+criterion_group!(throughput, benches);
+
+fn main() {
+    throughput();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,7 +5,7 @@
 //! milliseconds too ([`Span`]). Conversions to and from text (RFC 3339, `10m`/`7d` durations) and
 //! to a configured IANA time zone live here, so there is one place per concept.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -118,16 +118,19 @@ impl Timestamp {
         Ok(t)
     }
 
-    /// RFC 3339 in the given zone, with the zone's offset (`2026-11-02T09:31:02+08:00`).
+    /// RFC 3339 in the given zone, with the zone's offset (`2026-11-02T09:31:02+08:00`;
+    /// milliseconds only when not zero). Formatted by hand: alerts carry several timestamps
+    /// and chrono's general formatter dominated the cost of rendering one.
     pub fn to_rfc3339_in(self, tz: Tz) -> String {
-        match Utc.timestamp_millis_opt(self.0).single() {
-            Some(utc) => {
-                let local = utc.with_timezone(&tz);
-                let fixed: DateTime<FixedOffset> = local.fixed_offset();
-                fixed.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-            }
-            None => self.0.to_string(),
-        }
+        use chrono::Offset;
+        let Some(utc) = DateTime::from_timestamp_millis(self.0) else {
+            return self.0.to_string();
+        };
+        let offset = tz
+            .offset_from_utc_datetime(&utc.naive_utc())
+            .fix()
+            .local_minus_utc();
+        format_rfc3339(self.0 + i64::from(offset) * 1000, offset)
     }
 
     /// RFC 3339 in UTC (`...Z`).
@@ -137,6 +140,45 @@ impl Timestamp {
             None => self.0.to_string(),
         }
     }
+}
+
+/// Writes `local_ms` (milliseconds since the epoch, already shifted into the zone) with the
+/// given offset in seconds.
+fn format_rfc3339(local_ms: i64, offset_secs: i32) -> String {
+    let days = local_ms.div_euclid(86_400_000);
+    let ms_of_day = local_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    let sign = if offset_secs < 0 { '-' } else { '+' };
+    let off = offset_secs.unsigned_abs();
+    let mut s = String::with_capacity(29);
+    use std::fmt::Write as _;
+    let _ = write!(s, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+    if ms != 0 {
+        let _ = write!(s, ".{ms:03}");
+    }
+    let _ = write!(s, "{sign}{:02}:{:02}", off / 3600, off / 60 % 60);
+    s
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Parses a span such as `90s`, `10m`, `24h`, `7d`, `2w` or a sum like `1d12h`. Plain numbers
@@ -273,6 +315,32 @@ mod tests {
             .0
             .contains("plausible"));
         assert!(Timestamp::parse_rfc3339("2026-13-45T09:31:02+08:00").is_err());
+    }
+
+    #[test]
+    fn hand_formatting_matches_chrono() {
+        let zones = [
+            chrono_tz::Asia::Shanghai,
+            chrono_tz::UTC,
+            chrono_tz::America::New_York,
+            chrono_tz::Asia::Kolkata,
+        ];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ms = EARLIEST_PLAUSIBLE.0 + x.rem_euclid(LATEST_PLAUSIBLE.0 - EARLIEST_PLAUSIBLE.0);
+            let ms = if i % 3 == 0 { ms - ms % 1000 } else { ms };
+            let tz = zones[i % zones.len()];
+            let expected = Utc
+                .timestamp_millis_opt(ms)
+                .unwrap()
+                .with_timezone(&tz)
+                .fixed_offset()
+                .to_rfc3339_opts(SecondsFormat::AutoSi, false);
+            assert_eq!(Timestamp(ms).to_rfc3339_in(tz), expected, "{ms} in {tz}");
+        }
     }
 
     #[test]

@@ -118,7 +118,10 @@ pub struct Customer {
     pub industry: Sym,
     pub tier: Sym,
     pub base: Fold,
+    /// Entries sorted by [`Entry::key`]. The first `folded` are already in `base` and are kept
+    /// only as window context for the others; the rest are folded into `head`.
     pub log: Vec<Entry>,
+    pub folded: usize,
     pub head: Fold,
     pub emitted: Vec<Emitted>,
     /// The housekeeping deadline currently scheduled, if any.
@@ -137,6 +140,7 @@ impl Customer {
             tier: Sym::NONE,
             base: Fold::default(),
             log: Vec::new(),
+            folded: 0,
             head: Fold::default(),
             emitted: Vec::new(),
             housekeeping_at: None,
@@ -155,7 +159,8 @@ impl Customer {
             .any(|e| e.tie == tie && e.source == source && &*e.event_id == event_id)
     }
 
+    /// The newest entry not yet folded into `base`.
     pub fn newest(&self) -> Option<Timestamp> {
-        self.log.last().map(|e| e.t)
+        self.log[self.folded..].last().map(|e| e.t)
     }
 }

@@ -30,6 +30,8 @@ pub struct Ctx<'a> {
     pub region: Sym,
     pub industry: Sym,
     pub tier: Sym,
+    /// False when folding old entries into the base state: state changes only, no outputs.
+    pub render: bool,
 }
 
 impl Ctx<'_> {
@@ -121,7 +123,14 @@ impl Ctx<'_> {
 }
 
 /// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
-pub fn step(ctx: &Ctx<'_>, fold: &mut Fold, log: &[Entry], i: usize, out: &mut Vec<(Key, Output)>) {
+pub fn step(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    log: &[Entry],
+    i: usize,
+    scratch: &mut Vec<usize>,
+    out: &mut Vec<(Key, Output)>,
+) {
     let e = &log[i];
     match &e.body {
         Body::Ownership {
@@ -153,11 +162,11 @@ pub fn step(ctx: &Ctx<'_>, fold: &mut Fold, log: &[Entry], i: usize, out: &mut V
                     CollisionKind::ProtectedContact => {
                         protected_contact(ctx, fold, log, i, &c, ri, rule, out)
                     }
-                    CollisionKind::MultiRep { min_reps, window } => {
-                        multi_rep(ctx, fold, log, i, &c, ri, rule, min_reps, window, out)
-                    }
+                    CollisionKind::MultiRep { min_reps, window } => multi_rep(
+                        ctx, fold, log, i, &c, ri, rule, min_reps, window, scratch, out,
+                    ),
                     CollisionKind::Complaint { window } => {
-                        complaint(ctx, fold, log, i, &c, ri, rule, window, out)
+                        complaint(ctx, fold, log, i, &c, ri, rule, window, scratch, out)
                     }
                 }
             }
@@ -249,11 +258,12 @@ fn prune_cooldowns(rules: &Rules, fold: &mut Fold, t: Timestamp) {
 }
 
 /// Whether an alert for (rule, rep set) is still cooling down at `t`; if not, records it.
+/// `reps` are the rep ids, sorted.
 fn cooldown_allows(
     fold: &mut Fold,
     rule_index: usize,
     rule: &CollisionRule,
-    reps: &[Arc<str>],
+    reps: &[&str],
     t: Timestamp,
 ) -> bool {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -276,6 +286,17 @@ fn cooldown_allows(
     }
     fold.cooldowns.push((ri, set, t));
     true
+}
+
+/// The sorted ids of the reps at these log positions.
+fn sorted_ids<'r>(ctx: &Ctx<'r>, log: &[Entry], seen: &[usize]) -> Vec<&'r str> {
+    let mut ids: Vec<&str> = seen
+        .iter()
+        .filter_map(|&j| contact_rep(&log[j]))
+        .map(|(r, _, _)| &*ctx.reps.get(r).id)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -307,17 +328,18 @@ fn protected_contact(
     {
         return;
     }
+    let mut ids = [&*ctx.reps.get(owner.rep).id, &*ctx.reps.get(c.rep).id];
+    ids.sort_unstable();
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) || !ctx.render {
+        return;
+    }
+    let owner = fold.owner.as_ref().expect("checked above");
     let owner_role = ctx.reps.get(owner.rep).role;
     let mut reps = vec![
         ctx.rep_data(owner.rep, owner.team, owner_role),
         ctx.rep_data(c.rep, c.team, c.role),
     ];
     reps.sort();
-    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
-    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
-        return;
-    }
-    let owner = fold.owner.as_ref().expect("checked above");
     let mut evidence = vec![ctx.evidence(e)];
     evidence.push(EvidenceData {
         event_id: Arc::from(&*owner.origin_event),
@@ -364,19 +386,21 @@ fn protected_contact(
     emit_collision(ctx, e, rule, &data, out);
 }
 
-/// The latest in-window counted contact of each distinct rep, newest first, ending with `i`.
-#[allow(clippy::too_many_arguments)]
-fn reps_in_window<'l>(
+/// Fills `seen` with the log position of the latest in-window counted contact of each
+/// distinct rep, newest first.
+fn reps_in_window(
     ctx: &Ctx<'_>,
     fold: &Fold,
-    log: &'l [Entry],
+    log: &[Entry],
     i: usize,
     rule: &CollisionRule,
     from: Timestamp,
-    skip_owner_side: bool,
-) -> Vec<&'l Entry> {
-    let mut seen: Vec<&Entry> = Vec::new();
-    for e in log[..=i].iter().rev() {
+    skip_account_team: bool,
+    seen: &mut Vec<usize>,
+) {
+    seen.clear();
+    for j in (0..=i).rev() {
+        let e = &log[j];
         if e.t < from {
             break;
         }
@@ -389,21 +413,22 @@ fn reps_in_window<'l>(
         if !rule.kinds.contains(*kind) || ctx.role_exempt(*role) {
             continue;
         }
-        if skip_owner_side {
-            if let Some(o) = &fold.owner {
-                if ctx.rules.exemptions.account_team && o.account_team.contains(rep) {
-                    continue;
-                }
-            }
+        if skip_account_team
+            && ctx.rules.exemptions.account_team
+            && fold
+                .owner
+                .as_ref()
+                .is_some_and(|o| o.account_team.contains(rep))
+        {
+            continue;
         }
         if !seen
             .iter()
-            .any(|s| matches!(&s.body, Body::Contact { rep: r, .. } if r == rep))
+            .any(|&s| matches!(&log[s].body, Body::Contact { rep: r, .. } if r == rep))
         {
-            seen.push(e);
+            seen.push(j);
         }
     }
-    seen
 }
 
 fn contact_rep(e: &Entry) -> Option<(RepIdx, Sym, Sym)> {
@@ -426,6 +451,7 @@ fn multi_rep(
     rule: &CollisionRule,
     min_reps: usize,
     window: Span,
+    scratch: &mut Vec<usize>,
     out: &mut Vec<(Key, Output)>,
 ) {
     let e = &log[i];
@@ -437,20 +463,21 @@ fn multi_rep(
         return;
     }
     let from = e.t - window;
-    let seen = reps_in_window(ctx, fold, log, i, rule, from, true);
-    if seen.len() < min_reps {
+    reps_in_window(ctx, fold, log, i, rule, from, true, scratch);
+    if scratch.len() < min_reps {
         return;
     }
+    let ids = sorted_ids(ctx, log, scratch);
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) || !ctx.render {
+        return;
+    }
+    let seen: Vec<&Entry> = scratch.iter().map(|&j| &log[j]).collect();
     let mut reps: Vec<RepData> = seen
         .iter()
         .filter_map(|s| contact_rep(s))
         .map(|(r, t, ro)| ctx.rep_data(r, t, ro))
         .collect();
     reps.sort();
-    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
-    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
-        return;
-    }
     let mut evidence: Vec<EvidenceData> = vec![ctx.evidence(e)];
     evidence.extend(
         seen.iter()
@@ -507,6 +534,7 @@ fn complaint(
     ri: usize,
     rule: &CollisionRule,
     window: Span,
+    scratch: &mut Vec<usize>,
     out: &mut Vec<(Key, Output)>,
 ) {
     let e = &log[i];
@@ -514,17 +542,18 @@ fn complaint(
         return;
     }
     let from = e.t - window;
-    let seen = reps_in_window(ctx, fold, log, i, rule, from, false);
+    reps_in_window(ctx, fold, log, i, rule, from, false, scratch);
+    let ids = sorted_ids(ctx, log, scratch);
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) || !ctx.render {
+        return;
+    }
+    let seen: Vec<&Entry> = scratch.iter().map(|&j| &log[j]).collect();
     let mut reps: Vec<RepData> = seen
         .iter()
         .filter_map(|s| contact_rep(s))
         .map(|(r, t, ro)| ctx.rep_data(r, t, ro))
         .collect();
     reps.sort();
-    let ids: Vec<Arc<str>> = reps.iter().map(|r| r.id.clone()).collect();
-    if !cooldown_allows(fold, ri, rule, &ids, e.t) {
-        return;
-    }
     let mut evidence: Vec<EvidenceData> = vec![ctx.evidence(e)];
     evidence.extend(seen.iter().rev().map(|s| ctx.evidence(s)));
     let names: Vec<String> = seen
@@ -615,6 +644,10 @@ fn first_touch(
         locked: false,
         won: false,
     };
+    if !ctx.render {
+        fold.owner = Some(owner);
+        return;
+    }
     let data = ClaimData {
         customer: ctx.customer_data(),
         rep: ctx.rep_data(c.rep, c.team, c.role),

@@ -39,6 +39,25 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use timers::{TimerKind, TimerTable};
 
+/// The detection context for one customer (a macro so that the borrow of the customer's
+/// identity fields stays apart from the mutable borrow of its fold state).
+macro_rules! ctx {
+    ($engine:expr, $cust:expr, $render:expr) => {
+        detect::Ctx {
+            rules: &$engine.rules,
+            reps: &$engine.reps,
+            words: &$engine.words,
+            exempt_roles: &$engine.exempt_roles,
+            subject: &$cust.key,
+            provisional: $cust.provisional,
+            region: $cust.region,
+            industry: $cust.industry,
+            tier: $cust.tier,
+            render: $render,
+        }
+    };
+}
+
 /// Sizes of the live state, for metrics and memory reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StateSize {
@@ -65,6 +84,7 @@ pub struct Engine {
     horizon: Span,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
+    seen: Vec<usize>,
     event_counts: FxHashMap<(Sym, ContactKindOrAction), u64>,
     alert_counts: FxHashMap<(Arc<str>, &'static str), u64>,
     stats: Stats,
@@ -104,6 +124,7 @@ impl Engine {
             horizon,
             queue: Vec::new(),
             scratch: Vec::new(),
+            seen: Vec::new(),
             event_counts: FxHashMap::default(),
             alert_counts: FxHashMap::default(),
             stats: Stats::default(),
@@ -222,12 +243,13 @@ impl Engine {
                     .is_some_and(|c| c.provisional)
             })
         };
-        let (key, provisional, absorb) = match resolution {
+        let (key, provisional, absorb, linked) = match resolution {
             Resolution::Customer {
                 key,
                 provisional,
                 absorb,
-            } => (key, provisional, absorb),
+                linked,
+            } => (key, provisional, absorb, linked),
             Resolution::Ambiguous(why) => {
                 return Err(self.reject(
                     RejectReason::AmbiguousCustomer,
@@ -235,8 +257,8 @@ impl Engine {
                 ))
             }
         };
-        let slot = self.customer_slot(&key, provisional);
-        self.note_identifiers(slot, event.customer());
+        let slot = self.customer_slot(key.as_str(), provisional);
+        self.note_customer(slot, event.customer(), &linked);
         let entry = self.entry_for(&event, late);
         let absorbed_any = !absorb.is_empty();
         for other in absorb {
@@ -281,10 +303,11 @@ impl Engine {
         Rejection::new(reason, detail)
     }
 
-    fn customer_slot(&mut self, key: &Arc<str>, provisional: bool) -> u32 {
+    fn customer_slot(&mut self, key: &str, provisional: bool) -> u32 {
         if let Some(&slot) = self.by_key.get(key) {
             return slot;
         }
+        let key: Arc<str> = Arc::from(key);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -299,34 +322,35 @@ impl Engine {
             provisional,
             self.generations[slot as usize],
         ));
-        self.by_key.insert(key.clone(), slot);
+        self.by_key.insert(key, slot);
         self.stats.customers_created += 1;
         slot
     }
 
-    /// Records identifiers and the newest attributes the event gives for its customer.
-    fn note_identifiers(&mut self, slot: u32, c: &crate::event::CustomerRef) {
-        let region = self.words.intern_opt(c.region.as_deref());
-        let industry = self.words.intern_opt(c.industry.as_deref());
-        let tier = self.words.intern_opt(c.tier.as_deref());
+    /// Records the identifiers newly linked to the customer and the newest attributes the
+    /// event gives for it.
+    fn note_customer(
+        &mut self,
+        slot: u32,
+        c: &crate::event::CustomerRef,
+        linked: &[(crate::identity::IdentKind, &str)],
+    ) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        for (kind, ident) in IdentityIndex::identifiers(c) {
-            if !cust
-                .identifiers
-                .iter()
-                .any(|(k, v)| *k == kind && &**v == ident)
-            {
-                cust.identifiers.push((kind, ident.into()));
+        for (kind, ident) in linked {
+            cust.identifiers.push((*kind, (*ident).into()));
+        }
+        for (attr, value) in [
+            (&mut cust.region, c.region.as_deref()),
+            (&mut cust.industry, c.industry.as_deref()),
+            (&mut cust.tier, c.tier.as_deref()),
+        ] {
+            // Compare before interning: attributes rarely change, and a string comparison is
+            // cheaper than a hash lookup on every event.
+            if let Some(v) = value {
+                if self.words.get(*attr).is_none_or(|w| &**w != v) {
+                    *attr = self.words.intern(v);
+                }
             }
-        }
-        if !region.is_none() {
-            cust.region = region;
-        }
-        if !industry.is_none() {
-            cust.industry = industry;
-        }
-        if !tier.is_none() {
-            cust.tier = tier;
         }
     }
 
@@ -412,20 +436,17 @@ impl Engine {
     /// Fast path: fold the newest entry onto `head` and emit what it causes.
     fn fold_last(&mut self, slot: u32) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let ctx = detect::Ctx {
-            rules: &self.rules,
-            reps: &self.reps,
-            words: &self.words,
-            exempt_roles: &self.exempt_roles,
-            subject: &cust.key,
-            provisional: cust.provisional,
-            region: cust.region,
-            industry: cust.industry,
-            tier: cust.tier,
-        };
+        let ctx = ctx!(self, cust, true);
         let i = cust.log.len() - 1;
         self.scratch.clear();
-        detect::step(&ctx, &mut cust.head, &cust.log, i, &mut self.scratch);
+        detect::step(
+            &ctx,
+            &mut cust.head,
+            &cust.log,
+            i,
+            &mut self.seen,
+            &mut self.scratch,
+        );
         for (key, out) in self.scratch.drain(..) {
             cust.emitted.push(Emitted {
                 key,
@@ -441,21 +462,18 @@ impl Engine {
     /// what no longer holds.
     fn refold(&mut self, slot: u32) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let ctx = detect::Ctx {
-            rules: &self.rules,
-            reps: &self.reps,
-            words: &self.words,
-            exempt_roles: &self.exempt_roles,
-            subject: &cust.key,
-            provisional: cust.provisional,
-            region: cust.region,
-            industry: cust.industry,
-            tier: cust.tier,
-        };
+        let ctx = ctx!(self, cust, true);
         let mut fold: Fold = cust.base.clone();
         self.scratch.clear();
-        for i in 0..cust.log.len() {
-            detect::step(&ctx, &mut fold, &cust.log, i, &mut self.scratch);
+        for i in cust.folded..cust.log.len() {
+            detect::step(
+                &ctx,
+                &mut fold,
+                &cust.log,
+                i,
+                &mut self.seen,
+                &mut self.scratch,
+            );
         }
         cust.head = fold;
         let old = std::mem::take(&mut cust.emitted);
@@ -511,6 +529,11 @@ impl Engine {
             if !into.contains(e.tie, e.source, &e.event_id) {
                 let pos = into.position(e.key());
                 into.log.insert(pos, e);
+                // An entry older than what is already folded joins the window context: it is
+                // seen by later windows but not folded again.
+                if pos < into.folded {
+                    into.folded += 1;
+                }
             }
         }
         if into.base.owner.is_none() {
@@ -544,19 +567,17 @@ impl Engine {
         }
     }
 
+    /// Makes sure a housekeeping timer is pending for the customer. Timers are not moved on
+    /// every event: when one fires early, it is simply set again for the newest entry.
     fn schedule_housekeeping(&mut self, slot: u32) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        if cust.housekeeping_at.is_some() {
+            return;
+        }
         let Some(newest) = cust.newest() else {
             return;
         };
         let at = newest + self.horizon + Span(1);
-        if cust.housekeeping_at == Some(at) {
-            return;
-        }
-        if let Some(old) = cust.housekeeping_at {
-            self.timers
-                .cancel(old, slot, cust.generation, TimerKind::Housekeeping);
-        }
         cust.housekeeping_at = Some(at);
         self.timers
             .schedule(at, slot, cust.generation, TimerKind::Housekeeping);
@@ -585,34 +606,48 @@ impl Engine {
         let cutoff = watermark - self.horizon;
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         cust.housekeeping_at = None;
-        let keep_from = cust.log.partition_point(|e| e.t < cutoff);
-        if keep_from > 0 {
-            let ctx = detect::Ctx {
-                rules: &self.rules,
-                reps: &self.reps,
-                words: &self.words,
-                exempt_roles: &self.exempt_roles,
-                subject: &cust.key,
-                provisional: cust.provisional,
-                region: cust.region,
-                industry: cust.industry,
-                tier: cust.tier,
-            };
-            let mut sink = Vec::new();
-            for i in 0..keep_from {
-                detect::step(&ctx, &mut cust.base, &cust.log, i, &mut sink);
+        let keep_from = cust.log.partition_point(|e| e.t < cutoff).max(cust.folded);
+        if keep_from == cust.log.len() {
+            // Everything is out of reach: the base becomes the head, no re-fold needed, and
+            // no window context is needed either.
+            cust.base = cust.head.clone();
+            cust.log.clear();
+            cust.folded = 0;
+            cust.emitted.clear();
+        } else {
+            if keep_from > cust.folded {
+                let ctx = ctx!(self, cust, false);
+                let mut sink = Vec::new();
+                for i in cust.folded..keep_from {
+                    detect::step(
+                        &ctx,
+                        &mut cust.base,
+                        &cust.log,
+                        i,
+                        &mut self.seen,
+                        &mut sink,
+                    );
+                }
+                let last_key = cust.log[keep_from - 1].key();
+                cust.emitted.retain(|e| e.key > last_key);
+                cust.folded = keep_from;
             }
-            let last_key = cust.log[keep_from - 1].key();
-            cust.log.drain(..keep_from);
-            cust.emitted.retain(|e| e.key > last_key);
-            let rules = &self.rules;
-            cust.base.cooldowns.retain(|(ri, _, last)| {
-                rules
-                    .collisions
-                    .get(*ri as usize)
-                    .is_some_and(|r| cutoff < *last + r.cooldown)
-            });
+            // Folded entries stay as window context while a live entry's window can reach
+            // them (a re-fold after a late event looks back that far).
+            let context_from = cust.log.partition_point(|e| e.t < cutoff - self.horizon);
+            if context_from > 0 {
+                cust.log.drain(..context_from);
+                cust.folded -= context_from;
+            }
         }
+        let rules = &self.rules;
+        let live_cooldown = |(ri, _, last): &(u16, u64, Timestamp)| {
+            rules
+                .collisions
+                .get(*ri as usize)
+                .is_some_and(|r| cutoff < *last + r.cooldown)
+        };
+        cust.base.cooldowns.retain(live_cooldown);
         if cust.log.is_empty() && cust.base.owner.is_none() && cust.base.cooldowns.is_empty() {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);

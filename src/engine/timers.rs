@@ -24,10 +24,6 @@ impl TimerTable {
         self.set.insert((at, slot, generation, kind));
     }
 
-    pub fn cancel(&mut self, at: Timestamp, slot: u32, generation: u32, kind: TimerKind) {
-        self.set.remove(&(at, slot, generation, kind));
-    }
-
     /// Removes and returns the earliest timer due at or before `now`.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<(Timestamp, u32, u32, TimerKind)> {
         let first = *self.set.first()?;

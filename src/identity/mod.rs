@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 /// An identifier kind, in the order used to resolve id-less events (most specific first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(usize)]
 pub enum IdentKind {
     Phone,
     Email,
@@ -43,16 +44,39 @@ enum Link {
     Shared,
 }
 
+/// The customer key an event resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<'e> {
+    /// The CRM id named by the event.
+    Id(&'e str),
+    /// A customer found through a link.
+    Linked(Arc<str>),
+    /// A new provisional customer, keyed by its first identifier (`phone:+86…`).
+    New(String),
+}
+
+impl Key<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Key::Id(s) => s,
+            Key::Linked(k) => k,
+            Key::New(s) => s,
+        }
+    }
+}
+
 /// How an event's customer was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
+pub enum Resolution<'e> {
     /// This customer key (existing or new).
     Customer {
-        key: Arc<str>,
+        key: Key<'e>,
         /// Keyed by an identifier because no CRM id is known yet.
         provisional: bool,
         /// Provisional customers that turned out to be this one and must be merged into it.
         absorb: Vec<Arc<str>>,
+        /// Identifiers linked to the customer by this event (new knowledge).
+        linked: Vec<(IdentKind, &'e str)>,
     },
     /// No id, and every identifier is shared or ambiguous.
     Ambiguous(String),
@@ -61,7 +85,8 @@ pub enum Resolution {
 /// Identifier → customer links, with demotion of shared identifiers.
 #[derive(Debug)]
 pub struct IdentityIndex {
-    links: FxHashMap<(IdentKind, Box<str>), Link>,
+    /// One map per identifier kind, so lookups borrow the event's text (no allocation).
+    links: [FxHashMap<Box<str>, Link>; 3],
     limit: usize,
     /// Identifiers demoted so far (for metrics and explanations).
     pub shared_count: u64,
@@ -69,12 +94,12 @@ pub struct IdentityIndex {
 
 impl IdentityIndex {
     pub fn new(limit: usize, shared_phones: &[String], shared_emails: &[String]) -> Self {
-        let mut links = FxHashMap::default();
+        let mut links: [FxHashMap<Box<str>, Link>; 3] = Default::default();
         for p in shared_phones {
-            links.insert((IdentKind::Phone, p.as_str().into()), Link::Shared);
+            links[IdentKind::Phone as usize].insert(p.as_str().into(), Link::Shared);
         }
         for e in shared_emails {
-            links.insert((IdentKind::Email, e.as_str().into()), Link::Shared);
+            links[IdentKind::Email as usize].insert(e.as_str().into(), Link::Shared);
         }
         IdentityIndex {
             links,
@@ -96,32 +121,44 @@ impl IdentityIndex {
 
     /// Finds (or names) the customer of an event and records the links it reveals.
     /// `is_provisional` says whether an existing key is provisional.
-    pub fn resolve(
+    pub fn resolve<'e>(
         &mut self,
-        c: &CustomerRef,
+        c: &'e CustomerRef,
         is_provisional: impl Fn(&str) -> bool,
-    ) -> Resolution {
+    ) -> Resolution<'e> {
         if let Some(id) = c.id.as_deref() {
-            let key: Arc<str> = Arc::from(id);
             let mut absorb = Vec::new();
+            let mut linked = Vec::new();
+            let mut key: Option<Arc<str>> = None;
             for (kind, ident) in Self::identifiers(c) {
-                if let Some(p) = self.link(kind, ident, &key, &is_provisional) {
+                let map = &self.links[kind as usize];
+                // The common case: the identifier already points at this id.
+                if matches!(map.get(ident), Some(Link::One(k)) if &**k == id) {
+                    continue;
+                }
+                let key = key.get_or_insert_with(|| Arc::from(id)).clone();
+                let (newly, absorbed) = self.link(kind, ident, &key, &is_provisional);
+                if newly {
+                    linked.push((kind, ident));
+                }
+                if let Some(p) = absorbed {
                     if !absorb.contains(&p) {
                         absorb.push(p);
                     }
                 }
             }
             return Resolution::Customer {
-                key,
+                key: Key::Id(id),
                 provisional: false,
                 absorb,
+                linked,
             };
         }
         let mut found: Option<Arc<str>> = None;
-        let mut unknown: Vec<(IdentKind, &str)> = Vec::new();
+        let mut unknown: Vec<(IdentKind, &'e str)> = Vec::new();
         let mut blocked: Vec<String> = Vec::new();
         for (kind, ident) in Self::identifiers(c) {
-            match self.links.get(&(kind, Box::from(ident))) {
+            match self.links[kind as usize].get(ident) {
                 Some(Link::One(k)) => {
                     if found.is_none() {
                         found = Some(k.clone());
@@ -138,55 +175,56 @@ impl IdentityIndex {
                 None => unknown.push((kind, ident)),
             }
         }
-        let (key, provisional) = match found {
+        let (key, arc, provisional) = match found {
             Some(k) => {
                 let p = is_provisional(&k);
-                (k, p)
+                (Key::Linked(k.clone()), k, p)
             }
             None => match unknown.first() {
-                Some((kind, ident)) => (Arc::from(format!("{}:{ident}", kind.as_str())), true),
+                Some((kind, ident)) => {
+                    let name = format!("{}:{ident}", kind.as_str());
+                    let arc: Arc<str> = Arc::from(name.as_str());
+                    (Key::New(name), arc, true)
+                }
                 None => return Resolution::Ambiguous(blocked.join("; ")),
             },
         };
-        for (kind, ident) in unknown {
-            self.links
-                .insert((kind, Box::from(ident)), Link::One(key.clone()));
+        for (kind, ident) in &unknown {
+            self.links[*kind as usize].insert(Box::from(*ident), Link::One(arc.clone()));
         }
         Resolution::Customer {
             key,
             provisional,
             absorb: Vec::new(),
+            linked: unknown,
         }
     }
 
-    /// Links `ident` to the CRM id `key`. Returns a provisional customer that the identifier
-    /// pointed at, which must now be merged into `key`.
+    /// Links `ident` to the CRM id `key`. Returns whether the link is new for `key`, and a
+    /// provisional customer the identifier pointed at, which must now be merged into `key`.
     fn link(
         &mut self,
         kind: IdentKind,
         ident: &str,
         key: &Arc<str>,
         is_provisional: &impl Fn(&str) -> bool,
-    ) -> Option<Arc<str>> {
-        let slot = (kind, Box::from(ident));
+    ) -> (bool, Option<Arc<str>>) {
         let limit = self.limit;
-        match self.links.get_mut(&slot) {
-            None => {
-                self.links.insert(slot, Link::One(key.clone()));
-                None
-            }
-            Some(Link::Shared) => None,
-            Some(link @ Link::One(_)) => {
-                let Link::One(existing) = &*link else {
-                    unreachable!()
-                };
+        let map = &mut self.links[kind as usize];
+        let Some(link) = map.get_mut(ident) else {
+            map.insert(Box::from(ident), Link::One(key.clone()));
+            return (true, None);
+        };
+        match link {
+            Link::Shared => (false, None),
+            Link::One(existing) => {
                 if existing == key {
-                    return None;
+                    return (false, None);
                 }
                 if is_provisional(existing) {
                     let absorbed = existing.clone();
                     *link = Link::One(key.clone());
-                    return Some(absorbed);
+                    return (true, Some(absorbed));
                 }
                 let mut both = vec![existing.clone(), key.clone()];
                 both.sort();
@@ -196,29 +234,27 @@ impl IdentityIndex {
                 } else {
                     Link::Many(both)
                 };
-                None
+                (true, None)
             }
-            Some(link @ Link::Many(_)) => {
-                let Link::Many(keys) = link else {
-                    unreachable!()
-                };
-                if !keys.contains(key) {
-                    keys.push(key.clone());
-                    keys.sort();
-                    if keys.len() >= limit {
-                        *link = Link::Shared;
-                        self.shared_count += 1;
-                    }
+            Link::Many(keys) => {
+                if keys.contains(key) {
+                    return (false, None);
                 }
-                None
+                keys.push(key.clone());
+                keys.sort();
+                if keys.len() >= limit {
+                    *link = Link::Shared;
+                    self.shared_count += 1;
+                }
+                (true, None)
             }
         }
     }
 
     /// Points every identifier of `from` at `to` (after a merge).
     pub fn relink(&mut self, idents: &[(IdentKind, Box<str>)], from: &str, to: &Arc<str>) {
-        for id in idents {
-            if let Some(link @ Link::One(_)) = self.links.get_mut(id) {
+        for (kind, ident) in idents {
+            if let Some(link) = self.links[*kind as usize].get_mut(&**ident) {
                 if matches!(link, Link::One(k) if &**k == from) {
                     *link = Link::One(to.clone());
                 }
@@ -228,8 +264,9 @@ impl IdentityIndex {
 
     /// Forgets an evicted customer's links (shared identifiers stay demoted).
     pub fn forget(&mut self, idents: &[(IdentKind, Box<str>)], key: &str) {
-        for id in idents {
-            let remove = match self.links.get_mut(id) {
+        for (kind, ident) in idents {
+            let map = &mut self.links[*kind as usize];
+            let remove = match map.get_mut(&**ident) {
                 Some(Link::One(k)) => &**k == key,
                 Some(link @ Link::Many(_)) => {
                     let Link::Many(keys) = link else {
@@ -244,18 +281,18 @@ impl IdentityIndex {
                 _ => false,
             };
             if remove {
-                self.links.remove(id);
+                map.remove(&**ident);
             }
         }
     }
 
     /// Number of identifiers indexed.
     pub fn len(&self) -> usize {
-        self.links.len()
+        self.links.iter().map(|m| m.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.len() == 0
     }
 }
 
@@ -271,9 +308,9 @@ mod tests {
         }
     }
 
-    fn key_of(r: Resolution) -> String {
+    fn key_of(r: Resolution<'_>) -> String {
         match r {
-            Resolution::Customer { key, .. } => key.to_string(),
+            Resolution::Customer { key, .. } => key.as_str().to_string(),
             Resolution::Ambiguous(why) => format!("ambiguous: {why}"),
         }
     }
@@ -304,18 +341,15 @@ mod tests {
     #[test]
     fn a_provisional_customer_is_absorbed_when_its_id_appears() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        let first = ix.resolve(&cref(None, Some("+8613800138000")), |_| false);
+        let a = cref(None, Some("+8613800138000"));
+        let first = ix.resolve(&a, |_| false);
         assert_eq!(key_of(first), "phone:+8613800138000");
-        let r = ix.resolve(&cref(Some("C1"), Some("+8613800138000")), |k| {
-            k.starts_with("phone:")
-        });
-        assert_eq!(
-            r,
-            Resolution::Customer {
-                key: Arc::from("C1"),
-                provisional: false,
-                absorb: vec![Arc::from("phone:+8613800138000")]
-            }
-        );
+        let b = cref(Some("C1"), Some("+8613800138000"));
+        let r = ix.resolve(&b, |k| k.starts_with("phone:"));
+        let Resolution::Customer { key, absorb, .. } = r else {
+            panic!("resolved")
+        };
+        assert_eq!(key.as_str(), "C1");
+        assert_eq!(absorb, vec![Arc::<str>::from("phone:+8613800138000")]);
     }
 }
