@@ -9,6 +9,9 @@ use leadguard::ingest::Ingest;
 use std::path::Path;
 use std::sync::Arc;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cfg = GenConfig {
         seed: 2026,
