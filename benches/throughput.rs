@@ -16,27 +16,28 @@ use leadguard::event::Event;
 use leadguard::gen::{generate, GenConfig};
 use leadguard::ingest::Ingest;
 use leadguard::pipeline::{self, Pipeline};
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::Path;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
-/// Counts live heap bytes, for the memory report.
+/// Counts live heap bytes, for the memory report; allocates with mimalloc like the binary.
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
+        unsafe { MiMalloc.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
+        unsafe { MiMalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
+        unsafe { MiMalloc.realloc(p, l, n) }
     }
 }
 
@@ -87,7 +88,7 @@ fn run_core(f: &Fixture, events: Vec<Event>) -> (usize, Engine) {
         let now = e
             .occurred_at()
             .max(engine.clock().unwrap_or(e.occurred_at()));
-        let _ = engine.handle_event(e, now);
+        let _ = engine.handle_event(&e, now);
         outputs += engine.drain_outputs().count();
     }
     (outputs, engine)
@@ -127,8 +128,8 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     // Memory report: live heap held by the engine after the whole stream.
-    let events = f.events.clone();
     let before = LIVE.load(Ordering::Relaxed);
+    let events = f.events.clone();
     let (outputs, engine) = run_core(&f, events);
     let held = LIVE.load(Ordering::Relaxed) - before;
     let size = engine.state_size();

@@ -142,7 +142,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
                     .occurred_at()
                     .max(self.engine.clock().unwrap_or(event.occurred_at()))
             });
-            self.engine.handle_event(event, now)
+            self.engine.handle_event(&event, now)
         });
         if let Err(rejection) = result {
             self.write_dead_letter(&rejection, bytes, truncated, origin)?;

@@ -130,7 +130,7 @@ fn run(rules: &Arc<Rules>, events: &[Event]) -> (Vec<Output>, usize) {
         let now = e
             .occurred_at()
             .max(engine.clock().unwrap_or(e.occurred_at()));
-        if engine.handle_event(e.clone(), now).is_err() {
+        if engine.handle_event(e, now).is_err() {
             rejected += 1;
         }
         outs.extend(engine.drain_outputs());
@@ -265,10 +265,10 @@ fn an_event_beyond_the_lateness_is_refused_not_dropped() {
     };
     let late = g(0, 2);
     engine
-        .handle_event(g(30, 1), Timestamp(BASE + 30 * 60_000))
+        .handle_event(&g(30, 1), Timestamp(BASE + 30 * 60_000))
         .unwrap();
     let err = engine
-        .handle_event(late, Timestamp(BASE + 30 * 60_000))
+        .handle_event(&late, Timestamp(BASE + 30 * 60_000))
         .unwrap_err();
     assert_eq!(err.reason.as_str(), "too_late");
     assert_eq!(

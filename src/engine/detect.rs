@@ -388,6 +388,7 @@ fn protected_contact(
 
 /// Fills `seen` with the log position of the latest in-window counted contact of each
 /// distinct rep, newest first.
+#[allow(clippy::too_many_arguments)]
 fn reps_in_window(
     ctx: &Ctx<'_>,
     fold: &Fold,

@@ -28,7 +28,7 @@ mod timers;
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
-use crate::event::{Activity, Event, Ownership};
+use crate::event::{Activity, ContactKind, Event, Ownership, OwnershipAction};
 use crate::identity::{IdentityIndex, Resolution};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
@@ -38,6 +38,11 @@ use reps::{Interner, RepIdx, Reps, Sym};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use timers::{TimerKind, TimerTable};
+
+/// A customer still active when its housekeeping timer fires keeps its log until it holds
+/// this many live entries: folding old entries into the base means running them through the
+/// rules again, which is only worth it to bound memory.
+const COMPACT_AT: usize = 64;
 
 /// The detection context for one customer (a macro so that the borrow of the customer's
 /// identity fields stays apart from the mutable borrow of its fold state).
@@ -85,13 +90,21 @@ pub struct Engine {
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
     seen: Vec<usize>,
-    event_counts: FxHashMap<(Sym, ContactKindOrAction), u64>,
+    /// The source of the previous event: most streams come from few sources in runs.
+    last_source: Option<Sym>,
+    /// Accepted events per source symbol, by contact kind then ownership action.
+    event_counts: Vec<[u64; 12]>,
     alert_counts: FxHashMap<(Arc<str>, &'static str), u64>,
     stats: Stats,
 }
 
-/// Counting key for accepted events: a contact kind or an ownership action name.
-type ContactKindOrAction = &'static str;
+/// The names counted in `event_counts`, in column order.
+fn counted_name(column: usize) -> &'static str {
+    match column {
+        0..=5 => ContactKind::ALL[column].as_str(),
+        _ => OwnershipAction::ALL[column - 6].as_str(),
+    }
+}
 
 impl Engine {
     pub fn new(rules: Arc<Rules>, roster: &Roster) -> Engine {
@@ -125,7 +138,8 @@ impl Engine {
             queue: Vec::new(),
             scratch: Vec::new(),
             seen: Vec::new(),
-            event_counts: FxHashMap::default(),
+            last_source: None,
+            event_counts: Vec::new(),
             alert_counts: FxHashMap::default(),
             stats: Stats::default(),
         }
@@ -161,13 +175,17 @@ impl Engine {
     /// Counters so far.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
-        for (&(src, kind), &n) in &self.event_counts {
+        for (src, row) in self.event_counts.iter().enumerate() {
             let name = self
                 .words
-                .get(src)
+                .get(Sym(src as u32))
                 .map(|w| w.to_string())
                 .unwrap_or_default();
-            *s.events.entry((name, kind)).or_default() += n;
+            for (column, &n) in row.iter().enumerate().filter(|(_, n)| **n > 0) {
+                *s.events
+                    .entry((name.clone(), counted_name(column)))
+                    .or_default() += n;
+            }
         }
         for ((rule, sev), &n) in &self.alert_counts {
             *s.alerts.entry((rule.to_string(), *sev)).or_default() += n;
@@ -201,7 +219,7 @@ impl Engine {
 
     /// Processes one event. `now` is the driver's clock, used to refuse events that claim to
     /// be from the future; a replay passes the event's own time.
-    pub fn handle_event(&mut self, event: Event, now: Timestamp) -> Result<(), Rejection> {
+    pub fn handle_event(&mut self, event: &Event, now: Timestamp) -> Result<(), Rejection> {
         let t = event.occurred_at();
         if t > now + self.rules.settings.max_future_skew {
             return Err(self.reject(
@@ -233,6 +251,11 @@ impl Engine {
             self.clock = Some(t);
             self.fire_timers();
         }
+        // Fast path: an event naming a known customer id with identifiers already linked to
+        // it needs nothing from the identity index.
+        if let Some(slot) = self.known_customer(event.customer()) {
+            return self.place(slot, event, late, Vec::new());
+        }
         let resolution = {
             let by_key = &self.by_key;
             let slots = &self.slots;
@@ -258,8 +281,34 @@ impl Engine {
             }
         };
         let slot = self.customer_slot(key.as_str(), provisional);
-        self.note_customer(slot, event.customer(), &linked);
-        let entry = self.entry_for(&event, late);
+        self.note_customer(slot, &linked);
+        self.place(slot, event, late, absorb)
+    }
+
+    /// The slot of the customer an event names by id, when every identifier it carries is
+    /// already linked to that customer.
+    fn known_customer(&self, c: &crate::event::CustomerRef) -> Option<u32> {
+        let slot = *self.by_key.get(c.id.as_deref()?)?;
+        let cust = self.slots[slot as usize].as_ref()?;
+        IdentityIndex::identifiers(c)
+            .all(|(kind, ident)| {
+                cust.identifiers
+                    .iter()
+                    .any(|(k, v)| *k == kind && &**v == ident)
+            })
+            .then_some(slot)
+    }
+
+    /// Puts an event into its customer's log and folds it.
+    fn place(
+        &mut self,
+        slot: u32,
+        event: &Event,
+        late: bool,
+        absorb: Vec<Arc<str>>,
+    ) -> Result<(), Rejection> {
+        self.note_attributes(slot, event.customer());
+        let entry = self.entry_for(event, late);
         let absorbed_any = !absorb.is_empty();
         for other in absorb {
             self.absorb(slot, &other);
@@ -272,14 +321,15 @@ impl Engine {
             }
             return Ok(());
         }
-        let counted: &'static str = match &event {
-            Event::Activity(a) => a.kind.as_str(),
-            Event::Ownership(o) => o.action.as_str(),
+        let column = match event {
+            Event::Activity(a) => a.kind as usize,
+            Event::Ownership(o) => 6 + o.action as usize,
         };
-        *self
-            .event_counts
-            .entry((entry.source, counted))
-            .or_default() += 1;
+        let src = entry.source.0 as usize;
+        if self.event_counts.len() <= src {
+            self.event_counts.resize(src + 1, [0; 12]);
+        }
+        self.event_counts[src][column] += 1;
         if late {
             self.stats.late_ownership_applied += 1;
         }
@@ -327,18 +377,17 @@ impl Engine {
         slot
     }
 
-    /// Records the identifiers newly linked to the customer and the newest attributes the
-    /// event gives for it.
-    fn note_customer(
-        &mut self,
-        slot: u32,
-        c: &crate::event::CustomerRef,
-        linked: &[(crate::identity::IdentKind, &str)],
-    ) {
+    /// Records the identifiers newly linked to the customer.
+    fn note_customer(&mut self, slot: u32, linked: &[(crate::identity::IdentKind, &str)]) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         for (kind, ident) in linked {
             cust.identifiers.push((*kind, (*ident).into()));
         }
+    }
+
+    /// Keeps the newest attributes the event gives for its customer.
+    fn note_attributes(&mut self, slot: u32, c: &crate::event::CustomerRef) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
         for (attr, value) in [
             (&mut cust.region, c.region.as_deref()),
             (&mut cust.industry, c.industry.as_deref()),
@@ -355,7 +404,14 @@ impl Engine {
     }
 
     fn entry_for(&mut self, event: &Event, late: bool) -> Entry {
-        let source = self.words.intern(event.source());
+        let source = match self.last_source {
+            Some(sym) if self.words.get(sym).is_some_and(|w| &**w == event.source()) => sym,
+            _ => {
+                let sym = self.words.intern(event.source());
+                self.last_source = Some(sym);
+                sym
+            }
+        };
         let event_id = event.event_id();
         let (_, _, tie) = canonical_order(event);
         match event {
@@ -517,6 +573,16 @@ impl Engine {
         if other_slot == slot {
             return;
         }
+        // What a merge re-issues must not depend on when housekeeping last ran: both sides
+        // are first compacted to the same event-time cutoff, so exactly the outputs of events
+        // within one horizon of the watermark are folded again.
+        if let Some(w) = self.watermark() {
+            let cutoff = w - self.horizon;
+            self.compact(slot, cutoff);
+            if self.slots[other_slot as usize].is_some() {
+                self.compact(other_slot, cutoff);
+            }
+        }
         let Some(gone) = self.slots[other_slot as usize].take() else {
             return;
         };
@@ -600,6 +666,36 @@ impl Engine {
         }
     }
 
+    /// Folds the live entries older than `cutoff` into `base`. They stay in the log as window
+    /// context while a live entry's window can reach them (a re-fold after a late event looks
+    /// back that far).
+    fn compact(&mut self, slot: u32, cutoff: Timestamp) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let keep_from = cust.log.partition_point(|e| e.t < cutoff).max(cust.folded);
+        if keep_from > cust.folded {
+            let ctx = ctx!(self, cust, false);
+            let mut sink = Vec::new();
+            for i in cust.folded..keep_from {
+                detect::step(
+                    &ctx,
+                    &mut cust.base,
+                    &cust.log,
+                    i,
+                    &mut self.seen,
+                    &mut sink,
+                );
+            }
+            let last_key = cust.log[keep_from - 1].key();
+            cust.emitted.retain(|e| e.key > last_key);
+            cust.folded = keep_from;
+        }
+        let context_from = cust.log.partition_point(|e| e.t < cutoff - self.horizon);
+        if context_from > 0 {
+            cust.log.drain(..context_from);
+            cust.folded -= context_from;
+        }
+    }
+
     /// Folds entries no on-time event can reach into `base`; evicts the customer when nothing
     /// is left to remember.
     fn housekeeping(&mut self, slot: u32, watermark: Timestamp) {
@@ -614,32 +710,10 @@ impl Engine {
             cust.log.clear();
             cust.folded = 0;
             cust.emitted.clear();
-        } else {
-            if keep_from > cust.folded {
-                let ctx = ctx!(self, cust, false);
-                let mut sink = Vec::new();
-                for i in cust.folded..keep_from {
-                    detect::step(
-                        &ctx,
-                        &mut cust.base,
-                        &cust.log,
-                        i,
-                        &mut self.seen,
-                        &mut sink,
-                    );
-                }
-                let last_key = cust.log[keep_from - 1].key();
-                cust.emitted.retain(|e| e.key > last_key);
-                cust.folded = keep_from;
-            }
-            // Folded entries stay as window context while a live entry's window can reach
-            // them (a re-fold after a late event looks back that far).
-            let context_from = cust.log.partition_point(|e| e.t < cutoff - self.horizon);
-            if context_from > 0 {
-                cust.log.drain(..context_from);
-                cust.folded -= context_from;
-            }
+        } else if cust.log.len() - cust.folded > COMPACT_AT {
+            self.compact(slot, cutoff);
         }
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
         let rules = &self.rules;
         let live_cooldown = |(ri, _, last): &(u16, u64, Timestamp)| {
             rules
