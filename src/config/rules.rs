@@ -399,6 +399,7 @@ impl Rules {
         if errors.is_empty() {
             Ok(rules)
         } else {
+            errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
             Err(errors)
         }
     }

@@ -21,6 +21,7 @@
 
 mod customer;
 mod detect;
+mod keys;
 pub mod reps;
 mod stats;
 mod timers;
@@ -83,7 +84,7 @@ pub struct Engine {
     slots: Vec<Option<Customer>>,
     generations: Vec<u32>,
     free: Vec<u32>,
-    by_key: FxHashMap<Arc<str>, u32>,
+    by_key: keys::KeyIndex,
     timers: TimerTable,
     clock: Option<Timestamp>,
     horizon: Span,
@@ -131,7 +132,7 @@ impl Engine {
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
-            by_key: FxHashMap::default(),
+            by_key: keys::KeyIndex::default(),
             timers: TimerTable::default(),
             clock: None,
             horizon,
@@ -262,7 +263,7 @@ impl Engine {
             self.identity.resolve(event.customer(), |k| {
                 by_key
                     .get(k)
-                    .and_then(|&s| slots[s as usize].as_ref())
+                    .and_then(|s| slots[s as usize].as_ref())
                     .is_some_and(|c| c.provisional)
             })
         };
@@ -288,7 +289,7 @@ impl Engine {
     /// The slot of the customer an event names by id, when every identifier it carries is
     /// already linked to that customer.
     fn known_customer(&self, c: &crate::event::CustomerRef) -> Option<u32> {
-        let slot = *self.by_key.get(c.id.as_deref()?)?;
+        let slot = self.by_key.get(c.id.as_deref()?)?;
         let cust = self.slots[slot as usize].as_ref()?;
         IdentityIndex::identifiers(c)
             .all(|(kind, ident)| {
@@ -354,7 +355,7 @@ impl Engine {
     }
 
     fn customer_slot(&mut self, key: &str, provisional: bool) -> u32 {
-        if let Some(&slot) = self.by_key.get(key) {
+        if let Some(slot) = self.by_key.get(key) {
             return slot;
         }
         let key: Arc<str> = Arc::from(key);
@@ -567,7 +568,7 @@ impl Engine {
 
     /// Merges the provisional customer `other` into `slot`.
     fn absorb(&mut self, slot: u32, other: &Arc<str>) {
-        let Some(other_slot) = self.by_key.get(other).copied() else {
+        let Some(other_slot) = self.by_key.get(other) else {
             return;
         };
         if other_slot == slot {
