@@ -7,6 +7,7 @@
 
 use crate::config::{Roster, Rules, SourceMapping};
 use crate::engine::{Engine, Stats};
+use crate::event::Event;
 use crate::ingest::{Ingest, Rejection};
 use crate::time::Timestamp;
 use base64::Engine as _;
@@ -119,22 +120,29 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         origin: Origin<'_>,
         now: Option<Timestamp>,
     ) -> io::Result<()> {
+        let parsed = parse_message(
+            &mut self.ingest,
+            self.source.as_ref(),
+            &self.default_source,
+            bytes,
+            truncated,
+        );
+        self.process(parsed, bytes, truncated, origin, now)
+    }
+
+    /// Processes a message already parsed (by [`parse_message`], maybe on another thread).
+    pub fn process(
+        &mut self,
+        parsed: Option<Result<Event, Rejection>>,
+        bytes: &[u8],
+        truncated: bool,
+        origin: Origin<'_>,
+        now: Option<Timestamp>,
+    ) -> io::Result<()> {
         self.counts.lines += 1;
-        if bytes.iter().all(u8::is_ascii_whitespace) && !truncated {
+        let Some(result) = parsed else {
             self.counts.blank += 1;
             return Ok(());
-        }
-        let result = if truncated {
-            Err(Rejection::new(
-                crate::ingest::RejectReason::Oversized,
-                format!(
-                    "message is longer than the limit of {} bytes (settings.max_message_bytes)",
-                    self.ingest.rules().settings.max_message_bytes
-                ),
-            ))
-        } else {
-            self.ingest
-                .parse(bytes, self.source.as_ref(), &self.default_source)
         };
         let result = result.and_then(|event| {
             let now = now.unwrap_or_else(|| {
@@ -206,6 +214,29 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 }
 
+/// Parses one message; `None` for a blank line (skipped, not an event).
+pub fn parse_message(
+    ingest: &mut Ingest,
+    source: Option<&SourceMapping>,
+    default_source: &str,
+    bytes: &[u8],
+    truncated: bool,
+) -> Option<Result<Event, Rejection>> {
+    if truncated {
+        return Some(Err(Rejection::new(
+            crate::ingest::RejectReason::Oversized,
+            format!(
+                "message is longer than the limit of {} bytes (settings.max_message_bytes)",
+                ingest.rules().settings.max_message_bytes
+            ),
+        )));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(ingest.parse(bytes, source, default_source))
+}
+
 /// Reads one line (without its `\n` or `\r\n`) into `buf`, keeping at most `limit` bytes.
 /// Returns `None` at end of input, else whether the line was longer than `limit`.
 pub fn read_line_limited(
@@ -256,26 +287,104 @@ fn memchr(hay: &[u8]) -> Option<usize> {
 }
 
 /// Replays a whole input as fast as it can, event time driving the clock.
+///
+/// Reading and parsing run on a second thread, in batches, while this thread feeds the core
+/// and writes: the order of messages (and so every output byte) is the same as a sequential
+/// run.
 pub fn replay<O: Write, D: Write>(
     pipeline: &mut Pipeline<O, D>,
-    input: &mut impl BufRead,
+    input: &mut (impl BufRead + Send),
     input_name: &str,
 ) -> io::Result<()> {
-    let limit = pipeline.ingest.rules().settings.max_message_bytes;
-    let mut buf = Vec::with_capacity(1024);
-    let mut line = 0u64;
-    while let Some(truncated) = read_line_limited(input, &mut buf, limit)? {
-        line += 1;
-        pipeline.handle_message(
-            &buf,
-            truncated,
-            Origin {
-                input: input_name,
-                line,
-            },
-            None,
-        )?;
+    const BATCH: usize = 512;
+    struct Batch {
+        bytes: Vec<u8>,
+        items: Vec<(
+            std::ops::Range<usize>,
+            bool,
+            Option<Result<Event, Rejection>>,
+        )>,
     }
+    let limit = pipeline.ingest.rules().settings.max_message_bytes;
+    let mut ingest = pipeline.ingest.clone();
+    let source = pipeline.source.clone();
+    let default_source = pipeline.default_source.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut line = Vec::with_capacity(1024);
+            loop {
+                let mut batch = Batch {
+                    bytes: Vec::with_capacity(BATCH * 320),
+                    items: Vec::with_capacity(BATCH),
+                };
+                let mut eof = false;
+                while batch.items.len() < BATCH {
+                    match read_line_limited(input, &mut line, limit) {
+                        Ok(None) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(Some(truncated)) => {
+                            let start = batch.bytes.len();
+                            batch.bytes.extend_from_slice(&line);
+                            let parsed = parse_message(
+                                &mut ingest,
+                                source.as_ref(),
+                                &default_source,
+                                &line,
+                                truncated,
+                            );
+                            batch
+                                .items
+                                .push((start..batch.bytes.len(), truncated, parsed));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return ingest.dropped_identifiers;
+                        }
+                    }
+                }
+                if !batch.items.is_empty() && tx.send(Ok(batch)).is_err() {
+                    return ingest.dropped_identifiers;
+                }
+                if eof {
+                    return ingest.dropped_identifiers;
+                }
+            }
+        });
+        let mut line_no = 0u64;
+        let mut result = Ok(());
+        for batch in rx {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            for (range, truncated, parsed) in batch.items {
+                line_no += 1;
+                let origin = Origin {
+                    input: input_name,
+                    line: line_no,
+                };
+                if let Err(e) =
+                    pipeline.process(parsed, &batch.bytes[range], truncated, origin, None)
+                {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        // Dropping the receiver (end of the loop) stops the reader if we stopped early.
+        let dropped = reader.join().unwrap_or(0);
+        pipeline.ingest.dropped_identifiers += dropped;
+        result
+    })?;
     pipeline.flush()
 }
 

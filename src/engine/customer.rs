@@ -25,7 +25,7 @@ pub struct Entry {
     pub order: u8,
     pub tie: u64,
     pub source: Sym,
-    pub event_id: Box<str>,
+    pub event_id: Arc<str>,
     pub body: Body,
 }
 
@@ -77,7 +77,7 @@ pub struct Owner {
     pub since: Timestamp,
     pub protected_until: Timestamp,
     pub via: Via,
-    pub origin_event: Box<str>,
+    pub origin_event: Arc<str>,
     pub origin_source: Sym,
     pub origin_kind: &'static str,
     pub account_team: Box<[RepIdx]>,

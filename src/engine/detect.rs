@@ -81,7 +81,7 @@ impl Ctx<'_> {
             ),
         };
         EvidenceData {
-            event_id: Arc::from(&*e.event_id),
+            event_id: e.event_id.clone(),
             source: self.word(e.source).unwrap_or_else(|| Arc::from("")),
             kind,
             direction,
@@ -100,7 +100,7 @@ impl Ctx<'_> {
                 self.time(o.protected_until)
             },
             via: o.via.as_str(),
-            origin_event: Arc::from(&*o.origin_event),
+            origin_event: o.origin_event.clone(),
         }
     }
     fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
@@ -342,7 +342,7 @@ fn protected_contact(
     reps.sort();
     let mut evidence = vec![ctx.evidence(e)];
     evidence.push(EvidenceData {
-        event_id: Arc::from(&*owner.origin_event),
+        event_id: owner.origin_event.clone(),
         source: ctx
             .word(owner.origin_source)
             .unwrap_or_else(|| Arc::from("")),
