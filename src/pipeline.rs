@@ -297,13 +297,15 @@ pub fn replay<O: Write, D: Write>(
     input_name: &str,
 ) -> io::Result<()> {
     const BATCH: usize = 512;
+    /// A line's place in the batch buffer, whether it was cut, and what parsing made of it.
+    type ParsedLine = (
+        std::ops::Range<usize>,
+        bool,
+        Option<Result<Event, Rejection>>,
+    );
     struct Batch {
         bytes: Vec<u8>,
-        items: Vec<(
-            std::ops::Range<usize>,
-            bool,
-            Option<Result<Event, Rejection>>,
-        )>,
+        items: Vec<ParsedLine>,
     }
     let limit = pipeline.ingest.rules().settings.max_message_bytes;
     let mut ingest = pipeline.ingest.clone();
