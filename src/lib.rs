@@ -9,6 +9,33 @@
 //! - [`pipeline`] drives the core over files and stdin (`run`, `replay`), and [`telemetry`]
 //!   exports the core's counters as Prometheus metrics;
 //! - [`gen`] writes realistic streams for tests, demos and benchmarks.
+//!
+//! Driving the core directly:
+//!
+//! ```
+//! use leadguard::config::{Roster, Rules};
+//! use leadguard::engine::Engine;
+//! use leadguard::ingest::Ingest;
+//! use std::sync::Arc;
+//!
+//! let rules = Arc::new(Rules::embedded());
+//! let mut ingest = Ingest::new(rules.clone());
+//! let mut engine = Engine::new(rules, &Roster::default());
+//! let lines = [
+//!     r#"{"event_id":"1","kind":"call","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r-li"},"customer":{"id":"C1","phone":"138 0013 8000"}}"#,
+//!     r#"{"event_id":"2","kind":"call","occurred_at":"2026-11-02T10:00:00+08:00","rep":{"id":"r-wang"},"customer":{"phone":"+86-138-0013-8000"}}"#,
+//! ];
+//! let mut outputs = Vec::new();
+//! for line in lines {
+//!     let event = ingest.parse(line.as_bytes(), None, "doc").expect("valid event");
+//!     // Replay: the event's own time is the driver's clock.
+//!     engine.handle_event(&event, event.occurred_at()).expect("accepted");
+//!     outputs.extend(engine.drain_outputs());
+//! }
+//! assert_eq!(outputs.len(), 1);
+//! assert_eq!(outputs[0].ty.as_str(), "leadguard.collision.detected");
+//! assert_eq!(&*outputs[0].subject, "C1"); // the phone-only call found C1
+//! ```
 
 pub mod config;
 pub mod engine;
