@@ -127,13 +127,13 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             bytes,
             truncated,
         );
-        self.process(parsed, bytes, truncated, origin, now)
+        self.process(parsed.as_ref(), bytes, truncated, origin, now)
     }
 
     /// Processes a message already parsed (by [`parse_message`], maybe on another thread).
     pub fn process(
         &mut self,
-        parsed: Option<Result<Event, Rejection>>,
+        parsed: Option<&Result<Event, Rejection>>,
         bytes: &[u8],
         truncated: bool,
         origin: Origin<'_>,
@@ -144,15 +144,18 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             self.counts.blank += 1;
             return Ok(());
         };
-        let result = result.and_then(|event| {
-            let now = now.unwrap_or_else(|| {
-                event
-                    .occurred_at()
-                    .max(self.engine.clock().unwrap_or(event.occurred_at()))
-            });
-            self.engine.handle_event(&event, now)
-        });
-        if let Err(rejection) = result {
+        let refused = match result {
+            Err(rejection) => Some(rejection.clone()),
+            Ok(event) => {
+                let now = now.unwrap_or_else(|| {
+                    event
+                        .occurred_at()
+                        .max(self.engine.clock().unwrap_or(event.occurred_at()))
+                });
+                self.engine.handle_event(event, now).err()
+            }
+        };
+        if let Some(rejection) = refused {
             self.write_dead_letter(&rejection, bytes, truncated, origin)?;
         }
         self.flush_outputs()
@@ -253,7 +256,7 @@ pub fn read_line_limited(
             break;
         }
         any = true;
-        let (chunk, used, done) = match memchr(available) {
+        let (chunk, used, done) = match memchr::memchr(b'\n', available) {
             Some(i) => (&available[..i], i + 1, true),
             None => (available, available.len(), false),
         };
@@ -282,15 +285,12 @@ pub fn read_line_limited(
     Ok(Some(truncated))
 }
 
-fn memchr(hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == b'\n')
-}
-
 /// Replays a whole input as fast as it can, event time driving the clock.
 ///
 /// Reading and parsing run on a second thread, in batches, while this thread feeds the core
 /// and writes: the order of messages (and so every output byte) is the same as a sequential
-/// run.
+/// run. Processed batches go back to the reading thread, which frees their events (memory is
+/// cheapest to free on the thread that allocated it) and reuses their buffers.
 pub fn replay<O: Write, D: Write>(
     pipeline: &mut Pipeline<O, D>,
     input: &mut (impl BufRead + Send),
@@ -312,13 +312,21 @@ pub fn replay<O: Write, D: Write>(
     let source = pipeline.source.clone();
     let default_source = pipeline.default_source.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut line = Vec::with_capacity(1024);
             loop {
-                let mut batch = Batch {
-                    bytes: Vec::with_capacity(BATCH * 320),
-                    items: Vec::with_capacity(BATCH),
+                let mut batch = match back_rx.try_recv() {
+                    Ok(mut used) => {
+                        used.bytes.clear();
+                        used.items.clear();
+                        used
+                    }
+                    Err(_) => Batch {
+                        bytes: Vec::with_capacity(BATCH * 320),
+                        items: Vec::with_capacity(BATCH),
+                    },
                 };
                 let mut eof = false;
                 while batch.items.len() < BATCH {
@@ -365,15 +373,19 @@ pub fn replay<O: Write, D: Write>(
                     break;
                 }
             };
-            for (range, truncated, parsed) in batch.items {
+            for (range, truncated, parsed) in &batch.items {
                 line_no += 1;
                 let origin = Origin {
                     input: input_name,
                     line: line_no,
                 };
-                if let Err(e) =
-                    pipeline.process(parsed, &batch.bytes[range], truncated, origin, None)
-                {
+                if let Err(e) = pipeline.process(
+                    parsed.as_ref(),
+                    &batch.bytes[range.clone()],
+                    *truncated,
+                    origin,
+                    None,
+                ) {
                     result = Err(e);
                     break;
                 }
@@ -381,6 +393,7 @@ pub fn replay<O: Write, D: Write>(
             if result.is_err() {
                 break;
             }
+            let _ = back_tx.send(batch);
         }
         // Dropping the receiver (end of the loop) stops the reader if we stopped early.
         let dropped = reader.join().unwrap_or(0);

@@ -11,7 +11,9 @@
 pub mod normalize;
 
 use crate::event::CustomerRef;
-use rustc_hash::FxHashMap;
+/// Identifier text → link. hashbrown's `entry_ref` looks up by `&str` and allocates the key
+/// only when it inserts.
+type Links = hashbrown::HashMap<Box<str>, Link, rustc_hash::FxBuildHasher>;
 use std::sync::Arc;
 
 /// An identifier kind, in the order used to resolve id-less events (most specific first).
@@ -86,7 +88,7 @@ pub enum Resolution<'e> {
 #[derive(Debug)]
 pub struct IdentityIndex {
     /// One map per identifier kind, so lookups borrow the event's text (no allocation).
-    links: [FxHashMap<Box<str>, Link>; 3],
+    links: [Links; 3],
     limit: usize,
     /// Identifiers demoted so far (for metrics and explanations).
     pub shared_count: u64,
@@ -94,7 +96,7 @@ pub struct IdentityIndex {
 
 impl IdentityIndex {
     pub fn new(limit: usize, shared_phones: &[String], shared_emails: &[String]) -> Self {
-        let mut links: [FxHashMap<Box<str>, Link>; 3] = Default::default();
+        let mut links: [Links; 3] = Default::default();
         for p in shared_phones {
             links[IdentKind::Phone as usize].insert(p.as_str().into(), Link::Shared);
         }
@@ -131,13 +133,7 @@ impl IdentityIndex {
             let mut linked = Vec::new();
             let mut key: Option<Arc<str>> = None;
             for (kind, ident) in Self::identifiers(c) {
-                let map = &self.links[kind as usize];
-                // The common case: the identifier already points at this id.
-                if matches!(map.get(ident), Some(Link::One(k)) if &**k == id) {
-                    continue;
-                }
-                let key = key.get_or_insert_with(|| Arc::from(id)).clone();
-                let (newly, absorbed) = self.link(kind, ident, &key, &is_provisional);
+                let (newly, absorbed) = self.link(kind, ident, id, &mut key, &is_provisional);
                 if newly {
                     linked.push((kind, ident));
                 }
@@ -200,33 +196,38 @@ impl IdentityIndex {
         }
     }
 
-    /// Links `ident` to the CRM id `key`. Returns whether the link is new for `key`, and a
-    /// provisional customer the identifier pointed at, which must now be merged into `key`.
+    /// Links `ident` to the CRM id `id` (its `Arc` made once, on first need, in `key`). Returns
+    /// whether the link is new for `id`, and a provisional customer the identifier pointed at,
+    /// which must now be merged into `id`.
     fn link(
         &mut self,
         kind: IdentKind,
         ident: &str,
-        key: &Arc<str>,
+        id: &str,
+        key: &mut Option<Arc<str>>,
         is_provisional: &impl Fn(&str) -> bool,
     ) -> (bool, Option<Arc<str>>) {
         let limit = self.limit;
-        let map = &mut self.links[kind as usize];
-        let Some(link) = map.get_mut(ident) else {
-            map.insert(Box::from(ident), Link::One(key.clone()));
-            return (true, None);
+        let mut arc = || key.get_or_insert_with(|| Arc::from(id)).clone();
+        let link = match self.links[kind as usize].entry_ref(ident) {
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                v.insert_with_key(Box::from(ident), Link::One(arc()));
+                return (true, None);
+            }
+            hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
         };
         match link {
             Link::Shared => (false, None),
             Link::One(existing) => {
-                if existing == key {
+                if &**existing == id {
                     return (false, None);
                 }
                 if is_provisional(existing) {
                     let absorbed = existing.clone();
-                    *link = Link::One(key.clone());
+                    *link = Link::One(arc());
                     return (true, Some(absorbed));
                 }
-                let mut both = vec![existing.clone(), key.clone()];
+                let mut both = vec![existing.clone(), arc()];
                 both.sort();
                 *link = if both.len() >= limit {
                     self.shared_count += 1;
@@ -237,10 +238,10 @@ impl IdentityIndex {
                 (true, None)
             }
             Link::Many(keys) => {
-                if keys.contains(key) {
+                if keys.iter().any(|k| &**k == id) {
                     return (false, None);
                 }
-                keys.push(key.clone());
+                keys.push(arc());
                 keys.sort();
                 if keys.len() >= limit {
                     *link = Link::Shared;
