@@ -87,8 +87,30 @@ impl Output {
     }
 }
 
+/// Appends `s` as a JSON string (quotes, escapes for `"`, `\\` and control characters).
 fn push_json_str(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// The deterministic id: 32 lower-case hex digits.
@@ -100,6 +122,27 @@ pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
     h.update(&[0]);
     h.update(data.as_bytes());
     format!("{:032x}", h.digest128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_like_serde_does() {
+        for s in [
+            "plain",
+            "公司 \"quoted\"",
+            "back\\slash",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "phone:+8613800138000",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
 }
 
 /// A rep as named in output data.

@@ -154,16 +154,54 @@ fn format_rfc3339(local_ms: i64, offset_secs: i32) -> String {
         ms_of_day / 1000 % 60,
         ms_of_day % 1000,
     );
-    let sign = if offset_secs < 0 { '-' } else { '+' };
-    let off = offset_secs.unsigned_abs();
-    let mut s = String::with_capacity(29);
-    use std::fmt::Write as _;
-    let _ = write!(s, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
-    if ms != 0 {
-        let _ = write!(s, ".{ms:03}");
+    if !(0..=9999).contains(&y) {
+        return format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
     }
-    let _ = write!(s, "{sign}{:02}:{:02}", off / 3600, off / 60 % 60);
-    s
+    let off = offset_secs.unsigned_abs();
+    // Written digit by digit: `write!` with padding was most of the cost of an alert.
+    let mut out = Digits::default();
+    out.num(y as u64, 4);
+    out.byte(b'-');
+    out.num(u64::from(m), 2);
+    out.byte(b'-');
+    out.num(u64::from(d), 2);
+    out.byte(b'T');
+    out.num(hh as u64, 2);
+    out.byte(b':');
+    out.num(mm as u64, 2);
+    out.byte(b':');
+    out.num(ss as u64, 2);
+    if ms != 0 {
+        out.byte(b'.');
+        out.num(ms as u64, 3);
+    }
+    out.byte(if offset_secs < 0 { b'-' } else { b'+' });
+    out.num(u64::from(off / 3600), 2);
+    out.byte(b':');
+    out.num(u64::from(off / 60 % 60), 2);
+    String::from_utf8(out.buf[..out.len].to_vec()).expect("ASCII digits")
+}
+
+/// A fixed buffer for an RFC 3339 timestamp.
+#[derive(Default)]
+struct Digits {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Digits {
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+    /// `v` zero-padded to `width` digits.
+    fn num(&mut self, mut v: u64, width: usize) {
+        for i in (0..width).rev() {
+            self.buf[self.len + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len += width;
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
