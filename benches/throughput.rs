@@ -44,17 +44,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-pub fn config() -> GenConfig {
-    GenConfig {
-        seed: 2026,
-        customers: 100_000,
-        reps: 1_000,
-        events: 1_000_000,
-        days: 90,
-        ..GenConfig::default()
-    }
-}
-
 struct Fixture {
     rules: Arc<Rules>,
     roster: Roster,
@@ -63,7 +52,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let generated = generate(&config());
+    let generated = generate(&GenConfig::benchmark());
     let rules = Arc::new(Rules::embedded());
     let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
     let mut ingest = Ingest::new(rules.clone());

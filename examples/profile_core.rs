@@ -13,14 +13,7 @@ use std::sync::Arc;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cfg = GenConfig {
-        seed: 2026,
-        customers: 100_000,
-        reps: 1_000,
-        events: 1_000_000,
-        days: 90,
-        ..GenConfig::default()
-    };
+    let cfg = GenConfig::benchmark();
     let generated = generate(&cfg);
     let mut rules = Rules::embedded();
     if std::env::var_os("NO_RULES").is_some() {

@@ -82,6 +82,21 @@ pub struct GenConfig {
 /// 2026-11-02T00:00:00+08:00 in Unix milliseconds.
 pub const DEFAULT_START_UNIX_MS: i64 = days_from_civil(2026, 11, 2) * DAY_MS - SHANGHAI_OFFSET_MS;
 
+impl GenConfig {
+    /// The stream `benches/throughput.rs` and `examples/profile_core.rs` measure (figures in
+    /// `benches/RESULTS.md`): 1,000,000 events over 100,000 customers and 1,000 reps, 90 days.
+    pub fn benchmark() -> GenConfig {
+        GenConfig {
+            seed: 2026,
+            customers: 100_000,
+            reps: 1_000,
+            events: 1_000_000,
+            days: 90,
+            ..GenConfig::default()
+        }
+    }
+}
+
 impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {

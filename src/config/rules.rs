@@ -739,13 +739,9 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
         }
         _ => None,
     };
-    let default_kinds = match kind {
-        Some(CollisionKind::Complaint { .. }) => KindSet::CONTACTS,
-        _ => KindSet::CONTACTS,
-    };
     let kinds = match m.get("kinds") {
         Some(n) => read_kinds(r, n, "`kinds`"),
-        None => Some(default_kinds),
+        None => Some(KindSet::CONTACTS),
     };
     if let Some(k) = kinds {
         if k.contains(ContactKind::Complaint) {
