@@ -344,6 +344,7 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        let mut ended = false;
         loop {
             tokio::select! {
                 biased;
@@ -352,7 +353,10 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
                     break;
                 }
                 line = rx.recv() => match line {
-                    None => break,
+                    None => {
+                        ended = true;
+                        break;
+                    }
                     Some(Err(e)) => return Err(anyhow::Error::new(e).context("reading the input failed")),
                     Some(Ok(line)) => {
                         let now = live.then(wall_clock);
@@ -370,6 +374,9 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
         }
         drop(rx);
         reader_task.abort();
+        if ended && !live {
+            p.end_of_input()?;
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     finish(&mut p, &io, started)
@@ -405,7 +412,7 @@ fn validate(path: &Path, roster: Option<&Path>) -> ExitCode {
             path.display(),
             rules.collisions.len(),
             rules.sources.len(),
-            leadguard::time::format_span(rules.ownership.protection),
+            leadguard::time::format_span(rules.ownership.protection.period),
             leadguard::time::format_span(rules.settings.allowed_lateness),
             rules.settings.time_zone
         ),

@@ -114,16 +114,19 @@ pub enum OwnershipAction {
     Unlock,
     /// The customer bought.
     Won,
+    /// The rep takes the customer from the public pool (领取): claim limits apply.
+    Claim,
 }
 
 impl OwnershipAction {
-    pub const ALL: [OwnershipAction; 6] = [
+    pub const ALL: [OwnershipAction; 7] = [
         OwnershipAction::Assign,
         OwnershipAction::Release,
         OwnershipAction::Transfer,
         OwnershipAction::Lock,
         OwnershipAction::Unlock,
         OwnershipAction::Won,
+        OwnershipAction::Claim,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +137,7 @@ impl OwnershipAction {
             OwnershipAction::Lock => "lock",
             OwnershipAction::Unlock => "unlock",
             OwnershipAction::Won => "won",
+            OwnershipAction::Claim => "claim",
         }
     }
 
@@ -164,6 +168,8 @@ pub struct CustomerRef {
     pub region: Option<String>,
     pub industry: Option<String>,
     pub tier: Option<String>,
+    /// The product line the customer is interested in (for product-line assignment).
+    pub product_line: Option<String>,
 }
 
 impl CustomerRef {

@@ -157,6 +157,8 @@ struct CustomerWire<'a> {
     industry: Option<Cow<'a, str>>,
     #[serde(borrow)]
     tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    product_line: Option<Cow<'a, str>>,
 }
 
 /// Every canonical field as text, whichever way it was read.
@@ -177,6 +179,7 @@ struct Raw<'a> {
     region: Option<Cow<'a, str>>,
     industry: Option<Cow<'a, str>>,
     tier: Option<Cow<'a, str>>,
+    product_line: Option<Cow<'a, str>>,
     from_rep_id: Option<Cow<'a, str>>,
     account_team: Vec<Cow<'a, str>>,
 }
@@ -277,6 +280,7 @@ impl Ingest {
             raw.region,
             raw.industry,
             raw.tier,
+            raw.product_line,
         )?;
         if let Some(kind) = ContactKind::parse(&kind_text) {
             let direction = match own(raw.direction).as_deref() {
@@ -310,8 +314,10 @@ impl Ingest {
                     ),
                 ));
             }
-            if matches!(action, OwnershipAction::Assign | OwnershipAction::Transfer)
-                && rep.is_none()
+            if matches!(
+                action,
+                OwnershipAction::Assign | OwnershipAction::Transfer | OwnershipAction::Claim
+            ) && rep.is_none()
             {
                 return Err(missing("rep.id (the new owner)"));
             }
@@ -384,6 +390,7 @@ impl Ingest {
         region: Option<Cow<'_, str>>,
         industry: Option<Cow<'_, str>>,
         tier: Option<Cow<'_, str>>,
+        product_line: Option<Cow<'_, str>>,
     ) -> Result<CustomerRef, Rejection> {
         let ident = &self.rules.identity;
         let mut problems: Vec<String> = Vec::new();
@@ -416,6 +423,7 @@ impl Ingest {
             region: own(region),
             industry: own(industry),
             tier: own(tier),
+            product_line: own(product_line),
         };
         if !c.has_identifier() {
             return Err(if problems.is_empty() {
@@ -445,6 +453,7 @@ fn canonical_raw(w: Wire<'_>) -> Raw<'_> {
         region: None,
         industry: None,
         tier: None,
+        product_line: None,
     });
     Raw {
         event_id: w.event_id,
@@ -462,6 +471,7 @@ fn canonical_raw(w: Wire<'_>) -> Raw<'_> {
         region: c.region,
         industry: c.industry,
         tier: c.tier,
+        product_line: c.product_line,
         from_rep_id: w.from_rep.and_then(|r| r.id),
         account_team: w.account_team.unwrap_or_default(),
     }
@@ -527,6 +537,7 @@ fn mapped_raw<'a>(
         region: get(Field::CustomerRegion)?,
         industry: get(Field::CustomerIndustry)?,
         tier: get(Field::CustomerTier)?,
+        product_line: get(Field::CustomerProductLine)?,
         from_rep_id: get(Field::FromRepId)?,
         account_team,
     })

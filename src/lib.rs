@@ -37,6 +37,7 @@
 //! assert_eq!(&*outputs[0].subject, "C1"); // the phone-only call found C1
 //! ```
 
+pub mod calendar;
 pub mod config;
 pub mod engine;
 pub mod event;

@@ -19,6 +19,24 @@ pub enum OutputType {
     /// An earlier output is withdrawn because a late event or a merge changed the facts
     /// (`leadguard.output.withdrawn`).
     Withdrawn,
+    /// A pool's strategy gave the customer to a rep (`leadguard.ownership.assigned`).
+    OwnershipAssigned,
+    /// The customer went back to its pool (`leadguard.ownership.released`).
+    OwnershipReleased,
+    /// The owner's follow-up moved the end of protection (`leadguard.ownership.extended`).
+    OwnershipExtended,
+    /// An ownership change was refused by the rules (`leadguard.ownership.rejected`).
+    OwnershipRejected,
+    /// A collision's resolution moved the customer (`leadguard.ownership.reassigned`).
+    OwnershipReassigned,
+    /// A collision's resolution names another rep (`leadguard.reassignment.recommended`).
+    ReassignmentRecommended,
+    /// The owner will lose the customer soon (`leadguard.reclaim.warning`).
+    ReclaimWarning,
+    /// A follow-up SLA was missed (`leadguard.sla.breached`).
+    SlaBreached,
+    /// A won customer went quiet (`leadguard.customer.dormant`).
+    CustomerDormant,
 }
 
 impl OutputType {
@@ -27,6 +45,15 @@ impl OutputType {
             OutputType::Collision => "leadguard.collision.detected",
             OutputType::OwnershipClaimed => "leadguard.ownership.claimed",
             OutputType::Withdrawn => "leadguard.output.withdrawn",
+            OutputType::OwnershipAssigned => "leadguard.ownership.assigned",
+            OutputType::OwnershipReleased => "leadguard.ownership.released",
+            OutputType::OwnershipExtended => "leadguard.ownership.extended",
+            OutputType::OwnershipRejected => "leadguard.ownership.rejected",
+            OutputType::OwnershipReassigned => "leadguard.ownership.reassigned",
+            OutputType::ReassignmentRecommended => "leadguard.reassignment.recommended",
+            OutputType::ReclaimWarning => "leadguard.reclaim.warning",
+            OutputType::SlaBreached => "leadguard.sla.breached",
+            OutputType::CustomerDormant => "leadguard.customer.dormant",
         }
     }
 }
@@ -56,6 +83,25 @@ impl Output {
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
         let data = serde_json::to_string(data).expect("output data serializes");
+        let id = content_id(ty.as_str(), &subject, &data);
+        Output {
+            id,
+            ty,
+            subject,
+            time,
+            data,
+            rule,
+        }
+    }
+
+    /// Builds an output from `data` already rendered as JSON.
+    pub fn from_rendered(
+        ty: OutputType,
+        subject: Arc<str>,
+        time: Timestamp,
+        data: String,
+        rule: Option<(Arc<str>, &'static str)>,
+    ) -> Output {
         let id = content_id(ty.as_str(), &subject, &data);
         Output {
             id,
@@ -220,13 +266,95 @@ pub struct WindowData {
     pub to: String,
 }
 
-/// `data` of `leadguard.ownership.claimed`.
+/// `data` of `leadguard.ownership.claimed` and `leadguard.ownership.assigned`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ClaimData {
     pub customer: CustomerData,
     pub rep: RepData,
+    /// `first_touch`, `claim`, `assigned`.
     pub via: &'static str,
     pub protected_until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// For assignments: the pool's strategy and how many reps were eligible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eligible_reps: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_owner: Option<RepData>,
+    pub evidence: Vec<EvidenceData>,
+    pub reason: String,
+}
+
+/// `data` of `leadguard.ownership.released`, `.extended`, `leadguard.reclaim.warning`,
+/// `leadguard.sla.breached` and `leadguard.customer.dormant`: something about the owner's hold.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HoldData {
+    pub customer: CustomerData,
+    /// The owner concerned.
+    pub rep: RepData,
+    /// Machine-readable cause, e.g. `no_follow_up`, `protection_cap`, `no_deal`,
+    /// `follow_up_sla`, `new_lead_first_follow_up`, `inbound_response`, `dormant`.
+    pub reason_code: &'static str,
+    /// The rule section that decided it, e.g. `ownership.protection`, `sla.new_lead`.
+    pub rule: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The time the rule looked at: the new protection end, the reclaim time, the SLA due time.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    pub evidence: Vec<EvidenceData>,
+    pub reason: String,
+}
+
+/// `data` of `leadguard.ownership.rejected`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RejectedData {
+    pub customer: CustomerData,
+    /// What was asked: `first_touch`, `claim`, `assign`, `transfer`, `lock`, `reassign`.
+    pub action: &'static str,
+    pub rep: RepData,
+    /// `claims_per_day`, `max_owned`, `max_locked`, `reclaim_cooldown`, `out_of_territory`,
+    /// `rep_inactive`, `not_owner`.
+    pub reason_code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RepData>,
+    pub evidence: Vec<EvidenceData>,
+    pub reason: String,
+}
+
+/// One rep's engagement score, itemised.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScoreData {
+    pub rep: RepData,
+    /// Counted contacts in the window (1 point each).
+    pub contacts: u32,
+    /// Visits and meetings in the window (3 points each).
+    pub progress: u32,
+    /// 0–10: how recent the rep's last contact is within the window.
+    pub recency: u32,
+    /// When the rep first contacted the customer within the window.
+    pub first_contact: String,
+    pub total: u32,
+}
+
+/// `data` of `leadguard.reassignment.recommended` and `leadguard.ownership.reassigned`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReassignmentData {
+    pub customer: CustomerData,
+    pub rule: Arc<str>,
+    /// `first_touch` or `most_engaged`.
+    pub resolution: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_rep: Option<RepData>,
+    pub to_rep: RepData,
+    /// The collision alert this settles.
+    pub collision_id: String,
+    /// Every candidate's score, best first.
+    pub scores: Vec<ScoreData>,
+    pub window: WindowData,
     pub evidence: Vec<EvidenceData>,
     pub reason: String,
 }

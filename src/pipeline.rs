@@ -161,6 +161,13 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         self.flush_outputs()
     }
 
+    /// The input ended (a file or a replay): decisions waiting for the allowed lateness are
+    /// made now. Not for live inputs, which may still deliver late events.
+    pub fn end_of_input(&mut self) -> io::Result<()> {
+        self.engine.finish();
+        self.flush_outputs()
+    }
+
     /// Advances the clock with no message (live mode, quiet input).
     pub fn handle_timeout(&mut self, now: Timestamp) -> io::Result<()> {
         self.engine.handle_timeout(now);
@@ -400,6 +407,7 @@ pub fn replay<O: Write, D: Write>(
         pipeline.ingest.dropped_identifiers += dropped;
         result
     })?;
+    pipeline.end_of_input()?;
     pipeline.flush()
 }
 

@@ -16,6 +16,15 @@ pub struct RosterRep {
     pub manager: Option<String>,
     pub region: Option<String>,
     pub active: bool,
+    /// Periods away (leave), as local dates, both ends included: no assignments then.
+    pub away: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// How many customers this rep can carry (workload-balanced assignment); default: the
+    /// ownership cap, else 100.
+    pub capacity: Option<u32>,
+    /// Industries, customer tiers and product lines this rep is assigned first.
+    pub industries: Vec<String>,
+    pub tiers: Vec<String>,
+    pub product_lines: Vec<String>,
 }
 
 /// All reps the roster lists.
@@ -55,11 +64,39 @@ impl Roster {
                     let Some(m) = r.map(
                         item,
                         "a rep",
-                        &["id", "name", "team", "role", "manager", "region", "active"],
+                        &[
+                            "id",
+                            "name",
+                            "team",
+                            "role",
+                            "manager",
+                            "region",
+                            "active",
+                            "away",
+                            "capacity",
+                            "industries",
+                            "tiers",
+                            "product_lines",
+                        ],
                     ) else {
                         continue;
                     };
                     let id = m.require(&mut r, "id").and_then(|n| r.string(n, "`id`"));
+                    let mut list = |key: &str| {
+                        m.get(key)
+                            .and_then(|n| r.strings(n, &format!("`{key}`")))
+                            .unwrap_or_default()
+                    };
+                    let (industries, tiers, product_lines) =
+                        (list("industries"), list("tiers"), list("product_lines"));
+                    let capacity = m
+                        .get("capacity")
+                        .and_then(|n| r.uint(n, "`capacity`", 1, 1_000_000))
+                        .map(|v| v as u32);
+                    let away = m
+                        .get("away")
+                        .map(|n| read_away(&mut r, n))
+                        .unwrap_or_default();
                     let mut opt = |key: &str| m.get(key).and_then(|n| r.string(n, key));
                     let rep = RosterRep {
                         id: id.unwrap_or_default(),
@@ -72,6 +109,11 @@ impl Roster {
                             .get("active")
                             .and_then(|n| r.bool(n, "`active`"))
                             .unwrap_or(true),
+                        away,
+                        capacity,
+                        industries,
+                        tiers,
+                        product_lines,
                     };
                     if !rep.id.is_empty() {
                         if roster.reps.iter().any(|x| x.id == rep.id) {
@@ -90,6 +132,37 @@ impl Roster {
             Err(errors)
         }
     }
+}
+
+/// `away: [{from: 2026-03-01, to: 2026-03-10}, …]`.
+fn read_away(r: &mut Reader<'_>, node: &yaml::Node) -> Vec<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let mut out = Vec::new();
+    for item in r.list(node, "`away`").unwrap_or(&[]) {
+        let Some(m) = r.map(item, "an `away` period", &["from", "to"]) else {
+            continue;
+        };
+        let mut date = |key: &str| {
+            let n = m.require(r, key)?;
+            let text = r.string(n, &format!("`away.{key}`"))?;
+            match chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    r.error(n, format!("`away.{key}`: dates are written 2026-03-01"));
+                    None
+                }
+            }
+        };
+        let (from, to) = (date("from"), date("to"));
+        if let (Some(f), Some(t)) = (from, to) {
+            if t < f {
+                r.error(item, "an `away` period ends before it starts");
+            } else {
+                out.push((f, t));
+            }
+        }
+        m.finish(r);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@
 //! and `collisions`, `sources` (lists, concatenated in file-name order). A missing section takes
 //! the documented defaults. [`Rules::load_dir`] reports every problem of every file at once.
 
+use super::lifecycle;
+pub use super::lifecycle::{
+    Assignment, Calendar, InboundSla, Limits, NewLeadSla, OwnershipRules, Pool, Protection,
+    Resolution, Slas, Strategy,
+};
 use super::sources::{read_source, SourceMapping};
 use super::yaml::{self, Diagnostic, MapReader, Node, Reader, Value};
 use crate::event::{ContactKind, KindSet};
@@ -92,25 +97,6 @@ impl Default for IdentitySettings {
     }
 }
 
-/// Ownership from activity (`ownership:`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnershipRules {
-    /// Protection period after an assignment or first development.
-    pub protection: Span,
-    /// When set, the first contact of these kinds on a customer nobody owns makes the rep its
-    /// owner for the protection period.
-    pub first_touch: Option<KindSet>,
-}
-
-impl Default for OwnershipRules {
-    fn default() -> Self {
-        OwnershipRules {
-            protection: Span::days(10),
-            first_touch: None,
-        }
-    }
-}
-
 /// Contacts that never count as collisions (`exemptions:`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemptions {
@@ -176,6 +162,8 @@ pub enum CollisionKind {
     MultiRep { min_reps: usize, window: Span },
     /// The customer complains; every rep who contacted it within `window` is named.
     Complaint { window: Span },
+    /// A rep whose team may not work the customer's pool contacts it.
+    OutOfTerritory,
 }
 
 impl CollisionKind {
@@ -184,12 +172,13 @@ impl CollisionKind {
             CollisionKind::ProtectedContact => "protected_contact",
             CollisionKind::MultiRep { .. } => "multi_rep",
             CollisionKind::Complaint { .. } => "complaint",
+            CollisionKind::OutOfTerritory => "out_of_territory",
         }
     }
     /// How far back this rule looks from an event.
     pub fn window(&self) -> Span {
         match self {
-            CollisionKind::ProtectedContact => Span::ZERO,
+            CollisionKind::ProtectedContact | CollisionKind::OutOfTerritory => Span::ZERO,
             CollisionKind::MultiRep { window, .. } | CollisionKind::Complaint { window } => *window,
         }
     }
@@ -206,6 +195,10 @@ pub struct CollisionRule {
     /// Which contact kinds this rule looks at.
     pub kinds: KindSet,
     pub scope: Scope,
+    /// Who should keep the customer after this collision.
+    pub resolution: Resolution,
+    /// Reassign automatically to the rep the resolution names (else only recommend).
+    pub reassign: bool,
     /// Where the rule was written, for explanations.
     pub defined_at: String,
 }
@@ -219,6 +212,10 @@ pub struct Rules {
     pub exemptions: Exemptions,
     pub collisions: Vec<CollisionRule>,
     pub sources: Vec<SourceMapping>,
+    /// Public pools, in order: a customer belongs to the first pool it matches.
+    pub pools: Vec<Pool>,
+    pub sla: Slas,
+    pub calendar: Calendar,
 }
 
 /// The shipped rules, compiled into the binary so that `leadguard run` works anywhere.
@@ -244,6 +241,9 @@ const SECTIONS: &[&str] = &[
     "exemptions",
     "collisions",
     "sources",
+    "pools",
+    "sla",
+    "calendar",
 ];
 
 impl Rules {
@@ -341,7 +341,7 @@ impl Rules {
                 let here = format!("{}:{}", path.display(), node.line);
                 if matches!(
                     section,
-                    "settings" | "identity" | "ownership" | "exemptions"
+                    "settings" | "identity" | "ownership" | "exemptions" | "sla" | "calendar"
                 ) {
                     if let Some((_, first)) = seen_sections.iter().find(|(s, _)| *s == section) {
                         r.error(
@@ -355,7 +355,18 @@ impl Rules {
                 match section {
                     "settings" => read_settings(&mut r, node, &mut rules.settings),
                     "identity" => read_identity(&mut r, node, &mut rules.identity),
-                    "ownership" => read_ownership(&mut r, node, &mut rules.ownership),
+                    "ownership" => lifecycle::read_ownership(&mut r, node, &mut rules.ownership),
+                    "sla" => lifecycle::read_sla(&mut r, node, &mut rules.sla),
+                    "calendar" => lifecycle::read_calendar(&mut r, node, &mut rules.calendar),
+                    "pools" => {
+                        if let Some(items) = r.list(node, "`pools`") {
+                            for item in items {
+                                if let Some(p) = lifecycle::read_pool(&mut r, item) {
+                                    rules.pools.push(p);
+                                }
+                            }
+                        }
+                    }
                     "exemptions" => read_exemptions(&mut r, node, &mut rules.exemptions),
                     "collisions" => {
                         if let Some(items) = r.list(node, "`collisions`") {
@@ -395,6 +406,14 @@ impl Rules {
                 .iter()
                 .map(|s| (s.name.as_str(), s.defined_at.as_str())),
             "source name",
+        );
+        check_unique(
+            &mut errors,
+            rules
+                .pools
+                .iter()
+                .map(|p| (p.id.as_str(), p.defined_at.as_str())),
+            "pool id",
         );
         if errors.is_empty() {
             Ok(rules)
@@ -540,7 +559,7 @@ fn read_identity(r: &mut Reader<'_>, node: &Node, out: &mut IdentitySettings) {
     m.finish(r);
 }
 
-fn read_kinds(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
+pub(super) fn read_kinds(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
     let items = r.list(node, what)?;
     let mut set = KindSet::EMPTY;
     for item in items {
@@ -558,42 +577,6 @@ fn read_kinds(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
         return None;
     }
     Some(set)
-}
-
-fn read_ownership(r: &mut Reader<'_>, node: &Node, out: &mut OwnershipRules) {
-    let Some(m) = r.map(node, "`ownership`", &["protection", "first_touch"]) else {
-        return;
-    };
-    if let Some(v) = m.get("protection").and_then(|n| r.span(n, "`protection`")) {
-        out.protection = v;
-    }
-    if let Some(n) = m.get("first_touch") {
-        if let Some(ft) = r.map(n, "`first_touch`", &["enabled", "kinds"]) {
-            let enabled = ft
-                .get("enabled")
-                .and_then(|n| r.bool(n, "`first_touch.enabled`"))
-                .unwrap_or(false);
-            let kinds = match ft.get("kinds") {
-                Some(k) => read_kinds(r, k, "`first_touch.kinds`"),
-                None => Some(
-                    [ContactKind::Visit, ContactKind::Meeting]
-                        .into_iter()
-                        .collect(),
-                ),
-            };
-            if let (true, Some(k)) = (enabled, kinds) {
-                if k.contains(ContactKind::Complaint) {
-                    r.error(
-                        n,
-                        "`first_touch.kinds`: a complaint does not develop a customer",
-                    );
-                }
-                out.first_touch = Some(k);
-            }
-            ft.finish(r);
-        }
-    }
-    m.finish(r);
 }
 
 fn read_exemptions(r: &mut Reader<'_>, node: &Node, out: &mut Exemptions) {
@@ -654,6 +637,8 @@ const COLLISION_KEYS: &[&str] = &[
     "scope",
     "min_reps",
     "window",
+    "resolution",
+    "reassign",
 ];
 
 fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
@@ -668,6 +653,7 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
                 ("protected_contact", 0u8),
                 ("multi_rep", 1u8),
                 ("complaint", 2u8),
+                ("out_of_territory", 3u8),
             ],
         )
     });
@@ -687,16 +673,22 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
         r.string(n, "`description`");
     }
     let kind = match ty {
-        Some(0) => {
+        Some(t @ (0 | 3)) => {
+            let name = if t == 0 {
+                "protected_contact"
+            } else {
+                "out_of_territory"
+            };
             for key in ["window", "min_reps"] {
                 if let Some(n) = m.get(key) {
-                    r.error(
-                        n,
-                        format!("{what}: `{key}` does not apply to type protected_contact"),
-                    );
+                    r.error(n, format!("{what}: `{key}` does not apply to type {name}"));
                 }
             }
-            Some(CollisionKind::ProtectedContact)
+            Some(if t == 0 {
+                CollisionKind::ProtectedContact
+            } else {
+                CollisionKind::OutOfTerritory
+            })
         }
         Some(1) => match window {
             Some(w) if w > Span::ZERO => Some(CollisionKind::MultiRep {
@@ -758,6 +750,37 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
         Some(CollisionKind::ProtectedContact) => Severity::High,
         _ => Severity::Medium,
     });
+    let resolution = m
+        .get("resolution")
+        .and_then(|n| r.choice(n, "`resolution`", &Resolution::CHOICES))
+        .unwrap_or_default();
+    let reassign = match m.get("reassign") {
+        Some(n) => r
+            .choice(
+                n,
+                "`reassign`",
+                &[("recommend", false), ("automatic", true)],
+            )
+            .unwrap_or(false),
+        None => false,
+    };
+    if reassign && resolution == Resolution::OwnerWins {
+        if let Some(n) = m.get("reassign") {
+            r.error(
+                n,
+                format!("{what}: `reassign: automatic` needs a `resolution` other than owner_wins"),
+            );
+        }
+    }
+    if resolution != Resolution::OwnerWins && matches!(kind, Some(CollisionKind::Complaint { .. }))
+    {
+        if let Some(n) = m.get("resolution") {
+            r.error(
+                n,
+                format!("{what}: a complaint names no intruder; use `resolution` on the rule that detects the collision"),
+            );
+        }
+    }
     m.finish(r);
     Some(CollisionRule {
         id: id?,
@@ -766,6 +789,8 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
         cooldown,
         kinds: kinds?,
         scope,
+        resolution,
+        reassign,
         defined_at: format!("{}:{}", r.file.display(), node.line),
     })
 }

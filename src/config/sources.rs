@@ -25,12 +25,13 @@ pub enum Field {
     CustomerRegion,
     CustomerIndustry,
     CustomerTier,
+    CustomerProductLine,
     FromRepId,
     AccountTeam,
 }
 
 impl Field {
-    pub const ALL: [(&'static str, Field); 17] = [
+    pub const ALL: [(&'static str, Field); 18] = [
         ("event_id", Field::EventId),
         ("kind", Field::Kind),
         ("direction", Field::Direction),
@@ -46,6 +47,7 @@ impl Field {
         ("customer.region", Field::CustomerRegion),
         ("customer.industry", Field::CustomerIndustry),
         ("customer.tier", Field::CustomerTier),
+        ("customer.product_line", Field::CustomerProductLine),
         ("from_rep.id", Field::FromRepId),
         ("account_team", Field::AccountTeam),
     ];
@@ -138,6 +140,7 @@ const FIELD_NAMES: &[&str] = &[
     "customer.region",
     "customer.industry",
     "customer.tier",
+    "customer.product_line",
     "from_rep.id",
     "account_team",
 ];

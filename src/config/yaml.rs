@@ -240,6 +240,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A mapping whose keys are names chosen by the user (tiers, teams…), entries in file order.
+    pub fn map_any<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+        match &node.value {
+            Value::Map(entries) => Some(entries),
+            _ if node.is_null() => Some(&[]),
+            _ => {
+                self.error(
+                    node,
+                    format!(
+                        "{what} must be a mapping of keys, found {}",
+                        node.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),

@@ -10,7 +10,7 @@
 
 use super::reps::{RepIdx, Sym};
 use crate::event::{ContactKind, Direction, OwnershipAction};
-use crate::output::OutputType;
+use crate::output::{Output, OutputType};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -49,23 +49,41 @@ pub enum Body {
         action: OwnershipAction,
         rep: Option<(RepIdx, Sym)>,
         account_team: Box<[RepIdx]>,
-        /// When the CRM says it happened.
+        /// When the CRM says it happened (`t` is the watermark when it arrived too late to
+        /// be placed there).
         occurred: Timestamp,
     },
+    /// The owner as decided by the ownership lifecycle from this time on (`None`: no owner).
+    /// Written by the lifecycle once the events that decide it are final; detection reads it.
+    OwnerState(Option<Box<Owner>>),
 }
+
+/// Won customers are protected until further notice.
+pub const FOREVER: Timestamp = Timestamp(i64::MAX / 4);
 
 /// How an owner got the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
+    /// An `assign` or `transfer` from the CRM.
     Crm,
+    /// A `claim` from the pool in the CRM.
+    Claim,
+    /// First development of an unowned customer.
     FirstTouch,
+    /// Assigned by a pool's strategy.
+    Assigned,
+    /// Reassigned by a collision rule's resolution.
+    Reassigned,
 }
 
 impl Via {
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Crm => "crm",
+            Via::Claim => "claim",
             Via::FirstTouch => "first_touch",
+            Via::Assigned => "assigned",
+            Via::Reassigned => "reassigned",
         }
     }
 }
@@ -83,9 +101,84 @@ pub struct Owner {
     pub account_team: Box<[RepIdx]>,
     pub locked: bool,
     pub won: bool,
+    /// Protection never runs past this (claim + cap).
+    pub cap_at: Option<Timestamp>,
+    /// Reclaimed at this time unless won (claim + no_deal).
+    pub deal_by: Option<Timestamp>,
 }
 
 impl Owner {
+    /// The owner a rep becomes at `since`, by the protection rules of the customer's tier.
+    /// Both detection (speculatively, at once) and the lifecycle (finally, at the watermark)
+    /// build owners here, so the two agree whenever the lifecycle accepts the change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquired(
+        p: &crate::config::Protection,
+        rep: RepIdx,
+        team: Sym,
+        since: Timestamp,
+        via: Via,
+        origin: &Entry,
+        account_team: Box<[RepIdx]>,
+        won: bool,
+    ) -> Owner {
+        let cap_at = p.cap.map(|c| since + c);
+        let mut protected_until = since + p.period;
+        if let Some(cap) = cap_at {
+            protected_until = protected_until.min(cap);
+        }
+        let origin_kind = match &origin.body {
+            Body::Contact { kind, .. } => kind.as_str(),
+            Body::Ownership { action, .. } => action.as_str(),
+            Body::OwnerState(_) => "assignment",
+        };
+        Owner {
+            rep,
+            team,
+            since,
+            protected_until: if won { FOREVER } else { protected_until },
+            via,
+            origin_event: origin.event_id.clone(),
+            origin_source: origin.source,
+            origin_kind,
+            account_team,
+            locked: false,
+            won,
+            cap_at,
+            deal_by: p.no_deal.map(|d| since + d),
+        }
+    }
+
+    /// The new end of protection after a follow-up at `t`, if it moves: `t + extension` when
+    /// later, never past the cap. Won and locked customers don't lapse, so don't extend.
+    pub fn extended_end(&self, p: &crate::config::Protection, t: Timestamp) -> Option<Timestamp> {
+        let ext = p.extension?;
+        if self.won || self.locked {
+            return None;
+        }
+        let mut end = self.protected_until.max(t + ext);
+        if let Some(cap) = self.cap_at {
+            end = end.min(cap);
+        }
+        (end > self.protected_until).then_some(end)
+    }
+
+    /// Locks or unlocks at `t`. An unlock restarts the reclaim clock.
+    pub fn set_locked(&mut self, lock: bool, p: &crate::config::Protection, t: Timestamp) {
+        self.locked = lock;
+        if !lock {
+            let restart = t + p.extension.unwrap_or(p.period);
+            self.protected_until = self.protected_until.max(restart);
+            self.cap_at = self.cap_at.map(|c| c.max(restart));
+            self.deal_by = self.deal_by.map(|d| d.max(restart));
+        }
+    }
+
+    pub fn set_won(&mut self) {
+        self.won = true;
+        self.protected_until = FOREVER;
+    }
+
     pub fn protects_at(&self, t: Timestamp) -> bool {
         t >= self.since && t < self.protected_until
     }
@@ -105,6 +198,31 @@ pub struct Emitted {
     pub key: Key,
     pub id: String,
     pub ty: OutputType,
+    /// For collisions: the index of the rule that raised it.
+    pub rule: Option<u16>,
+}
+
+/// The ownership lifecycle's final state for a customer: decided in event-time order once
+/// events can no longer arrive before it (see `lifecycle`).
+#[derive(Debug, Clone, Default)]
+pub struct Holding {
+    pub owner: Option<Owner>,
+    /// Follow-ups by the owner since they got the customer (for the new-lead SLA).
+    pub follow_ups: u32,
+    /// The oldest inbound contact the owner has not answered yet.
+    pub inbound_waiting: Option<Timestamp>,
+    /// The reclaim time a warning was already sent for.
+    pub warned_for: Option<Timestamp>,
+    /// The newest contact or purchase (for the dormant-customer reminder).
+    pub last_touch: Option<Timestamp>,
+    /// The dormancy deadline already reported.
+    pub dormant_noted: Option<Timestamp>,
+    /// The previous owner and when they lost the customer (for the reclaim cooldown).
+    pub released: Option<(RepIdx, Timestamp)>,
+    /// Since when the customer waits unowned in a pool with automatic assignment.
+    pub waiting_since: Option<Timestamp>,
+    /// Whether the lifecycle has seen any final event of this customer.
+    pub seen: bool,
 }
 
 #[derive(Debug)]
@@ -117,6 +235,12 @@ pub struct Customer {
     pub region: Sym,
     pub industry: Sym,
     pub tier: Sym,
+    pub product_line: Sym,
+    /// Index of the pool the customer's attributes place it in.
+    pub pool: Option<u16>,
+    pub hold: Holding,
+    /// Hash of `key`: orders customers the same way on every run.
+    pub key_hash: u64,
     pub base: Fold,
     /// Entries sorted by [`Entry::key`]. The first `folded` are already in `base` and are kept
     /// only as window context for the others; the rest are folded into `head`.
@@ -124,12 +248,16 @@ pub struct Customer {
     pub folded: usize,
     pub head: Fold,
     pub emitted: Vec<Emitted>,
+    /// For a provisional customer: the lifecycle's outputs so far, re-issued under the real
+    /// customer id if it turns out to be a known customer.
+    pub finals: Vec<Output>,
     /// The housekeeping deadline currently scheduled, if any.
     pub housekeeping_at: Option<Timestamp>,
 }
 
 impl Customer {
     pub fn new(key: Arc<str>, provisional: bool, generation: u32) -> Customer {
+        let key_hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
         Customer {
             key,
             provisional,
@@ -138,11 +266,16 @@ impl Customer {
             region: Sym::NONE,
             industry: Sym::NONE,
             tier: Sym::NONE,
+            product_line: Sym::NONE,
+            pool: None,
+            hold: Holding::default(),
+            key_hash,
             base: Fold::default(),
             log: Vec::new(),
             folded: 0,
             head: Fold::default(),
             emitted: Vec::new(),
+            finals: Vec::new(),
             housekeeping_at: None,
         }
     }

@@ -9,15 +9,10 @@ use super::reps::{Interner, RepIdx, Reps, Sym};
 use crate::config::{CollisionKind, CollisionRule, Rules};
 use crate::event::{ContactKind, Direction, OwnershipAction};
 use crate::output::{
-    ClaimData, CollisionData, CustomerData, EvidenceData, Output, OutputType, OwnerData, RepData,
-    WindowData,
+    CollisionData, CustomerData, EvidenceData, Output, OutputType, OwnerData, RepData, WindowData,
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::sync::Arc;
-
-/// Won customers stay with their owner; the reclaim rules of a later release decide when that
-/// ends. Until then their protection does not lapse.
-const WON_PROTECTION: Span = Span(i64::MAX / 4);
 
 /// Everything `step` reads besides the customer.
 pub struct Ctx<'a> {
@@ -30,21 +25,23 @@ pub struct Ctx<'a> {
     pub region: Sym,
     pub industry: Sym,
     pub tier: Sym,
+    /// The pool the customer belongs to.
+    pub pool: Option<&'a crate::config::Pool>,
     /// False when folding old entries into the base state: state changes only, no outputs.
     pub render: bool,
 }
 
 impl Ctx<'_> {
-    fn word(&self, s: Sym) -> Option<Arc<str>> {
+    pub(super) fn word(&self, s: Sym) -> Option<Arc<str>> {
         self.words.get(s).cloned()
     }
-    fn word_str(&self, s: Sym) -> Option<&str> {
+    pub(super) fn word_str(&self, s: Sym) -> Option<&str> {
         self.words.get(s).map(|w| &**w)
     }
-    fn time(&self, t: Timestamp) -> String {
+    pub(super) fn time(&self, t: Timestamp) -> String {
         t.to_rfc3339_in(self.rules.settings.time_zone)
     }
-    fn rep_data(&self, rep: RepIdx, team: Sym, role: Sym) -> RepData {
+    pub(super) fn rep_data(&self, rep: RepIdx, team: Sym, role: Sym) -> RepData {
         let info = self.reps.get(rep);
         RepData {
             id: info.id.clone(),
@@ -52,7 +49,7 @@ impl Ctx<'_> {
             role: self.word(role),
         }
     }
-    fn customer_data(&self) -> CustomerData {
+    pub(super) fn customer_data(&self) -> CustomerData {
         CustomerData {
             id: self.subject.clone(),
             provisional: self.provisional,
@@ -61,7 +58,11 @@ impl Ctx<'_> {
             tier: self.word(self.tier),
         }
     }
-    fn evidence(&self, e: &Entry) -> EvidenceData {
+    pub(super) fn evidence(&self, e: &Entry) -> EvidenceData {
+        let occurred = match &e.body {
+            Body::Ownership { occurred, .. } => *occurred,
+            _ => e.t,
+        };
         let (kind, direction, rep) = match &e.body {
             Body::Contact {
                 rep,
@@ -79,6 +80,13 @@ impl Ctx<'_> {
                 rep.map(|(r, _)| self.reps.get(r).id.clone())
                     .unwrap_or_else(|| Arc::from("")),
             ),
+            Body::OwnerState(o) => (
+                "owner",
+                Direction::Inbound.as_str(),
+                o.as_ref()
+                    .map(|o| self.reps.get(o.rep).id.clone())
+                    .unwrap_or_else(|| Arc::from("")),
+            ),
         };
         EvidenceData {
             event_id: e.event_id.clone(),
@@ -86,16 +94,16 @@ impl Ctx<'_> {
             kind,
             direction,
             rep,
-            occurred_at: self.time(e.t),
+            occurred_at: self.time(occurred),
         }
     }
-    fn owner_data(&self, o: &Owner) -> OwnerData {
+    pub(super) fn owner_data(&self, o: &Owner) -> OwnerData {
         let role = self.reps.get(o.rep).role;
         OwnerData {
             rep: self.rep_data(o.rep, o.team, role),
             since: self.time(o.since),
-            protected_until: if o.won {
-                "won".to_string()
+            protected_until: if o.won || o.locked {
+                if o.won { "won" } else { "locked" }.to_string()
             } else {
                 self.time(o.protected_until)
             },
@@ -103,15 +111,20 @@ impl Ctx<'_> {
             origin_event: o.origin_event.clone(),
         }
     }
-    fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
+    pub(super) fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
         let id = &self.reps.get(rep).id;
         match self.word_str(team) {
             Some(t) => format!("{id} ({t})"),
             None => id.to_string(),
         }
     }
-    fn role_exempt(&self, role: Sym) -> bool {
+    pub(super) fn role_exempt(&self, role: Sym) -> bool {
         !role.is_none() && self.exempt_roles.contains(&role)
+    }
+    pub(super) fn protection(&self) -> crate::config::Protection {
+        self.rules
+            .ownership
+            .protection_for(self.word_str(self.tier))
     }
     fn in_customer_scope(&self, rule: &CollisionRule) -> bool {
         rule.scope.allows_customer(
@@ -138,7 +151,8 @@ pub fn step(
             rep,
             account_team,
             occurred,
-        } => apply_ownership(ctx, fold, e, *action, *rep, account_team, *occurred),
+        } => speculate_ownership(ctx, fold, e, *action, *rep, account_team, *occurred),
+        Body::OwnerState(owner) => fold.owner = owner.as_deref().cloned(),
         Body::Contact {
             rep,
             team,
@@ -168,14 +182,17 @@ pub fn step(
                     CollisionKind::Complaint { window } => {
                         complaint(ctx, fold, log, i, &c, ri, rule, window, scratch, out)
                     }
+                    CollisionKind::OutOfTerritory => {
+                        out_of_territory(ctx, fold, log, i, &c, ri, rule, out)
+                    }
                 }
             }
-            first_touch(ctx, fold, e, &c, out);
+            speculate_contact(ctx, fold, e, &c);
         }
     }
 }
 
-struct Contact {
+pub(super) struct Contact {
     rep: RepIdx,
     team: Sym,
     role: Sym,
@@ -183,7 +200,13 @@ struct Contact {
     direction: Direction,
 }
 
-fn apply_ownership(
+/// What the lifecycle will most likely decide about a CRM ownership event, applied at once so
+/// that detection doesn't wait for the allowed lateness. The lifecycle's own `OwnerState`
+/// entry follows the event and replaces this guess: the same owner unless a limit (ownership
+/// or lock cap, claim limit, territory) refused the change, in which case a re-fold corrects
+/// what detection said.
+#[allow(clippy::too_many_arguments)]
+fn speculate_ownership(
     ctx: &Ctx<'_>,
     fold: &mut Fold,
     e: &Entry,
@@ -192,56 +215,120 @@ fn apply_ownership(
     account_team: &[RepIdx],
     occurred: Timestamp,
 ) {
+    let since = occurred.min(e.t);
+    let p = ctx.protection();
+    let current = effective_owner(ctx, fold, e.t).map(|o| o.rep);
     match action {
-        OwnershipAction::Assign | OwnershipAction::Transfer => {
-            if let Some((rep, team)) = rep {
-                fold.owner = Some(Owner {
-                    rep,
-                    team,
-                    since: occurred,
-                    protected_until: occurred + ctx.rules.ownership.protection,
-                    via: Via::Crm,
-                    origin_event: e.event_id.clone(),
-                    origin_source: e.source,
-                    origin_kind: action.as_str(),
-                    account_team: account_team.into(),
-                    locked: false,
-                    won: false,
-                });
+        OwnershipAction::Assign | OwnershipAction::Transfer | OwnershipAction::Claim => {
+            let Some((rep, team)) = rep else { return };
+            if current == Some(rep) {
+                if let Some(o) = fold.owner.as_mut() {
+                    if !account_team.is_empty() {
+                        o.account_team = account_team.into();
+                    }
+                }
+                return;
+            }
+            if action == OwnershipAction::Claim && current.is_some() {
+                return;
+            }
+            let via = if action == OwnershipAction::Claim {
+                Via::Claim
+            } else {
+                Via::Crm
+            };
+            fold.owner = Some(Owner::acquired(
+                &p,
+                rep,
+                team,
+                since,
+                via,
+                e,
+                account_team.into(),
+                false,
+            ));
+        }
+        OwnershipAction::Release => {
+            if current.is_some() {
+                fold.owner = None;
             }
         }
-        OwnershipAction::Release => fold.owner = None,
         OwnershipAction::Lock | OwnershipAction::Unlock => {
-            if let Some(o) = fold.owner.as_mut() {
-                o.locked = action == OwnershipAction::Lock;
+            if let (Some(o), true) = (fold.owner.as_mut(), current.is_some()) {
+                if rep.is_none_or(|(r, _)| r == o.rep) {
+                    let lock = action == OwnershipAction::Lock;
+                    if o.locked != lock {
+                        o.set_locked(lock, &p, since);
+                    }
+                }
             }
         }
-        OwnershipAction::Won => match fold.owner.as_mut() {
-            Some(o) => {
-                o.won = true;
-                o.protected_until = o.since + WON_PROTECTION;
-            }
-            None => {
-                // The CRM records a deal for a customer we hold no owner for: the rep who
-                // closed it owns it from now on.
+        OwnershipAction::Won => match (fold.owner.as_mut(), current) {
+            (Some(o), Some(_)) => o.set_won(),
+            _ => {
                 if let Some((rep, team)) = rep {
-                    fold.owner = Some(Owner {
+                    fold.owner = Some(Owner::acquired(
+                        &p,
                         rep,
                         team,
-                        since: occurred,
-                        protected_until: occurred + WON_PROTECTION,
-                        via: Via::Crm,
-                        origin_event: e.event_id.clone(),
-                        origin_source: e.source,
-                        origin_kind: action.as_str(),
-                        account_team: account_team.into(),
-                        locked: false,
-                        won: true,
-                    });
+                        since,
+                        Via::Crm,
+                        e,
+                        account_team.into(),
+                        true,
+                    ));
                 }
             }
         },
     }
+}
+
+/// The lifecycle's likely decision about a contact, applied at once (see
+/// [`speculate_ownership`]): the owner's follow-up extends protection; the first development
+/// of an unowned customer claims it.
+fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
+    if c.kind == ContactKind::Complaint || ctx.role_exempt(c.role) {
+        return;
+    }
+    let p = ctx.protection();
+    let current = effective_owner(ctx, fold, e.t).map(|o| o.rep);
+    match (current, fold.owner.as_mut()) {
+        (Some(owner), Some(o)) if owner == c.rep => {
+            if ctx.rules.ownership.follow_up_kinds.contains(c.kind) {
+                if let Some(end) = o.extended_end(&p, e.t) {
+                    o.protected_until = end;
+                }
+            }
+        }
+        (Some(_), _) => {}
+        (None, _) => {
+            let Some(kinds) = ctx.rules.ownership.first_touch else {
+                return;
+            };
+            if !kinds.contains(c.kind) || !ctx.reps.get(c.rep).active {
+                return;
+            }
+            fold.owner = Some(Owner::acquired(
+                &p,
+                c.rep,
+                c.team,
+                e.t,
+                Via::FirstTouch,
+                e,
+                Box::new([]),
+                false,
+            ));
+        }
+    }
+}
+
+/// The owner as the lifecycle will see it at `t`: an owner whose protection lapsed before `t`
+/// is released at that moment (when the rules release on expiry), so alerts name no owner
+/// rather than one about to be gone, and don't change when the release is written.
+fn effective_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&'f Owner> {
+    fold.owner.as_ref().filter(|o| {
+        o.won || o.locked || !ctx.rules.ownership.release_on_expiry || t < o.protected_until
+    })
 }
 
 /// Forgets cooldowns that have run out by `t`, so the list stays short.
@@ -360,7 +447,10 @@ fn protected_contact(
         ctx.time(owner.since),
         match owner.via {
             Via::Crm => "assigned in the CRM",
+            Via::Claim => "claimed from the pool",
             Via::FirstTouch => "claimed by first development",
+            Via::Assigned => "assigned by its pool",
+            Via::Reassigned => "reassigned after a collision",
         },
         if owner.won {
             "further notice (won)".to_string()
@@ -432,12 +522,12 @@ fn reps_in_window(
     }
 }
 
-fn contact_rep(e: &Entry) -> Option<(RepIdx, Sym, Sym)> {
+pub(super) fn contact_rep(e: &Entry) -> Option<(RepIdx, Sym, Sym)> {
     match &e.body {
         Body::Contact {
             rep, team, role, ..
         } => Some((*rep, *team, *role)),
-        Body::Ownership { .. } => None,
+        Body::Ownership { .. } | Body::OwnerState(_) => None,
     }
 }
 
@@ -496,7 +586,7 @@ fn multi_rep(
         "{} reps contacted customer {}{} within {}: {}",
         seen.len(),
         ctx.subject,
-        match &fold.owner {
+        match effective_owner(ctx, fold, e.t) {
             None => " (no owner)".to_string(),
             Some(o) => format!(
                 " (owner {}'s protection ended {})",
@@ -512,7 +602,7 @@ fn multi_rep(
         rule_type: rule.kind.type_name(),
         severity: rule.severity.as_str(),
         customer: ctx.customer_data(),
-        owner: fold.owner.as_ref().map(|o| ctx.owner_data(o)),
+        owner: effective_owner(ctx, fold, e.t).map(|o| ctx.owner_data(o)),
         reps,
         intruder: Some(ctx.rep_data(c.rep, c.team, c.role)),
         evidence,
@@ -582,12 +672,81 @@ fn complaint(
         rule_type: rule.kind.type_name(),
         severity: rule.severity.as_str(),
         customer: ctx.customer_data(),
-        owner: fold.owner.as_ref().map(|o| ctx.owner_data(o)),
+        owner: effective_owner(ctx, fold, e.t).map(|o| ctx.owner_data(o)),
         reps,
         intruder: None,
         evidence,
         window: WindowData {
             from: ctx.time(from),
+            to: ctx.time(e.t),
+        },
+        reason,
+    };
+    emit_collision(ctx, e, rule, &data, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn out_of_territory(
+    ctx: &Ctx<'_>,
+    fold: &mut Fold,
+    log: &[Entry],
+    i: usize,
+    c: &Contact,
+    ri: usize,
+    rule: &CollisionRule,
+    out: &mut Vec<(Key, Output)>,
+) {
+    let e = &log[i];
+    let Some(pool) = ctx.pool else {
+        return;
+    };
+    let owner = effective_owner(ctx, fold, e.t).cloned();
+    let owner = owner.as_ref();
+    if !rule.kinds.contains(c.kind)
+        || ctx.role_exempt(c.role)
+        || !rule.scope.allows_team(ctx.word_str(c.team))
+        || pool.admits_team(ctx.word_str(c.team))
+        || owner.is_some_and(|o| o.rep == c.rep)
+        || (ctx.rules.exemptions.account_team
+            && owner.is_some_and(|o| o.account_team.contains(&c.rep)))
+    {
+        return;
+    }
+    let ids = [&*ctx.reps.get(c.rep).id];
+    if !cooldown_allows(fold, ri, rule, &ids, e.t) || !ctx.render {
+        return;
+    }
+    let mut reps = vec![ctx.rep_data(c.rep, c.team, c.role)];
+    if let Some(o) = owner {
+        reps.push(ctx.rep_data(o.rep, o.team, ctx.reps.get(o.rep).role));
+        reps.sort();
+    }
+    let reason = format!(
+        "{} {} customer {} of pool `{}`, which only {} may work{}",
+        ctx.rep_name(c.rep, c.team),
+        verb(c.kind, c.direction),
+        ctx.subject,
+        pool.id,
+        match pool.teams.as_slice() {
+            [one] => format!("team {one}"),
+            many => format!("teams {}", many.join(", ")),
+        },
+        match owner {
+            Some(o) => format!(" (owner: {})", ctx.rep_name(o.rep, o.team)),
+            None => String::new(),
+        }
+    );
+    let data = CollisionData {
+        rule: Arc::from(rule.id.as_str()),
+        rule_type: rule.kind.type_name(),
+        severity: rule.severity.as_str(),
+        customer: ctx.customer_data(),
+        owner: owner.map(|o| ctx.owner_data(o)),
+        reps,
+        intruder: Some(ctx.rep_data(c.rep, c.team, c.role)),
+        evidence: vec![ctx.evidence(e)],
+        window: WindowData {
+            from: ctx.time(e.t),
             to: ctx.time(e.t),
         },
         reason,
@@ -614,69 +773,7 @@ fn emit_collision(
     ));
 }
 
-fn first_touch(
-    ctx: &Ctx<'_>,
-    fold: &mut Fold,
-    e: &Entry,
-    c: &Contact,
-    out: &mut Vec<(Key, Output)>,
-) {
-    let Some(kinds) = ctx.rules.ownership.first_touch else {
-        return;
-    };
-    if fold.owner.is_some()
-        || !kinds.contains(c.kind)
-        || c.direction == Direction::Inbound && c.kind == ContactKind::Complaint
-        || ctx.role_exempt(c.role)
-        || !ctx.reps.get(c.rep).active
-    {
-        return;
-    }
-    let owner = Owner {
-        rep: c.rep,
-        team: c.team,
-        since: e.t,
-        protected_until: e.t + ctx.rules.ownership.protection,
-        via: Via::FirstTouch,
-        origin_event: e.event_id.clone(),
-        origin_source: e.source,
-        origin_kind: c.kind.as_str(),
-        account_team: Box::new([]),
-        locked: false,
-        won: false,
-    };
-    if !ctx.render {
-        fold.owner = Some(owner);
-        return;
-    }
-    let data = ClaimData {
-        customer: ctx.customer_data(),
-        rep: ctx.rep_data(c.rep, c.team, c.role),
-        via: Via::FirstTouch.as_str(),
-        protected_until: ctx.time(owner.protected_until),
-        evidence: vec![ctx.evidence(e)],
-        reason: format!(
-            "{} {} customer {}, which had no owner: first development gives protection for {}",
-            ctx.rep_name(c.rep, c.team),
-            verb(c.kind, c.direction),
-            ctx.subject,
-            format_span(ctx.rules.ownership.protection)
-        ),
-    };
-    fold.owner = Some(owner);
-    out.push((
-        e.key(),
-        Output::new(
-            OutputType::OwnershipClaimed,
-            ctx.subject.clone(),
-            e.t,
-            &data,
-            None,
-        ),
-    ));
-}
-
-fn verb(kind: ContactKind, direction: Direction) -> &'static str {
+pub(super) fn verb(kind: ContactKind, direction: Direction) -> &'static str {
     match (kind, direction) {
         (ContactKind::Call, Direction::Outbound) => "called",
         (ContactKind::Call, Direction::Inbound) => "answered a call from",

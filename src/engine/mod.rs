@@ -20,7 +20,7 @@
 //! emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
 
 mod customer;
-mod detect;
+pub(crate) mod detect;
 mod keys;
 pub mod reps;
 mod stats;
@@ -35,6 +35,7 @@ use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
 use crate::time::{Span, Timestamp};
 use customer::{Body, Customer, Emitted, Entry, Fold, Key};
+use lifecycle::Ledger;
 use reps::{Interner, RepIdx, Reps, Sym};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ const COMPACT_AT: usize = 64;
 /// identity fields stays apart from the mutable borrow of its fold state).
 macro_rules! ctx {
     ($engine:expr, $cust:expr, $render:expr) => {
-        detect::Ctx {
+        $crate::engine::detect::Ctx {
             rules: &$engine.rules,
             reps: &$engine.reps,
             words: &$engine.words,
@@ -59,10 +60,14 @@ macro_rules! ctx {
             region: $cust.region,
             industry: $cust.industry,
             tier: $cust.tier,
+            pool: $cust.pool.map(|p| &$engine.rules.pools[p as usize]),
             render: $render,
         }
     };
 }
+
+// After the macro, which it uses.
+mod lifecycle;
 
 /// Sizes of the live state, for metrics and memory reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,14 +92,17 @@ pub struct Engine {
     by_key: keys::KeyIndex,
     timers: TimerTable,
     clock: Option<Timestamp>,
+    /// Set by [`Engine::finish`]: no event can arrive before this any more.
+    drained_to: Option<Timestamp>,
     horizon: Span,
+    ledger: Ledger,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
     seen: Vec<usize>,
     /// The source of the previous event: most streams come from few sources in runs.
     last_source: Option<Sym>,
     /// Accepted events per source symbol, by contact kind then ownership action.
-    event_counts: Vec<[u64; 12]>,
+    event_counts: Vec<[u64; 13]>,
     alert_counts: FxHashMap<(Arc<str>, &'static str), u64>,
     stats: Stats,
 }
@@ -135,7 +143,9 @@ impl Engine {
             by_key: keys::KeyIndex::default(),
             timers: TimerTable::default(),
             clock: None,
+            drained_to: None,
             horizon,
+            ledger: Ledger::default(),
             queue: Vec::new(),
             scratch: Vec::new(),
             seen: Vec::new(),
@@ -157,7 +167,21 @@ impl Engine {
 
     /// Events older than this are too late.
     pub fn watermark(&self) -> Option<Timestamp> {
-        self.clock.map(|c| c - self.rules.settings.allowed_lateness)
+        let w = self.clock.map(|c| c - self.rules.settings.allowed_lateness);
+        match (w, self.drained_to) {
+            (Some(w), Some(d)) => Some(w.max(d)),
+            (w, d) => w.or(d),
+        }
+    }
+
+    /// The input has ended (a file or a replay): every event seen is final. Decisions that
+    /// waited for the allowed lateness are made now, and timers due by the newest event time
+    /// fire. Live drivers never call this.
+    pub fn finish(&mut self) {
+        if let Some(c) = self.clock {
+            self.drained_to = Some(c);
+            self.fire_timers();
+        }
     }
 
     /// When the driver should call [`Engine::handle_timeout`] at the latest (in driver time: a
@@ -197,13 +221,13 @@ impl Engine {
     pub fn state_size(&self) -> StateSize {
         let mut size = StateSize {
             identifiers: self.identity.len(),
-            timers: self.timers.len(),
+            timers: self.timers.len() + self.ledger.pending_deadlines(),
             ..StateSize::default()
         };
         for c in self.slots.iter().flatten() {
             size.customers += 1;
             size.log_entries += c.log.len();
-            if c.head.owner.is_some() {
+            if c.hold.owner.is_some() {
                 size.owned += 1;
             }
         }
@@ -255,7 +279,9 @@ impl Engine {
         // Fast path: an event naming a known customer id with identifiers already linked to
         // it needs nothing from the identity index.
         if let Some(slot) = self.known_customer(event.customer()) {
-            return self.place(slot, event, late, Vec::new());
+            self.place(slot, event, late, Vec::new())?;
+            self.settle();
+            return Ok(());
         }
         let resolution = {
             let by_key = &self.by_key;
@@ -283,7 +309,9 @@ impl Engine {
         };
         let slot = self.customer_slot(key.as_str(), provisional);
         self.note_customer(slot, &linked);
-        self.place(slot, event, late, absorb)
+        self.place(slot, event, late, absorb)?;
+        self.settle();
+        Ok(())
     }
 
     /// The slot of the customer an event names by id, when every identifier it carries is
@@ -328,15 +356,17 @@ impl Engine {
         };
         let src = entry.source.0 as usize;
         if self.event_counts.len() <= src {
-            self.event_counts.resize(src + 1, [0; 12]);
+            self.event_counts.resize(src + 1, [0; 13]);
         }
         self.event_counts[src][column] += 1;
         if late {
             self.stats.late_ownership_applied += 1;
         }
-        let pos = cust.position(entry.key());
+        let key = entry.key();
+        let pos = cust.position(key);
         let in_order = pos == cust.log.len();
         cust.log.insert(pos, entry);
+        self.lifecycle_enqueue(slot, key);
         if in_order && !absorbed_any {
             self.fold_last(slot);
         } else {
@@ -389,18 +419,30 @@ impl Engine {
     /// Keeps the newest attributes the event gives for its customer.
     fn note_attributes(&mut self, slot: u32, c: &crate::event::CustomerRef) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let mut changed = false;
         for (attr, value) in [
             (&mut cust.region, c.region.as_deref()),
             (&mut cust.industry, c.industry.as_deref()),
             (&mut cust.tier, c.tier.as_deref()),
+            (&mut cust.product_line, c.product_line.as_deref()),
         ] {
             // Compare before interning: attributes rarely change, and a string comparison is
             // cheaper than a hash lookup on every event.
             if let Some(v) = value {
                 if self.words.get(*attr).is_none_or(|w| &**w != v) {
                     *attr = self.words.intern(v);
+                    changed = true;
                 }
             }
+        }
+        if changed || (cust.pool.is_none() && !self.rules.pools.is_empty()) {
+            let word = |s: Sym| self.words.get(s).map(|w| &**w);
+            cust.pool = self
+                .rules
+                .pools
+                .iter()
+                .position(|p| p.matches(word(cust.region), word(cust.industry), word(cust.tier)))
+                .map(|i| i as u16);
         }
     }
 
@@ -509,6 +551,7 @@ impl Engine {
                 key,
                 id: out.id.clone(),
                 ty: out.ty,
+                rule: rule_index(&self.rules, &out),
             });
             count_output(&mut self.stats, &mut self.alert_counts, &out);
             self.queue.push(out);
@@ -558,6 +601,7 @@ impl Engine {
                 key,
                 id: out.id.clone(),
                 ty: out.ty,
+                rule: rule_index(&self.rules, &out),
             });
             if !old.iter().any(|o| o.id == out.id) {
                 count_output(&mut self.stats, &mut self.alert_counts, &out);
@@ -592,7 +636,31 @@ impl Engine {
         self.stats.merges += 1;
         let into = self.slots[slot as usize].as_mut().expect("live slot");
         let into_key = into.key.clone();
+        let (into_generation, into_hash) = (into.generation, into.key_hash);
+        // One owner survives: the customer's own, else the provisional one's. The other
+        // side's owner states leave the log with it.
+        let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
+        let dropped_owner = if keep_theirs {
+            let mut hold = gone.hold.clone();
+            hold.seen |= into.hold.seen;
+            into.hold = hold;
+            None
+        } else {
+            into.hold.seen |= gone.hold.seen;
+            gone.hold.owner.clone()
+        };
+        if keep_theirs {
+            let folded_states = into.log[..into.folded]
+                .iter()
+                .filter(|e| matches!(e.body, Body::OwnerState(_)))
+                .count();
+            into.log.retain(|e| !matches!(e.body, Body::OwnerState(_)));
+            into.folded -= folded_states;
+        }
         for e in gone.log {
+            if !keep_theirs && matches!(e.body, Body::OwnerState(_)) {
+                continue;
+            }
             if !into.contains(e.tie, e.source, &e.event_id) {
                 let pos = into.position(e.key());
                 into.log.insert(pos, e);
@@ -622,6 +690,15 @@ impl Engine {
             }
         }
         self.identity.relink(&gone.identifiers, other, &into_key);
+        self.ledger
+            .redirect(other_slot, slot, into_generation, into_hash);
+        if let Some(o) = dropped_owner {
+            self.ledger.drop_rep(&o);
+            self.stats.count_change("merged");
+        }
+        if keep_theirs {
+            self.schedule_owner_deadlines_after_merge(slot);
+        }
         for g in &gone.emitted {
             let out = withdrawal(
                 &gone.key,
@@ -630,6 +707,35 @@ impl Engine {
                 &format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key),
             );
             count_output(&mut self.stats, &mut self.alert_counts, &out);
+            self.queue.push(out);
+        }
+        // The lifecycle's decisions about the provisional customer move with it: withdrawn
+        // under the provisional key, re-issued under the real one.
+        let into_provisional = self.slots[slot as usize]
+            .as_ref()
+            .is_some_and(|c| c.provisional);
+        for f in &gone.finals {
+            let g = Emitted {
+                key: (f.time, 0, 0),
+                id: f.id.clone(),
+                ty: f.ty,
+                rule: None,
+            };
+            let out = withdrawal(
+                &gone.key,
+                &g,
+                f.time,
+                &format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key),
+            );
+            count_output(&mut self.stats, &mut self.alert_counts, &out);
+            self.queue.push(out);
+            let data = reissued(&f.data, &gone.key, &into_key, into_provisional);
+            let out = Output::from_rendered(f.ty, into_key.clone(), f.time, data, None);
+            if into_provisional {
+                if let Some(c) = self.slots[slot as usize].as_mut() {
+                    c.finals.push(out.clone());
+                }
+            }
             self.queue.push(out);
         }
     }
@@ -651,6 +757,8 @@ impl Engine {
     }
 
     fn fire_timers(&mut self) {
+        // Lifecycle decisions first: housekeeping may fold entries the lifecycle still reads.
+        self.settle();
         let Some(watermark) = self.watermark() else {
             return;
         };
@@ -723,7 +831,11 @@ impl Engine {
                 .is_some_and(|r| cutoff < *last + r.cooldown)
         };
         cust.base.cooldowns.retain(live_cooldown);
-        if cust.log.is_empty() && cust.base.owner.is_none() && cust.base.cooldowns.is_empty() {
+        if cust.log.is_empty()
+            && cust.base.owner.is_none()
+            && cust.base.cooldowns.is_empty()
+            && lifecycle::idle(&self.rules, &cust.hold, cutoff)
+        {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);
             self.identity.forget(&gone.identifiers, &gone.key);
@@ -765,6 +877,29 @@ fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Ou
     )
 }
 
+/// A provisional customer's output data, rewritten for the customer it turned out to be.
+fn reissued(data: &str, from: &str, to: &str, still_provisional: bool) -> String {
+    let from_json = serde_json::to_string(from).expect("a string serializes");
+    let to_json = serde_json::to_string(to).expect("a string serializes");
+    let mut s = data.replace(
+        &format!("\"id\":{from_json},\"provisional\":true"),
+        &format!("\"id\":{to_json},\"provisional\":{still_provisional}"),
+    );
+    // Explanations name the customer too.
+    s = s.replace(&format!("customer {from}"), &format!("customer {to}"));
+    s
+}
+
+/// The index of the collision rule that raised an output.
+fn rule_index(rules: &Rules, out: &Output) -> Option<u16> {
+    let (id, _) = out.rule.as_ref()?;
+    rules
+        .collisions
+        .iter()
+        .position(|r| *r.id == **id)
+        .map(|i| i as u16)
+}
+
 fn count_output(
     stats: &mut Stats,
     alerts: &mut FxHashMap<(Arc<str>, &'static str), u64>,
@@ -778,5 +913,6 @@ fn count_output(
         }
         OutputType::OwnershipClaimed => stats.claims += 1,
         OutputType::Withdrawn => stats.withdrawn += 1,
+        _ => {}
     }
 }

@@ -66,6 +66,19 @@ pub struct RepInfo {
     pub manager: Sym,
     pub active: bool,
     pub in_roster: bool,
+    pub region: Sym,
+    /// Local dates away, both ends included.
+    pub away: Box<[(chrono::NaiveDate, chrono::NaiveDate)]>,
+    pub capacity: Option<u32>,
+    pub industries: Box<[Sym]>,
+    pub tiers: Box<[Sym]>,
+    pub product_lines: Box<[Sym]>,
+}
+
+impl RepInfo {
+    pub fn away_on(&self, date: chrono::NaiveDate) -> bool {
+        self.away.iter().any(|(f, t)| *f <= date && date <= *t)
+    }
 }
 
 /// Every rep seen, roster first.
@@ -86,6 +99,13 @@ impl Reps {
             info.manager = words.intern_opt(r.manager.as_deref());
             info.active = r.active;
             info.in_roster = true;
+            info.region = words.intern_opt(r.region.as_deref());
+            info.away = r.away.clone().into();
+            info.capacity = r.capacity;
+            let mut syms = |list: &[String]| list.iter().map(|w| words.intern(w)).collect();
+            info.industries = syms(&r.industries);
+            info.tiers = syms(&r.tiers);
+            info.product_lines = syms(&r.product_lines);
         }
         reps
     }
@@ -100,6 +120,12 @@ impl Reps {
             manager: Sym::NONE,
             active: true,
             in_roster: false,
+            region: Sym::NONE,
+            away: Box::new([]),
+            capacity: None,
+            industries: Box::new([]),
+            tiers: Box::new([]),
+            product_lines: Box::new([]),
         });
         self.index.insert(id, idx);
         idx
@@ -115,6 +141,14 @@ impl Reps {
 
     pub fn get(&self, idx: RepIdx) -> &RepInfo {
         &self.list[idx.0 as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 
     pub fn lookup(&self, id: &str) -> Option<RepIdx> {

@@ -24,9 +24,15 @@ pub struct Stats {
     pub merges: u64,
     pub customers_created: u64,
     pub customers_evicted: u64,
+    /// Ownership changes and refusals of the lifecycle, by reason (`first_touch`,
+    /// `crm_assign`, `no_follow_up`, `assigned`, `rejected`, …).
+    pub ownership_changes: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
+    pub fn count_change(&mut self, reason: &'static str) {
+        *self.ownership_changes.entry(reason).or_default() += 1;
+    }
     pub fn events_total(&self) -> u64 {
         self.events.values().sum()
     }

@@ -1,0 +1,111 @@
+//! Day boundaries and business hours in the configured time zone (pure functions).
+//!
+//! Every "day" the rules speak of — claim limits, holidays, business hours — is a day of the
+//! configured IANA zone, never the machine's or UTC (a classic CRM bug: claims reset at the
+//! database server's midnight).
+
+use crate::config::Calendar;
+use crate::time::{Span, Timestamp};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+
+/// The local calendar date of `t`.
+pub fn local_date(t: Timestamp, tz: Tz) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(t.0)
+        .map(|d| d.with_timezone(&tz).date_naive())
+        .unwrap_or_default()
+}
+
+/// The instant a local wall-clock time happens (the earlier one when clocks go back; the
+/// moment clocks go forward when it doesn't exist).
+fn instant(local: NaiveDateTime, tz: Tz) -> Timestamp {
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            Timestamp(d.timestamp_millis())
+        }
+        chrono::LocalResult::None => {
+            // A wall-clock time skipped by a daylight-saving change: an hour later exists.
+            instant(local + chrono::Duration::hours(1), tz)
+        }
+    }
+}
+
+impl Calendar {
+    /// Whether `date` has business hours.
+    pub fn is_business_day(&self, date: NaiveDate) -> bool {
+        if self.workdays.binary_search(&date).is_ok() {
+            return true;
+        }
+        self.days.contains(&date.weekday()) && self.holidays.binary_search(&date).is_err()
+    }
+
+    /// The instant `span` of business hours after `t`. Ten years without a business day
+    /// (a calendar with no days) ends the search there.
+    pub fn add_business(&self, t: Timestamp, span: Span, tz: Tz) -> Timestamp {
+        let mut left = span.0;
+        let mut date = local_date(t, tz);
+        for _ in 0..3660 {
+            if self.is_business_day(date) {
+                let opens = instant(date.and_time(self.opens), tz);
+                let closes = instant(date.and_time(self.closes), tz);
+                let from = opens.max(t);
+                if from < closes {
+                    let available = closes.0 - from.0;
+                    if left <= available {
+                        return Timestamp(from.0 + left);
+                    }
+                    left -= available;
+                }
+            }
+            date = date.succ_opt().unwrap_or(date);
+        }
+        Timestamp(t.0 + span.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn business_hours_skip_nights_weekends_and_holidays() {
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let mut cal = Calendar::default();
+        // Friday 17:00 + 2h of business time → Monday 10:00.
+        assert_eq!(
+            cal.add_business(at("2026-03-06T17:00:00+08:00"), Span::hours(2), tz),
+            at("2026-03-09T10:00:00+08:00")
+        );
+        // Saturday night + 24h of business time: Mon 9–18 (9h), Tue (9h), Wed 9–15.
+        assert_eq!(
+            cal.add_business(at("2026-03-07T22:00:00+08:00"), Span::hours(24), tz),
+            at("2026-03-11T15:00:00+08:00")
+        );
+        cal.holidays = vec![NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()];
+        assert_eq!(
+            cal.add_business(at("2026-03-06T17:00:00+08:00"), Span::hours(2), tz),
+            at("2026-03-10T10:00:00+08:00")
+        );
+        // A make-up working Saturday counts.
+        cal.workdays = vec![NaiveDate::from_ymd_opt(2026, 3, 7).unwrap()];
+        assert_eq!(
+            cal.add_business(at("2026-03-06T17:00:00+08:00"), Span::hours(2), tz),
+            at("2026-03-07T10:00:00+08:00")
+        );
+    }
+
+    #[test]
+    fn local_dates_follow_the_zone_not_utc() {
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        // 16:30 UTC is already the next day in Shanghai.
+        assert_eq!(
+            local_date(at("2026-03-06T16:30:00Z"), tz),
+            NaiveDate::from_ymd_opt(2026, 3, 7).unwrap()
+        );
+    }
+}

@@ -1,0 +1,1447 @@
+//! The ownership lifecycle: claims, protection with extension and cap, reclaim, pools and
+//! assignment, follow-up SLAs, dormant customers and collision resolution.
+//!
+//! # Why decisions wait for the watermark
+//! Collision alerts are about one customer and may be revised (a late event withdraws one).
+//! Ownership decisions are commands to the CRM and depend on *other* customers too: a rep's
+//! claims today, how many customers they own, whose turn it is in a rotation. So they are made
+//! once the events that decide them are final — when the watermark passes them — in one global
+//! event-time order (events by their canonical key, timers before events at the same
+//! millisecond, customers by the hash of their key). Arrival order within the allowed lateness
+//! therefore never changes a decision, and a decision is never withdrawn.
+//!
+//! Detection learns the owner from `OwnerState` entries this module writes into the
+//! customer's log at the decision's event time; a re-fold then re-checks the contacts after it.
+
+use super::customer::{Body, Entry, Holding, Key, Owner, Via};
+use super::reps::{RepIdx, Sym};
+use super::Engine;
+use crate::calendar::local_date;
+use crate::config::{CollisionKind, Resolution, Strategy};
+use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::output::{
+    ClaimData, EvidenceData, HoldData, Output, OutputType, ReassignmentData, RejectedData, RepData,
+    ScoreData, WindowData,
+};
+use crate::time::{format_span, Span, Timestamp};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+/// What a lifecycle deadline is for. The order is the firing order at equal times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Due {
+    Warning,
+    FirstFollowUp,
+    FollowUps,
+    Inbound,
+    NoDeal,
+    Reclaim,
+    Dormant,
+    Assign,
+}
+
+/// A pending final event: (key, customer key hash, slot, generation).
+type PendingEvent = (Key, u64, u32, u32);
+/// A pending deadline: (time, customer key hash, kind, slot, generation).
+type Deadline = (Timestamp, u64, Due, u32, u32);
+
+/// Per-rep bookkeeping across customers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Book {
+    owned: u32,
+    locked: u32,
+    /// Local day (days since 1970-01-01 in the configured zone) of `claims`.
+    claim_day: i64,
+    claims: u32,
+    /// Assignment sequence number of the rep's last assignment (0: never).
+    last_assigned: u64,
+}
+
+/// The lifecycle's global state.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pending: BinaryHeap<Reverse<PendingEvent>>,
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+    books: Vec<Book>,
+    assignments: u64,
+}
+
+impl Ledger {
+    pub fn pending_deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+    fn book(&mut self, rep: RepIdx) -> &mut Book {
+        let i = rep.0 as usize;
+        if self.books.len() <= i {
+            self.books.resize(i + 1, Book::default());
+        }
+        &mut self.books[i]
+    }
+    fn owned(&self, rep: RepIdx) -> u32 {
+        self.books.get(rep.0 as usize).map_or(0, |b| b.owned)
+    }
+    /// Takes an owner off the books when their customer disappears in a merge.
+    pub(super) fn drop_rep(&mut self, o: &Owner) {
+        let b = self.book(o.rep);
+        b.owned = b.owned.saturating_sub(1);
+        if o.locked {
+            b.locked = b.locked.saturating_sub(1);
+        }
+    }
+
+    /// Moves the pending entries of one customer slot to another (after a merge).
+    pub(super) fn redirect(&mut self, from: u32, to: u32, generation: u32, hash: u64) {
+        if !self.pending.iter().any(|Reverse(p)| p.2 == from) {
+            return;
+        }
+        let items: Vec<_> = std::mem::take(&mut self.pending).into_vec();
+        self.pending = items
+            .into_iter()
+            .map(|Reverse(p)| {
+                if p.2 == from {
+                    Reverse((p.0, hash, to, generation))
+                } else {
+                    Reverse(p)
+                }
+            })
+            .collect();
+    }
+}
+
+/// Where an owner state goes among the entries of its millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A timer's decision: contacts at that moment already see it.
+    BeforeContacts,
+    /// Right after the CRM's event that caused it.
+    AfterCrm,
+    /// After the contacts of that millisecond: the contact that caused it (a claim, an
+    /// extension, a reassignment) is judged by the state before it.
+    AfterContacts,
+}
+
+impl Place {
+    fn after(e: &Entry) -> Place {
+        match e.body {
+            Body::Contact { .. } => Place::AfterContacts,
+            Body::Ownership { .. } => Place::AfterCrm,
+            Body::OwnerState(_) => Place::BeforeContacts,
+        }
+    }
+}
+
+/// Why a claim is refused: (reason code, explanation).
+type Refusal = (&'static str, String);
+
+impl Engine {
+    /// Queues an accepted event for the lifecycle, to be handled once it is final.
+    pub(super) fn lifecycle_enqueue(&mut self, slot: u32, key: Key) {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        self.ledger
+            .pending
+            .push(Reverse((key, cust.key_hash, slot, cust.generation)));
+    }
+
+    fn schedule_due(&mut self, slot: u32, at: Timestamp, due: Due) {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        self.ledger
+            .deadlines
+            .push(Reverse((at, cust.key_hash, due, slot, cust.generation)));
+    }
+
+    /// Handles, in event-time order, every final event and every deadline the watermark has
+    /// passed. Deadlines at time T fire once every event before T is final, before events at T.
+    pub(super) fn settle(&mut self) {
+        let Some(w) = self.watermark() else {
+            return;
+        };
+        loop {
+            let next_event = self
+                .ledger
+                .pending
+                .peek()
+                .map(|Reverse(p)| p.0 .0)
+                .filter(|t| *t < w);
+            let next_due = self
+                .ledger
+                .deadlines
+                .peek()
+                .map(|Reverse(d)| d.0)
+                .filter(|t| *t <= w);
+            match (next_event, next_due) {
+                (_, Some(d)) if next_event.is_none_or(|e| d <= e) => {
+                    let Reverse((at, _, due, slot, generation)) =
+                        self.ledger.deadlines.pop().expect("peeked");
+                    if self.live(slot, generation) {
+                        self.fire_due(slot, at, due);
+                    }
+                }
+                (Some(_), _) => {
+                    let Reverse((key, _, slot, generation)) =
+                        self.ledger.pending.pop().expect("peeked");
+                    if self.live(slot, generation) {
+                        self.finalize(slot, key);
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn live(&self, slot: u32, generation: u32) -> bool {
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .is_some_and(|c| c.generation == generation)
+    }
+
+    fn hold(&mut self, slot: u32) -> &mut Holding {
+        &mut self.slots[slot as usize].as_mut().expect("live slot").hold
+    }
+
+    fn finalize(&mut self, slot: u32, key: Key) {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let Ok(i) = cust.log.binary_search_by(|e| e.key().cmp(&key)) else {
+            return;
+        };
+        let entry = cust.log[i].clone();
+        let (fresh, unowned) = (!cust.hold.seen, cust.hold.owner.is_none());
+        if fresh {
+            self.hold(slot).seen = true;
+            if unowned && !matches!(entry.body, Body::Ownership { .. }) {
+                self.enter_pool(slot, entry.t);
+            }
+        }
+        match &entry.body {
+            Body::Contact {
+                rep,
+                team,
+                role,
+                kind,
+                direction,
+            } => self.on_contact(slot, &entry, *rep, *team, *role, *kind, *direction),
+            Body::Ownership {
+                action,
+                rep,
+                account_team,
+                ..
+            } => self.on_crm(slot, &entry, *action, *rep, account_team),
+            Body::OwnerState(_) => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_contact(
+        &mut self,
+        slot: u32,
+        e: &Entry,
+        rep: RepIdx,
+        team: Sym,
+        role: Sym,
+        kind: ContactKind,
+        direction: Direction,
+    ) {
+        let t = e.t;
+        if kind == ContactKind::Complaint || (!role.is_none() && self.exempt_roles.contains(&role))
+        {
+            return;
+        }
+        let dormant_after = self.rules.ownership.dormant_after;
+        let hold = self.hold(slot);
+        hold.last_touch = Some(t);
+        let owner = hold.owner.as_ref().map(|o| (o.rep, o.won));
+        match owner {
+            Some((owner, won)) if owner == rep => {
+                if self.rules.ownership.follow_up_kinds.contains(kind) {
+                    let hold = self.hold(slot);
+                    hold.follow_ups += 1;
+                    hold.inbound_waiting = None;
+                    self.extend(slot, e);
+                }
+                if let (true, Some(d)) = (won, dormant_after) {
+                    self.schedule_due(slot, t + d, Due::Dormant);
+                }
+            }
+            Some((_, won)) => {
+                if direction == Direction::Inbound {
+                    if let Some(sla) = self.rules.sla.inbound_response {
+                        if self.hold(slot).inbound_waiting.is_none() {
+                            self.hold(slot).inbound_waiting = Some(t);
+                            let due = self.inbound_due(t, sla);
+                            self.schedule_due(slot, due, Due::Inbound);
+                        }
+                    }
+                }
+                if let (true, Some(d)) = (won, dormant_after) {
+                    self.schedule_due(slot, t + d, Due::Dormant);
+                }
+            }
+            None => {
+                if let Some(kinds) = self.rules.ownership.first_touch {
+                    if kinds.contains(kind) {
+                        self.first_touch(slot, e, rep, team);
+                    }
+                }
+            }
+        }
+        self.resolve_collisions(slot, e, rep);
+    }
+
+    fn inbound_due(&self, t: Timestamp, sla: crate::config::InboundSla) -> Timestamp {
+        if sla.business_hours {
+            self.rules
+                .calendar
+                .add_business(t, sla.within, self.rules.settings.time_zone)
+        } else {
+            t + sla.within
+        }
+    }
+
+    /// A follow-up by the owner moves the end of protection to `t + extension` when later,
+    /// never past the cap.
+    fn extend(&mut self, slot: u32, e: &Entry) {
+        let p = self.protection(slot);
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let Some(o) = cust.hold.owner.as_ref() else {
+            return;
+        };
+        let Some(end) = o.extended_end(&p, e.t) else {
+            return;
+        };
+        let ext = p.extension.unwrap_or(Span::ZERO);
+        let previous = o.protected_until;
+        let o = self.hold(slot).owner.as_mut().expect("checked");
+        o.protected_until = end;
+        let capped = o.cap_at == Some(end);
+        self.write_owner_state(slot, e.t, Place::AfterContacts);
+        self.schedule_owner_deadlines(slot, e.t);
+        let reason = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let o = cust.hold.owner.as_ref().expect("checked");
+            format!(
+                "{} followed up customer {}: protection now ends {}{}",
+                ctx.rep_name(o.rep, o.team),
+                cust.key,
+                ctx.time(end),
+                if capped {
+                    format!(
+                        " (the cap: {} after the claim)",
+                        format_span(p.cap.unwrap_or(Span::ZERO))
+                    )
+                } else {
+                    format!(" ({} after this follow-up)", format_span(ext))
+                }
+            )
+        };
+        self.emit_hold(
+            slot,
+            OutputType::OwnershipExtended,
+            e.t,
+            "extended",
+            "ownership.protection",
+            end,
+            Some(previous),
+            Some(e),
+            reason,
+        );
+    }
+
+    fn first_touch(&mut self, slot: u32, e: &Entry, rep: RepIdx, team: Sym) {
+        if !self.reps.get(rep).active {
+            return;
+        }
+        if let Some((code, why)) = self.claim_refusal(slot, rep, team, e.t) {
+            self.emit_rejected(slot, e, "first_touch", rep, team, code, why);
+            return;
+        }
+        self.count_claim(rep, e.t);
+        self.acquire(slot, e, rep, team, Via::FirstTouch, Box::new([]), false);
+        let (data, t) = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let o = cust.hold.owner.as_ref().expect("just acquired");
+            let c_role = self.reps.get(rep).role;
+            (
+                ClaimData {
+                    customer: ctx.customer_data(),
+                    rep: ctx.rep_data(rep, team, c_role),
+                    via: Via::FirstTouch.as_str(),
+                    protected_until: ctx.time(o.protected_until),
+                    pool: self.pool_name(slot),
+                    strategy: None,
+                    eligible_reps: None,
+                    previous_owner: None,
+                    evidence: vec![ctx.evidence(e)],
+                    reason: format!(
+                        "{} developed customer {}, which had no owner: protected until {}",
+                        ctx.rep_name(rep, team),
+                        cust.key,
+                        ctx.time(o.protected_until)
+                    ),
+                },
+                e.t,
+            )
+        };
+        self.emit_final(slot, OutputType::OwnershipClaimed, t, &data);
+        self.stats.count_change("first_touch");
+    }
+
+    fn pool_name(&self, slot: u32) -> Option<String> {
+        let cust = self.slots[slot as usize].as_ref()?;
+        cust.pool.map(|p| self.rules.pools[p as usize].id.clone())
+    }
+
+    /// Why `rep` may not take this customer now, if they may not.
+    fn claim_refusal(&self, slot: u32, rep: RepIdx, team: Sym, t: Timestamp) -> Option<Refusal> {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let limits = self.rules.ownership.limits;
+        let info = self.reps.get(rep);
+        let tz = self.rules.settings.time_zone;
+        if let Some(pool) = cust.pool.map(|p| &self.rules.pools[p as usize]) {
+            let team_name = self.words.get(team).map(|w| &**w);
+            if !pool.admits_team(team_name) {
+                return Some((
+                    "out_of_territory",
+                    format!(
+                        "customer {} is in pool `{}`, which team {} may not claim from",
+                        cust.key,
+                        pool.id,
+                        team_name.unwrap_or("(none)")
+                    ),
+                ));
+            }
+        }
+        if !info.active || info.away_on(local_date(t, tz)) {
+            return Some((
+                "rep_inactive",
+                format!("rep {} is inactive or away", info.id),
+            ));
+        }
+        if let (Some(cool), Some((prev, at))) = (limits.reclaim_cooldown, cust.hold.released) {
+            if prev == rep && t < at + cool {
+                return Some((
+                    "reclaim_cooldown",
+                    format!(
+                        "rep {} lost customer {} at {} and may claim it back from {}",
+                        info.id,
+                        cust.key,
+                        at.to_rfc3339_in(tz),
+                        (at + cool).to_rfc3339_in(tz)
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = limits.max_owned {
+            let owned = self.ledger.owned(rep);
+            if owned >= max {
+                return Some((
+                    "max_owned",
+                    format!("rep {} owns {owned} customers; the cap is {max}", info.id),
+                ));
+            }
+        }
+        if let Some(max) = limits.claims_per_day {
+            let day = local_date(t, tz);
+            let n = self
+                .ledger
+                .books
+                .get(rep.0 as usize)
+                .filter(|b| b.claim_day == day_number(day))
+                .map_or(0, |b| b.claims);
+            if n >= max {
+                return Some((
+                    "claims_per_day",
+                    format!(
+                        "rep {} has claimed {n} customers on {day} ({}); the limit is {max} a day",
+                        info.id,
+                        tz.name()
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    fn count_claim(&mut self, rep: RepIdx, t: Timestamp) {
+        let day = day_number(local_date(t, self.rules.settings.time_zone));
+        let b = self.ledger.book(rep);
+        if b.claim_day != day {
+            b.claim_day = day;
+            b.claims = 0;
+        }
+        b.claims += 1;
+    }
+
+    /// Makes `rep` the owner from `e.t`.
+    #[allow(clippy::too_many_arguments)]
+    fn acquire(
+        &mut self,
+        slot: u32,
+        e: &Entry,
+        rep: RepIdx,
+        team: Sym,
+        via: Via,
+        account_team: Box<[RepIdx]>,
+        won: bool,
+    ) {
+        // The CRM's own time counts for its changes, even when they arrived too late to be
+        // placed there (they take effect at the watermark).
+        let t = match &e.body {
+            Body::Ownership { occurred, .. } => (*occurred).min(e.t),
+            _ => e.t,
+        };
+        self.drop_owner(slot);
+        let p = self.protection(slot);
+        let owner = Owner::acquired(&p, rep, team, t, via, e, account_team, won);
+        self.ledger.book(rep).owned += 1;
+        let hold = self.hold(slot);
+        hold.owner = Some(owner);
+        hold.follow_ups = 0;
+        hold.inbound_waiting = None;
+        hold.warned_for = None;
+        hold.waiting_since = None;
+        self.write_owner_state(slot, e.t, Place::after(e));
+        self.schedule_owner_deadlines(slot, e.t);
+        if let Some(sla) = self.rules.sla.new_lead {
+            if let Some(first) = sla.first_within {
+                self.schedule_due(slot, t + first, Due::FirstFollowUp);
+            }
+            self.schedule_due(slot, t + sla.within, Due::FollowUps);
+        }
+    }
+
+    /// Takes the current owner off the books (no output, no pool entry).
+    fn drop_owner(&mut self, slot: u32) -> Option<Owner> {
+        let o = self.hold(slot).owner.take()?;
+        let b = self.ledger.book(o.rep);
+        b.owned = b.owned.saturating_sub(1);
+        if o.locked {
+            b.locked = b.locked.saturating_sub(1);
+        }
+        Some(o)
+    }
+
+    /// Schedules the reclaim, warning and no-deal deadlines of the current owner.
+    fn schedule_owner_deadlines(&mut self, slot: u32, now: Timestamp) {
+        let Some(o) = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.as_ref())
+        else {
+            return;
+        };
+        if o.won || o.locked || !self.rules.ownership.release_on_expiry {
+            return;
+        }
+        let (end, deal_by) = (o.protected_until, o.deal_by);
+        self.schedule_due(slot, end, Due::Reclaim);
+        if let Some(d) = deal_by {
+            self.schedule_due(slot, d, Due::NoDeal);
+        }
+        if let Some(warn) = self.rules.ownership.warn_before {
+            let reclaim_at = deal_by.map_or(end, |d| d.min(end));
+            let at = (reclaim_at - warn).max(now);
+            self.schedule_due(slot, at, Due::Warning);
+        }
+    }
+
+    /// After a merge hands a provisional customer's owner to the surviving customer, its
+    /// deadlines are set again for the surviving slot.
+    pub(super) fn schedule_owner_deadlines_after_merge(&mut self, slot: u32) {
+        let now = self.watermark().unwrap_or(Timestamp(0));
+        self.schedule_owner_deadlines(slot, now);
+        if let Some(since) = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.as_ref())
+            .map(|o| o.since)
+        {
+            if let Some(sla) = self.rules.sla.new_lead {
+                if let Some(first) = sla.first_within {
+                    self.schedule_due(slot, since + first, Due::FirstFollowUp);
+                }
+                self.schedule_due(slot, since + sla.within, Due::FollowUps);
+            }
+        }
+    }
+
+    /// The time the current owner loses the customer, if nothing changes.
+    fn reclaim_at(o: &Owner) -> Timestamp {
+        o.deal_by
+            .map_or(o.protected_until, |d| d.min(o.protected_until))
+    }
+
+    /// The protection figures for the customer's tier.
+    fn protection(&self, slot: u32) -> crate::config::Protection {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        self.rules
+            .ownership
+            .protection_for(self.words.get(cust.tier).map(|w| &**w))
+    }
+
+    /// Writes the current owner into the customer's log at `t` so that detection sees it. It
+    /// replaces whatever detection assumed from the event itself (see `detect::speculate`):
+    /// usually the same owner, unless a limit refused the change.
+    fn write_owner_state(&mut self, slot: u32, t: Timestamp, place: Place) {
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        let (order, tie) = match place {
+            Place::BeforeContacts => (0, 0),
+            Place::AfterCrm => (0, u64::MAX),
+            Place::AfterContacts => (2, 0),
+        };
+        let entry = Entry {
+            t,
+            order,
+            tie,
+            source: Sym::NONE,
+            event_id: Arc::from(""),
+            body: Body::OwnerState(cust.hold.owner.clone().map(Box::new)),
+        };
+        let pos = cust.position(entry.key()).max(cust.folded);
+        let last = pos == cust.log.len();
+        cust.log.insert(pos, entry);
+        if last {
+            self.fold_last(slot);
+        } else {
+            self.refold(slot);
+        }
+        self.schedule_housekeeping(slot);
+    }
+
+    fn on_crm(
+        &mut self,
+        slot: u32,
+        e: &Entry,
+        action: OwnershipAction,
+        rep: Option<(RepIdx, Sym)>,
+        account_team: &[RepIdx],
+    ) {
+        let t = e.t;
+        let owner = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.as_ref())
+            .map(|o| (o.rep, o.team, o.locked));
+        let limits = self.rules.ownership.limits;
+        match action {
+            OwnershipAction::Claim | OwnershipAction::Assign | OwnershipAction::Transfer => {
+                let Some((rep, team)) = rep else { return };
+                if let Some((o, _, _)) = owner.filter(|(o, _, _)| *o == rep) {
+                    // Already theirs: the CRM may be updating the account team.
+                    if let Some(ow) = self.hold(slot).owner.as_mut() {
+                        if ow.rep == o && !account_team.is_empty() {
+                            ow.account_team = account_team.into();
+                            self.write_owner_state(slot, t, Place::AfterCrm);
+                        }
+                    }
+                    return;
+                }
+                let refusal = if action == OwnershipAction::Claim {
+                    match owner {
+                        Some((o, _, _)) => Some((
+                            "owned_by_other",
+                            format!("the customer is owned by {}", self.reps.get(o).id),
+                        )),
+                        None => self.claim_refusal(slot, rep, team, t),
+                    }
+                } else {
+                    let info = self.reps.get(rep);
+                    if !info.active {
+                        Some(("rep_inactive", format!("rep {} is inactive", info.id)))
+                    } else {
+                        limits.max_owned.and_then(|max| {
+                            let n = self.ledger.owned(rep);
+                            (n >= max).then(|| {
+                                (
+                                    "max_owned",
+                                    format!(
+                                        "rep {} already owns {n} customers; the cap is {max}",
+                                        info.id
+                                    ),
+                                )
+                            })
+                        })
+                    }
+                };
+                if let Some((code, why)) = refusal {
+                    self.emit_rejected(slot, e, action.as_str(), rep, team, code, why);
+                    return;
+                }
+                if action == OwnershipAction::Claim {
+                    self.count_claim(rep, t);
+                }
+                let via = if action == OwnershipAction::Claim {
+                    Via::Claim
+                } else {
+                    Via::Crm
+                };
+                self.acquire(slot, e, rep, team, via, account_team.into(), false);
+                self.stats.count_change(match action {
+                    OwnershipAction::Claim => "crm_claim",
+                    OwnershipAction::Assign => "crm_assign",
+                    _ => "crm_transfer",
+                });
+            }
+            OwnershipAction::Release => {
+                if let Some(o) = self.drop_owner(slot) {
+                    self.hold(slot).released = Some((o.rep, t));
+                    self.write_owner_state(slot, t, Place::AfterCrm);
+                    self.enter_pool(slot, t);
+                    self.stats.count_change("crm_release");
+                }
+            }
+            OwnershipAction::Lock | OwnershipAction::Unlock => {
+                let Some((o, oteam, locked)) = owner else {
+                    if let Some((r, team)) = rep {
+                        self.emit_rejected(
+                            slot,
+                            e,
+                            action.as_str(),
+                            r,
+                            team,
+                            "not_owner",
+                            "the customer has no owner".into(),
+                        );
+                    }
+                    return;
+                };
+                if rep.is_some_and(|(r, _)| r != o) {
+                    let (r, team) = rep.expect("checked");
+                    self.emit_rejected(
+                        slot,
+                        e,
+                        action.as_str(),
+                        r,
+                        team,
+                        "not_owner",
+                        format!("only the owner {} may do this", self.reps.get(o).id),
+                    );
+                    return;
+                }
+                let lock = action == OwnershipAction::Lock;
+                if lock == locked {
+                    return;
+                }
+                if lock {
+                    if let Some(max) = limits.max_locked {
+                        let n = self.ledger.books.get(o.0 as usize).map_or(0, |b| b.locked);
+                        if n >= max {
+                            let why = format!(
+                                "rep {} already holds {n} customers locked; the cap is {max}",
+                                self.reps.get(o).id
+                            );
+                            self.emit_rejected(slot, e, "lock", o, oteam, "max_locked", why);
+                            return;
+                        }
+                    }
+                    self.ledger.book(o).locked += 1;
+                } else {
+                    let b = self.ledger.book(o);
+                    b.locked = b.locked.saturating_sub(1);
+                }
+                let p = self.protection(slot);
+                let occurred = match &e.body {
+                    Body::Ownership { occurred, .. } => (*occurred).min(t),
+                    _ => t,
+                };
+                let ow = self.hold(slot).owner.as_mut().expect("owner checked");
+                ow.set_locked(lock, &p, occurred);
+                self.write_owner_state(slot, t, Place::AfterCrm);
+                self.schedule_owner_deadlines(slot, t);
+                self.stats
+                    .count_change(if lock { "crm_lock" } else { "crm_unlock" });
+            }
+            OwnershipAction::Won => {
+                match owner {
+                    Some(_) => {
+                        let ow = self.hold(slot).owner.as_mut().expect("owner");
+                        ow.set_won();
+                        self.write_owner_state(slot, t, Place::AfterCrm);
+                    }
+                    None => {
+                        let Some((r, team)) = rep else { return };
+                        self.acquire(slot, e, r, team, Via::Crm, account_team.into(), true);
+                    }
+                }
+                self.hold(slot).last_touch = Some(t);
+                if let Some(d) = self.rules.ownership.dormant_after {
+                    self.schedule_due(slot, t + d, Due::Dormant);
+                }
+                self.stats.count_change("crm_won");
+            }
+        }
+    }
+
+    /// The customer waits unowned in its pool: schedule automatic assignment if the pool has it.
+    fn enter_pool(&mut self, slot: u32, t: Timestamp) {
+        let Some(pool) = self.slots[slot as usize].as_ref().and_then(|c| c.pool) else {
+            return;
+        };
+        if let Some(a) = self.rules.pools[pool as usize].assignment {
+            self.hold(slot).waiting_since = Some(t);
+            self.schedule_due(slot, t + a.after, Due::Assign);
+        }
+    }
+
+    fn fire_due(&mut self, slot: u32, at: Timestamp, due: Due) {
+        let rules = self.rules.clone();
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let pool = cust.pool;
+        let hold = cust.hold.clone();
+        let owner = hold.owner.as_ref();
+        let holds = |o: &Owner| !o.won && !o.locked && rules.ownership.release_on_expiry;
+        match due {
+            Due::Reclaim => {
+                if let Some(o) = owner.filter(|o| holds(o) && o.protected_until == at) {
+                    let (code, why) = if o.cap_at == Some(at) {
+                        (
+                            "protection_cap",
+                            format!(
+                                "protection reached its cap ({} after the claim on {})",
+                                format_span(at - o.since),
+                                o.since.to_rfc3339_in(rules.settings.time_zone)
+                            ),
+                        )
+                    } else {
+                        (
+                            "no_follow_up",
+                            "protection ended without a follow-up that extends it".to_string(),
+                        )
+                    };
+                    self.release(slot, at, code, "ownership.protection", why);
+                }
+            }
+            Due::NoDeal => {
+                if let Some(o) = owner.filter(|o| holds(o) && o.deal_by == Some(at)) {
+                    let why = format!("no deal within {} of the claim", format_span(at - o.since));
+                    self.release(slot, at, "no_deal", "ownership.no_deal", why);
+                }
+            }
+            Due::Warning => {
+                let Some(o) = owner.filter(|o| holds(o)) else {
+                    return;
+                };
+                let Some(warn) = rules.ownership.warn_before else {
+                    return;
+                };
+                let reclaim = Self::reclaim_at(o);
+                if (reclaim - warn).max(at) != at
+                    || hold.warned_for == Some(reclaim)
+                    || reclaim <= at
+                {
+                    return;
+                }
+                let code = if o.deal_by == Some(reclaim) {
+                    "no_deal"
+                } else {
+                    "no_follow_up"
+                };
+                self.hold(slot).warned_for = Some(reclaim);
+                let why = {
+                    let cust = self.slots[slot as usize].as_ref().expect("live slot");
+                    let ctx = ctx!(self, cust, true);
+                    format!(
+                        "{} will lose customer {} at {} ({}) unless {}",
+                        ctx.rep_name(o.rep, o.team),
+                        cust.key,
+                        ctx.time(reclaim),
+                        code.replace('_', " "),
+                        if code == "no_deal" {
+                            "a deal is recorded"
+                        } else {
+                            "they follow it up"
+                        }
+                    )
+                };
+                self.emit_hold(
+                    slot,
+                    OutputType::ReclaimWarning,
+                    at,
+                    code,
+                    "ownership.warn_before",
+                    reclaim,
+                    None,
+                    None,
+                    why,
+                );
+            }
+            Due::FirstFollowUp | Due::FollowUps => {
+                let Some(sla) = rules.sla.new_lead else {
+                    return;
+                };
+                let Some(o) = owner else { return };
+                let (span, need, code) = match due {
+                    Due::FirstFollowUp => (
+                        sla.first_within.unwrap_or(sla.within),
+                        1,
+                        "new_lead_first_follow_up",
+                    ),
+                    _ => (sla.within, sla.follow_ups, "new_lead_follow_ups"),
+                };
+                if o.since + span != at || hold.follow_ups >= need {
+                    return;
+                }
+                let why = format!(
+                    "{} follow-up(s) by the owner within {} of getting the customer; {} required",
+                    hold.follow_ups,
+                    format_span(span),
+                    need
+                );
+                self.emit_hold(
+                    slot,
+                    OutputType::SlaBreached,
+                    at,
+                    code,
+                    "sla.new_lead",
+                    at,
+                    None,
+                    None,
+                    why.clone(),
+                );
+                if sla.release {
+                    self.release(slot, at, "follow_up_sla", "sla.new_lead", why);
+                }
+            }
+            Due::Inbound => {
+                let Some(sla) = rules.sla.inbound_response else {
+                    return;
+                };
+                let (Some(_), Some(since)) = (owner, hold.inbound_waiting) else {
+                    return;
+                };
+                if self.inbound_due(since, sla) != at {
+                    return;
+                }
+                self.hold(slot).inbound_waiting = None;
+                let why = format!(
+                    "an inbound contact at {} was not answered by the owner within {}{}",
+                    since.to_rfc3339_in(rules.settings.time_zone),
+                    format_span(sla.within),
+                    if sla.business_hours {
+                        " of business hours"
+                    } else {
+                        ""
+                    }
+                );
+                self.emit_hold(
+                    slot,
+                    OutputType::SlaBreached,
+                    at,
+                    "inbound_response",
+                    "sla.inbound_response",
+                    at,
+                    Some(since),
+                    None,
+                    why,
+                );
+            }
+            Due::Dormant => {
+                let Some(d) = rules.ownership.dormant_after else {
+                    return;
+                };
+                let Some(o) = owner.filter(|o| o.won) else {
+                    return;
+                };
+                let Some(last) = hold.last_touch else { return };
+                if last + d != at || hold.dormant_noted == Some(at) {
+                    return;
+                }
+                self.hold(slot).dormant_noted = Some(at);
+                let why = {
+                    let cust = self.slots[slot as usize].as_ref().expect("live slot");
+                    let ctx = ctx!(self, cust, true);
+                    format!(
+                        "won customer {} has had no contact or purchase since {}: {} should visit again",
+                        cust.key,
+                        ctx.time(last),
+                        ctx.rep_name(o.rep, o.team)
+                    )
+                };
+                self.emit_hold(
+                    slot,
+                    OutputType::CustomerDormant,
+                    at,
+                    "dormant",
+                    "ownership.won.dormant_after",
+                    at,
+                    Some(last),
+                    None,
+                    why,
+                );
+            }
+            Due::Assign => {
+                let Some(pool) = pool else { return };
+                let Some(a) = rules.pools[pool as usize].assignment else {
+                    return;
+                };
+                if owner.is_some() || hold.waiting_since.map(|s| s + a.after) != Some(at) {
+                    return;
+                }
+                self.assign(slot, at, pool, a.strategy);
+            }
+        }
+    }
+
+    /// The owner loses the customer to its pool.
+    fn release(
+        &mut self,
+        slot: u32,
+        t: Timestamp,
+        code: &'static str,
+        rule: &'static str,
+        why: String,
+    ) {
+        let Some(o) = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.clone())
+        else {
+            return;
+        };
+        let reason = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            format!(
+                "customer {} goes back to {} from {}: {why}",
+                cust.key,
+                self.pool_name(slot)
+                    .map_or("the public pool".to_string(), |p| format!("pool `{p}`")),
+                ctx.rep_name(o.rep, o.team)
+            )
+        };
+        self.emit_hold(
+            slot,
+            OutputType::OwnershipReleased,
+            t,
+            code,
+            rule,
+            t,
+            Some(o.since),
+            None,
+            reason,
+        );
+        self.drop_owner(slot);
+        self.hold(slot).released = Some((o.rep, t));
+        self.write_owner_state(slot, t, Place::BeforeContacts);
+        self.stats.count_change(code);
+        self.enter_pool(slot, t);
+    }
+
+    /// Picks a rep for the customer by the pool's strategy: eligible reps are active, not away,
+    /// under the ownership cap, in the pool's teams, and not the previous owner inside the
+    /// reclaim cooldown. Among them the strategy's preferred ones go first; then whoever was
+    /// assigned least recently (so a roster change never resets the rotation, and a rep back
+    /// from leave is next in line).
+    fn assign(&mut self, slot: u32, t: Timestamp, pool: u16, strategy: Strategy) {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let p = &self.rules.pools[pool as usize];
+        let tz = self.rules.settings.time_zone;
+        let date = local_date(t, tz);
+        let limits = self.rules.ownership.limits;
+        let cap = limits.max_owned;
+        let previous = cust
+            .hold
+            .released
+            .filter(|(_, at)| limits.reclaim_cooldown.is_some_and(|c| t < *at + c))
+            .map(|(r, _)| r);
+        let mut candidates: Vec<(u8, u64, u64, &str, RepIdx)> = Vec::new();
+        for (i, info) in self.reps.list.iter().enumerate() {
+            let idx = RepIdx(i as u32);
+            let team = self.words.get(info.team).map(|w| &**w);
+            if !info.in_roster
+                || !info.active
+                || info.away_on(date)
+                || (!info.role.is_none() && self.exempt_roles.contains(&info.role))
+                || !p.admits_team(team)
+                || previous == Some(idx)
+            {
+                continue;
+            }
+            let owned = self.ledger.owned(idx);
+            if cap.is_some_and(|c| owned >= c) {
+                continue;
+            }
+            let preferred = match strategy {
+                Strategy::RoundRobin | Strategy::Workload => true,
+                Strategy::Territory => !cust.region.is_none() && info.region == cust.region,
+                Strategy::Industry => info.industries.contains(&cust.industry),
+                Strategy::Tier => info.tiers.contains(&cust.tier),
+                Strategy::ProductLine => info.product_lines.contains(&cust.product_line),
+            };
+            let load = if strategy == Strategy::Workload {
+                let capacity = info.capacity.or(cap).unwrap_or(100).max(1) as u64;
+                owned as u64 * 1_000_000 / capacity
+            } else {
+                0
+            };
+            let last = self.ledger.books.get(i).map_or(0, |b| b.last_assigned);
+            candidates.push((u8::from(!preferred), load, last, &info.id, idx));
+        }
+        candidates.sort_unstable();
+        let eligible = candidates.len();
+        let Some(&(not_preferred, _, _, _, rep)) = candidates.first() else {
+            self.stats.count_change("unassigned");
+            self.hold(slot).waiting_since = None;
+            return;
+        };
+        self.ledger.assignments += 1;
+        let seq = self.ledger.assignments;
+        self.ledger.book(rep).last_assigned = seq;
+        let team = self.reps.get(rep).team;
+        let prev_owner = cust.hold.released.map(|(r, _)| r);
+        let origin = Entry {
+            t,
+            order: 0,
+            tie: 0,
+            source: Sym::NONE,
+            event_id: Arc::from(""),
+            body: Body::OwnerState(None),
+        };
+        self.acquire(slot, &origin, rep, team, Via::Assigned, Box::new([]), false);
+        let data = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let o = cust.hold.owner.as_ref().expect("just assigned");
+            let info = self.reps.get(rep);
+            ClaimData {
+                customer: ctx.customer_data(),
+                rep: ctx.rep_data(rep, team, info.role),
+                via: Via::Assigned.as_str(),
+                protected_until: ctx.time(o.protected_until),
+                pool: Some(self.rules.pools[pool as usize].id.clone()),
+                strategy: Some(strategy.as_str()),
+                eligible_reps: Some(eligible),
+                previous_owner: prev_owner.map(|r| {
+                    let i = self.reps.get(r);
+                    ctx.rep_data(r, i.team, i.role)
+                }),
+                evidence: Vec::new(),
+                reason: format!(
+                    "pool `{}` assigned customer {} to {} by {}{} among {eligible} eligible rep(s); protected until {}",
+                    self.rules.pools[pool as usize].id,
+                    cust.key,
+                    ctx.rep_name(rep, team),
+                    strategy.as_str().replace('_', " "),
+                    if not_preferred == 1 && !matches!(strategy, Strategy::RoundRobin | Strategy::Workload) {
+                        " (no rep matched, so in turn)"
+                    } else {
+                        ""
+                    },
+                    ctx.time(o.protected_until)
+                ),
+            }
+        };
+        self.emit_final(slot, OutputType::OwnershipAssigned, t, &data);
+        self.stats.count_change("assigned");
+    }
+
+    /// Collision rules with a resolution settle who should keep the customer once the
+    /// contact that raised the alert is final.
+    fn resolve_collisions(&mut self, slot: u32, e: &Entry, intruder: RepIdx) {
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let hits: Vec<(u16, String)> = cust
+            .emitted
+            .iter()
+            .filter(|m| m.key == e.key() && m.ty == OutputType::Collision)
+            .filter_map(|m| Some((m.rule?, m.id.clone())))
+            .filter(|(ri, _)| {
+                self.rules
+                    .collisions
+                    .get(*ri as usize)
+                    .is_some_and(|r| r.resolution != Resolution::OwnerWins)
+            })
+            .collect();
+        for (ri, alert_id) in hits {
+            self.resolve(slot, e, intruder, ri as usize, alert_id);
+        }
+    }
+
+    fn resolve(&mut self, slot: u32, e: &Entry, intruder: RepIdx, ri: usize, alert_id: String) {
+        let rule = self.rules.collisions[ri].clone();
+        let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let owner = cust.hold.owner.as_ref().map(|o| (o.rep, o.team, o.since));
+        let window = match rule.kind {
+            CollisionKind::MultiRep { window, .. } | CollisionKind::Complaint { window } => window,
+            _ => {
+                let tier = self.words.get(cust.tier).map(|w| w.to_string());
+                self.rules.ownership.protection_for(tier.as_deref()).period
+            }
+        };
+        let from = e.t - window;
+        // Scores over the counted contacts in the window, up to the alert's event.
+        let mut scores: Vec<(RepIdx, Sym, u32, u32, Timestamp, Timestamp)> = Vec::new();
+        for x in cust
+            .log
+            .iter()
+            .filter(|x| x.t >= from && x.key() <= e.key())
+        {
+            let Body::Contact {
+                rep,
+                team,
+                role,
+                kind,
+                ..
+            } = &x.body
+            else {
+                continue;
+            };
+            if !rule.kinds.contains(*kind) || (!role.is_none() && self.exempt_roles.contains(role))
+            {
+                continue;
+            }
+            let progress = u32::from(matches!(kind, ContactKind::Visit | ContactKind::Meeting));
+            match scores.iter_mut().find(|s| s.0 == *rep) {
+                Some(s) => {
+                    s.2 += 1;
+                    s.3 += progress;
+                    s.5 = x.t;
+                }
+                None => scores.push((*rep, *team, 1, progress, x.t, x.t)),
+            }
+        }
+        let involved = |r: RepIdx| {
+            r == intruder
+                || owner.is_some_and(|(o, _, _)| o == r)
+                || matches!(rule.kind, CollisionKind::MultiRep { .. })
+        };
+        scores.retain(|s| involved(s.0));
+        if let Some((o, team, since)) = owner {
+            if !scores.iter().any(|s| s.0 == o) {
+                scores.push((o, team, 0, 0, since, since));
+            }
+        }
+        let span_ms = window.0.max(1);
+        let total = |s: &(RepIdx, Sym, u32, u32, Timestamp, Timestamp)| {
+            let recency = ((span_ms - (e.t - s.5).0.clamp(0, span_ms)) * 10 / span_ms) as u32;
+            (s.2 + 3 * s.3 + recency, recency)
+        };
+        let winner = match rule.resolution {
+            Resolution::FirstTouch => {
+                // The owner's claim counts as their first touch.
+                scores
+                    .iter()
+                    .map(|s| {
+                        let first = match owner {
+                            Some((o, _, since)) if o == s.0 => since.min(s.4),
+                            _ => s.4,
+                        };
+                        (first, &*self.reps.get(s.0).id, s.0)
+                    })
+                    .min()
+                    .map(|(_, _, r)| r)
+            }
+            Resolution::MostEngaged => scores
+                .iter()
+                .map(|s| (Reverse(total(s).0), &*self.reps.get(s.0).id, s.0))
+                .min()
+                .map(|(_, _, r)| r),
+            Resolution::OwnerWins => None,
+        };
+        let Some(winner) = winner else { return };
+        if owner.is_some_and(|(o, _, _)| o == winner) {
+            return;
+        }
+        let winner_team = scores
+            .iter()
+            .find(|s| s.0 == winner)
+            .map_or(Sym::NONE, |s| s.1);
+        let mut automatic = rule.reassign;
+        let mut note = String::new();
+        if automatic {
+            if let Some(max) = self.rules.ownership.limits.max_owned {
+                if self.ledger.owned(winner) >= max {
+                    automatic = false;
+                    note = format!(
+                        "; not reassigned automatically: {} is at the ownership cap of {max}",
+                        self.reps.get(winner).id
+                    );
+                }
+            }
+            if !self.reps.get(winner).active {
+                automatic = false;
+                note = format!(
+                    "; not reassigned automatically: {} is inactive",
+                    self.reps.get(winner).id
+                );
+            }
+        }
+        let data = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let mut rows: Vec<ScoreData> = scores
+                .iter()
+                .map(|s| {
+                    let (tot, recency) = total(s);
+                    let info = self.reps.get(s.0);
+                    ScoreData {
+                        rep: ctx.rep_data(s.0, s.1, info.role),
+                        contacts: s.2,
+                        progress: s.3,
+                        recency,
+                        first_contact: ctx.time(s.4),
+                        total: tot,
+                    }
+                })
+                .collect();
+            rows.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.rep.id.cmp(&b.rep.id)));
+            let from_rep = owner.map(|(o, t, _)| ctx.rep_data(o, t, self.reps.get(o).role));
+            let to_rep = ctx.rep_data(winner, winner_team, self.reps.get(winner).role);
+            let evidence: Vec<EvidenceData> = cust
+                .log
+                .iter()
+                .filter(|x| x.t >= from && x.key() <= e.key())
+                .filter(|x| matches!(&x.body, Body::Contact { rep, .. } if scores.iter().any(|s| s.0 == *rep)))
+                .map(|x| ctx.evidence(x))
+                .collect();
+            ReassignmentData {
+                customer: ctx.customer_data(),
+                rule: Arc::from(rule.id.as_str()),
+                resolution: rule.resolution.as_str(),
+                reason: format!(
+                    "collision rule `{}` resolves by {}: {} should have customer {}{}{}",
+                    rule.id,
+                    rule.resolution.as_str().replace('_', " "),
+                    ctx.rep_name(winner, winner_team),
+                    cust.key,
+                    match &from_rep {
+                        Some(f) => format!(" instead of {}", f.id),
+                        None => String::new(),
+                    },
+                    note
+                ),
+                from_rep,
+                to_rep,
+                collision_id: alert_id,
+                scores: rows,
+                window: WindowData {
+                    from: ctx.time(from),
+                    to: ctx.time(e.t),
+                },
+                evidence,
+            }
+        };
+        if automatic {
+            self.acquire(
+                slot,
+                e,
+                winner,
+                winner_team,
+                Via::Reassigned,
+                Box::new([]),
+                false,
+            );
+            self.emit_final(slot, OutputType::OwnershipReassigned, e.t, &data);
+            self.stats.count_change("reassigned");
+        } else {
+            self.emit_final(slot, OutputType::ReassignmentRecommended, e.t, &data);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_rejected(
+        &mut self,
+        slot: u32,
+        e: &Entry,
+        action: &'static str,
+        rep: RepIdx,
+        team: Sym,
+        code: &'static str,
+        why: String,
+    ) {
+        let data = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let info = self.reps.get(rep);
+            RejectedData {
+                customer: ctx.customer_data(),
+                action,
+                rep: ctx.rep_data(rep, team, info.role),
+                reason_code: code,
+                owner: cust
+                    .hold
+                    .owner
+                    .as_ref()
+                    .map(|o| ctx.rep_data(o.rep, o.team, self.reps.get(o.rep).role)),
+                evidence: vec![ctx.evidence(e)],
+                reason: format!(
+                    "{} of customer {} by {} refused: {why}",
+                    action.replace('_', " "),
+                    cust.key,
+                    ctx.rep_name(rep, team)
+                ),
+            }
+        };
+        self.emit_final(slot, OutputType::OwnershipRejected, e.t, &data);
+        self.stats.count_change("rejected");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_hold(
+        &mut self,
+        slot: u32,
+        ty: OutputType,
+        t: Timestamp,
+        code: &'static str,
+        rule: &'static str,
+        at: Timestamp,
+        previous: Option<Timestamp>,
+        evidence: Option<&Entry>,
+        reason: String,
+    ) {
+        let data = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, true);
+            let Some(o) = cust.hold.owner.as_ref() else {
+                return;
+            };
+            let rep: RepData = ctx.rep_data(o.rep, o.team, self.reps.get(o.rep).role);
+            HoldData {
+                customer: ctx.customer_data(),
+                rep,
+                reason_code: code,
+                rule,
+                pool: self.pool_name(slot),
+                at: ctx.time(at),
+                previous: previous.map(|p| ctx.time(p)),
+                evidence: evidence.map(|e| vec![ctx.evidence(e)]).unwrap_or_default(),
+                reason,
+            }
+        };
+        self.emit_final(slot, ty, t, &data);
+    }
+
+    /// Queues a final output (never withdrawn, so not remembered per entry).
+    fn emit_final(
+        &mut self,
+        slot: u32,
+        ty: OutputType,
+        t: Timestamp,
+        data: &impl serde::Serialize,
+    ) {
+        let subject = self.slots[slot as usize]
+            .as_ref()
+            .expect("live slot")
+            .key
+            .clone();
+        let out = Output::new(ty, subject, t, data, None);
+        super::count_output(&mut self.stats, &mut self.alert_counts, &out);
+        let cust = self.slots[slot as usize].as_mut().expect("live slot");
+        if cust.provisional {
+            cust.finals.push(out.clone());
+        }
+        self.queue.push(out);
+    }
+}
+
+/// Whether the lifecycle still needs this customer in memory.
+pub(super) fn idle(rules: &crate::config::Rules, hold: &Holding, cutoff: Timestamp) -> bool {
+    let cooldown = rules.ownership.limits.reclaim_cooldown;
+    hold.owner.is_none()
+        && hold.waiting_since.is_none()
+        && hold
+            .released
+            .is_none_or(|(_, at)| cooldown.is_none_or(|c| cutoff >= at + c))
+}
+
+fn day_number(d: chrono::NaiveDate) -> i64 {
+    use chrono::Datelike;
+    d.num_days_from_ce() as i64
+}
