@@ -243,14 +243,29 @@ impl Engine {
         direction: Direction,
     ) {
         let t = e.t;
-        if kind == ContactKind::Complaint || (!role.is_none() && self.exempt_roles.contains(&role))
+        if kind == ContactKind::Complaint {
+            return;
+        }
+        let owner = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.as_ref())
+            .map(|o| (o.rep, o.won));
+        // An inbound contact handled by anyone but the owner (a teammate, customer service)
+        // starts the owner's response clock.
+        if let (Some((o, _)), Direction::Inbound, Some(sla)) =
+            (owner, direction, self.rules.sla.inbound_response)
         {
+            if o != rep && self.hold(slot).inbound_waiting.is_none() {
+                self.hold(slot).inbound_waiting = Some(t);
+                let due = self.inbound_due(t, sla);
+                self.schedule_due(slot, due, Due::Inbound);
+            }
+        }
+        if !role.is_none() && self.exempt_roles.contains(&role) {
             return;
         }
         let dormant_after = self.rules.ownership.dormant_after;
-        let hold = self.hold(slot);
-        hold.last_touch = Some(t);
-        let owner = hold.owner.as_ref().map(|o| (o.rep, o.won));
+        self.hold(slot).last_touch = Some(t);
         match owner {
             Some((owner, won)) if owner == rep => {
                 if self.rules.ownership.follow_up_kinds.contains(kind) {
@@ -264,15 +279,6 @@ impl Engine {
                 }
             }
             Some((_, won)) => {
-                if direction == Direction::Inbound {
-                    if let Some(sla) = self.rules.sla.inbound_response {
-                        if self.hold(slot).inbound_waiting.is_none() {
-                            self.hold(slot).inbound_waiting = Some(t);
-                            let due = self.inbound_due(t, sla);
-                            self.schedule_due(slot, due, Due::Inbound);
-                        }
-                    }
-                }
                 if let (true, Some(d)) = (won, dormant_after) {
                     self.schedule_due(slot, t + d, Due::Dormant);
                 }
@@ -762,9 +768,14 @@ impl Engine {
                         self.acquire(slot, e, r, team, Via::Crm, account_team.into(), true);
                     }
                 }
-                self.hold(slot).last_touch = Some(t);
+                // A purchase counts from when the CRM says it happened.
+                let purchased = match &e.body {
+                    Body::Ownership { occurred, .. } => (*occurred).min(t),
+                    _ => t,
+                };
+                self.hold(slot).last_touch = Some(purchased);
                 if let Some(d) = self.rules.ownership.dormant_after {
-                    self.schedule_due(slot, t + d, Due::Dormant);
+                    self.schedule_due(slot, purchased + d, Due::Dormant);
                 }
                 self.stats.count_change("crm_won");
             }
@@ -915,12 +926,12 @@ impl Engine {
                 let why = format!(
                     "an inbound contact at {} was not answered by the owner within {}{}",
                     since.to_rfc3339_in(rules.settings.time_zone),
-                    format_span(sla.within),
                     if sla.business_hours {
-                        " of business hours"
+                        format!("{} business hours", sla.within.0 / 3_600_000)
                     } else {
-                        ""
-                    }
+                        format_span(sla.within)
+                    },
+                    ""
                 );
                 self.emit_hold(
                     slot,
@@ -1371,6 +1382,8 @@ impl Engine {
         };
         self.emit_final(slot, OutputType::OwnershipRejected, e.t, &data);
         self.stats.count_change("rejected");
+        // Detection assumed the change would go through: put the real owner back after it.
+        self.write_owner_state(slot, e.t, Place::after(e));
     }
 
     #[allow(clippy::too_many_arguments)]
