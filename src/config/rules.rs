@@ -250,9 +250,23 @@ impl Rules {
     /// The longest span any rule looks back from an event (windows and cooldowns): how long a
     /// contact must be remembered.
     pub fn horizon(&self) -> Span {
+        // A resolution of a rule without a window scores the protection period back from the
+        // alert (see the lifecycle), so those contacts must still be in memory.
+        let longest_protection = std::iter::once(self.ownership.protection.period)
+            .chain(self.ownership.tiers.iter().map(|(_, p)| p.period))
+            .max()
+            .unwrap_or(Span::ZERO);
         self.collisions
             .iter()
-            .map(|r| r.kind.window().max(r.cooldown))
+            .map(|r| {
+                let scored =
+                    if r.resolution != Resolution::OwnerWins && r.kind.window() == Span::ZERO {
+                        longest_protection
+                    } else {
+                        Span::ZERO
+                    };
+                r.kind.window().max(r.cooldown).max(scored)
+            })
             .max()
             .unwrap_or(Span::ZERO)
     }

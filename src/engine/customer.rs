@@ -221,8 +221,6 @@ pub struct Holding {
     pub released: Option<(RepIdx, Timestamp)>,
     /// Since when the customer waits unowned in a pool with automatic assignment.
     pub waiting_since: Option<Timestamp>,
-    /// Whether the lifecycle has seen any final event of this customer.
-    pub seen: bool,
 }
 
 #[derive(Debug)]

@@ -109,26 +109,19 @@ impl Ledger {
     }
 }
 
-/// Where an owner state goes among the entries of its millisecond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// A timer's decision: contacts at that moment already see it.
-    BeforeContacts,
-    /// Right after the CRM's event that caused it.
-    AfterCrm,
-    /// After the contacts of that millisecond: the contact that caused it (a claim, an
-    /// extension, a reassignment) is judged by the state before it.
-    AfterContacts,
+/// Where an owner state goes in the log: right after the event that caused it (equal keys
+/// keep insertion order), so that event is judged by the state before it and the next event —
+/// even one of the same millisecond — by the state after it. A timer's decision goes before
+/// every event of its millisecond.
+fn after(e: &Entry) -> Key {
+    match e.body {
+        Body::Contact { .. } | Body::Ownership { .. } => e.key(),
+        Body::OwnerState(_) => timer_key(e.t),
+    }
 }
 
-impl Place {
-    fn after(e: &Entry) -> Place {
-        match e.body {
-            Body::Contact { .. } => Place::AfterContacts,
-            Body::Ownership { .. } => Place::AfterCrm,
-            Body::OwnerState(_) => Place::BeforeContacts,
-        }
-    }
+fn timer_key(t: Timestamp) -> Key {
+    (t, 0, 0)
 }
 
 /// Why a claim is refused: (reason code, explanation).
@@ -202,16 +195,23 @@ impl Engine {
 
     fn finalize(&mut self, slot: u32, key: Key) {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
-        let Ok(i) = cust.log.binary_search_by(|e| e.key().cmp(&key)) else {
+        // Owner states written after an event share its key: find the event itself.
+        let from = cust.log.partition_point(|e| e.key() < key);
+        let Some(i) = (from..cust.log.len())
+            .take_while(|&i| cust.log[i].key() == key)
+            .find(|&i| !matches!(cust.log[i].body, Body::OwnerState(_)))
+        else {
             return;
         };
         let entry = cust.log[i].clone();
-        let (fresh, unowned) = (!cust.hold.seen, cust.hold.owner.is_none());
-        if fresh {
-            self.hold(slot).seen = true;
-            if unowned && !matches!(entry.body, Body::Ownership { .. }) {
-                self.enter_pool(slot, entry.t);
-            }
+        // A contact with a customer nobody owns puts it in line for its pool's assignment
+        // (unless a claim below takes it first). This depends only on final events, never
+        // on whether the customer was evicted in between.
+        if cust.hold.owner.is_none()
+            && cust.hold.waiting_since.is_none()
+            && matches!(entry.body, Body::Contact { .. })
+        {
+            self.enter_pool(slot, entry.t);
         }
         match &entry.body {
             Body::Contact {
@@ -320,7 +320,7 @@ impl Engine {
         let o = self.hold(slot).owner.as_mut().expect("checked");
         o.protected_until = end;
         let capped = o.cap_at == Some(end);
-        self.write_owner_state(slot, e.t, Place::AfterContacts);
+        self.write_owner_state(slot, e.key());
         self.schedule_owner_deadlines(slot, e.t);
         let reason = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
@@ -508,7 +508,7 @@ impl Engine {
         hold.inbound_waiting = None;
         hold.warned_for = None;
         hold.waiting_since = None;
-        self.write_owner_state(slot, e.t, Place::after(e));
+        self.write_owner_state(slot, after(e));
         self.schedule_owner_deadlines(slot, e.t);
         if let Some(sla) = self.rules.sla.new_lead {
             if let Some(first) = sla.first_within {
@@ -588,13 +588,9 @@ impl Engine {
     /// Writes the current owner into the customer's log at `t` so that detection sees it. It
     /// replaces whatever detection assumed from the event itself (see `detect::speculate`):
     /// usually the same owner, unless a limit refused the change.
-    fn write_owner_state(&mut self, slot: u32, t: Timestamp, place: Place) {
+    fn write_owner_state(&mut self, slot: u32, key: Key) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let (order, tie) = match place {
-            Place::BeforeContacts => (0, 0),
-            Place::AfterCrm => (0, u64::MAX),
-            Place::AfterContacts => (2, 0),
-        };
+        let (t, order, tie) = key;
         let entry = Entry {
             t,
             order,
@@ -636,7 +632,7 @@ impl Engine {
                     if let Some(ow) = self.hold(slot).owner.as_mut() {
                         if ow.rep == o && !account_team.is_empty() {
                             ow.account_team = account_team.into();
-                            self.write_owner_state(slot, t, Place::AfterCrm);
+                            self.write_owner_state(slot, e.key());
                         }
                     }
                     return;
@@ -690,7 +686,7 @@ impl Engine {
             OwnershipAction::Release => {
                 if let Some(o) = self.drop_owner(slot) {
                     self.hold(slot).released = Some((o.rep, t));
-                    self.write_owner_state(slot, t, Place::AfterCrm);
+                    self.write_owner_state(slot, e.key());
                     self.enter_pool(slot, t);
                     self.stats.count_change("crm_release");
                 }
@@ -751,7 +747,7 @@ impl Engine {
                 };
                 let ow = self.hold(slot).owner.as_mut().expect("owner checked");
                 ow.set_locked(lock, &p, occurred);
-                self.write_owner_state(slot, t, Place::AfterCrm);
+                self.write_owner_state(slot, e.key());
                 self.schedule_owner_deadlines(slot, t);
                 self.stats
                     .count_change(if lock { "crm_lock" } else { "crm_unlock" });
@@ -761,7 +757,7 @@ impl Engine {
                     Some(_) => {
                         let ow = self.hold(slot).owner.as_mut().expect("owner");
                         ow.set_won();
-                        self.write_owner_state(slot, t, Place::AfterCrm);
+                        self.write_owner_state(slot, e.key());
                     }
                     None => {
                         let Some((r, team)) = rep else { return };
@@ -1031,7 +1027,7 @@ impl Engine {
         );
         self.drop_owner(slot);
         self.hold(slot).released = Some((o.rep, t));
-        self.write_owner_state(slot, t, Place::BeforeContacts);
+        self.write_owner_state(slot, timer_key(t));
         self.stats.count_change(code);
         self.enter_pool(slot, t);
     }
@@ -1299,7 +1295,12 @@ impl Engine {
                 .log
                 .iter()
                 .filter(|x| x.t >= from && x.key() <= e.key())
-                .filter(|x| matches!(&x.body, Body::Contact { rep, .. } if scores.iter().any(|s| s.0 == *rep)))
+                .filter(|x| {
+                    matches!(&x.body, Body::Contact { rep, kind, role, .. }
+                    if scores.iter().any(|s| s.0 == *rep)
+                        && rule.kinds.contains(*kind)
+                        && (role.is_none() || !self.exempt_roles.contains(role)))
+                })
                 .map(|x| ctx.evidence(x))
                 .collect();
             ReassignmentData {
@@ -1383,7 +1384,7 @@ impl Engine {
         self.emit_final(slot, OutputType::OwnershipRejected, e.t, &data);
         self.stats.count_change("rejected");
         // Detection assumed the change would go through: put the real owner back after it.
-        self.write_owner_state(slot, e.t, Place::after(e));
+        self.write_owner_state(slot, after(e));
     }
 
     #[allow(clippy::too_many_arguments)]

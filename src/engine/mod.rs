@@ -641,12 +641,9 @@ impl Engine {
         // side's owner states leave the log with it.
         let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
         let dropped_owner = if keep_theirs {
-            let mut hold = gone.hold.clone();
-            hold.seen |= into.hold.seen;
-            into.hold = hold;
+            into.hold = gone.hold.clone();
             None
         } else {
-            into.hold.seen |= gone.hold.seen;
             gone.hold.owner.clone()
         };
         if keep_theirs {
