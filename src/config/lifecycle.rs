@@ -154,8 +154,16 @@ impl Pool {
         };
         ok(&self.regions, region) && ok(&self.industries, industry) && ok(&self.tiers, tier)
     }
+    /// Whether reps of `team` may work this pool. `east-*` admits every team whose name
+    /// starts with `east-`.
     pub fn admits_team(&self, team: Option<&str>) -> bool {
-        self.teams.is_empty() || team.is_some_and(|t| self.teams.iter().any(|x| x == t))
+        self.teams.is_empty()
+            || team.is_some_and(|t| {
+                self.teams.iter().any(|x| match x.strip_suffix('*') {
+                    Some(prefix) => t.starts_with(prefix),
+                    None => x == t,
+                })
+            })
     }
 }
 

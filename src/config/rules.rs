@@ -229,6 +229,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../rules/collisions.yaml"),
     ),
     (
+        "rules/lifecycle.yaml",
+        include_str!("../../rules/lifecycle.yaml"),
+    ),
+    (
         "rules/sources.yaml",
         include_str!("../../rules/sources.yaml"),
     ),
