@@ -9,7 +9,8 @@
 //! - [`pipeline`] drives the core over files and stdin (`run`, `replay`), and [`telemetry`]
 //!   exports the core's counters as Prometheus metrics;
 //! - [`gen`] writes realistic streams for tests, demos and benchmarks;
-//! - [`report`] counts an output stream (per team, rep pair, day, rule) as text or HTML.
+//! - [`report`] counts an output stream (per team, rep pair, day, rule) as text or HTML;
+//! - [`notify`] delivers collision alerts to WeCom, DingTalk, Feishu and Slack group chats.
 //!
 //! Driving the core directly:
 //!
@@ -44,6 +45,7 @@ pub mod event;
 pub mod gen;
 pub mod identity;
 pub mod ingest;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod report;
