@@ -299,8 +299,8 @@ fn people_line(people: &[Recipient], platform: Platform) -> String {
                 Platform::Slack => format!("<@{h}>"),
             });
             match mention {
-                Some(m) => format!("{m} {name} ({})", p.role.label()),
-                None => format!("{name} ({})", p.role.label()),
+                Some(m) => format!("{m} {name} · {}", p.role.label()),
+                None => format!("{name} · {}", p.role.label()),
             }
         })
         .collect::<Vec<_>>()
