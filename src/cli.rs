@@ -112,6 +112,19 @@ enum Command {
         #[arg(long)]
         roster_out: Option<PathBuf>,
     },
+    /// Count an output stream (collisions per team, rep pair, day, rule; reclaims and
+    /// reassignments) as tables on stdout and optionally as an HTML page with charts.
+    Report {
+        /// Outputs of `run`/`replay` (CloudEvents JSON lines), or - for stdin.
+        #[arg(long, short)]
+        input: String,
+        /// Also write a self-contained HTML page with charts here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// How many rep pairs, repeat offenders and customers to list.
+        #[arg(long, default_value_t = leadguard::report::DEFAULT_TOP)]
+        top: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -159,6 +172,7 @@ pub fn main() -> ExitCode {
             output,
             roster_out,
         ),
+        Command::Report { input, html, top } => report(&input, html.as_deref(), top),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -464,5 +478,26 @@ fn gen(
         "leadguard gen: {} events ({} duplicates, {} out of order, {} malformed)",
         summary.events, summary.duplicates, summary.out_of_order, summary.malformed
     );
+    Ok(())
+}
+
+fn report(input: &str, html: Option<&Path>, top: usize) -> Result<()> {
+    let reader = open_input(input)?;
+    let name = if input == "-" { "stdin" } else { input };
+    let report = leadguard::report::from_reader(reader, name, top)
+        .with_context(|| format!("reading the outputs from {name} failed"))?;
+    if let Some(path) = html {
+        std::fs::write(path, leadguard::report::html::render(&report))
+            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(leadguard::report::text::render(&report).as_bytes())?;
+    out.flush()?;
+    if report.reading.malformed > 0 {
+        eprintln!(
+            "leadguard report: {} line(s) of {name} are not leadguard outputs and were not counted (listed at the end of the report)",
+            report.reading.malformed
+        );
+    }
     Ok(())
 }

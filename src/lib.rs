@@ -8,7 +8,9 @@
 //! - [`config`] reads the rules, source mappings and roster, reporting every error at once;
 //! - [`pipeline`] drives the core over files and stdin (`run`, `replay`), and [`telemetry`]
 //!   exports the core's counters as Prometheus metrics;
-//! - [`gen`] writes realistic streams for tests, demos and benchmarks.
+//! - [`gen`] writes realistic streams for tests, demos and benchmarks;
+//! - [`report`] counts an output stream (per team, rep pair, day, rule) as text or HTML;
+//! - [`notify`] delivers collision alerts to WeCom, DingTalk, Feishu and Slack group chats.
 //!
 //! Driving the core directly:
 //!
@@ -44,7 +46,9 @@ pub mod event;
 pub mod gen;
 pub mod identity;
 pub mod ingest;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
+pub mod report;
 pub mod telemetry;
 pub mod time;

@@ -1,7 +1,8 @@
 //! The roster of reps: team, role, manager, region and whether they are active.
 //!
 //! Events may carry a rep's team and role; the roster is the authority when it knows the rep
-//! (an event's own team is used only for reps the roster doesn't list).
+//! (an event's own team is used only for reps the roster doesn't list). `contacts` holds each
+//! rep's handle on the chat platforms that alerts are sent to (see `notify`).
 
 use super::yaml::{self, Diagnostic, Reader};
 use std::path::Path;
@@ -25,6 +26,22 @@ pub struct RosterRep {
     pub industries: Vec<String>,
     pub tiers: Vec<String>,
     pub product_lines: Vec<String>,
+    /// How to mention the rep on each chat platform.
+    pub contacts: Contacts,
+}
+
+/// A rep's handles on the chat platforms, for @-mentions in alert messages. Each is optional:
+/// a rep without a handle on a platform is named in the text but not mentioned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Contacts {
+    /// WeCom (企业微信) userid.
+    pub wecom: Option<String>,
+    /// DingTalk (钉钉) userId, or the mobile number the rep registered with DingTalk.
+    pub dingtalk: Option<String>,
+    /// Feishu (飞书) open_id (`ou_…`).
+    pub feishu: Option<String>,
+    /// Slack member id (`U…`).
+    pub slack: Option<String>,
 }
 
 /// All reps the roster lists.
@@ -77,6 +94,7 @@ impl Roster {
                             "industries",
                             "tiers",
                             "product_lines",
+                            "contacts",
                         ],
                     ) else {
                         continue;
@@ -114,6 +132,10 @@ impl Roster {
                         industries,
                         tiers,
                         product_lines,
+                        contacts: m
+                            .get("contacts")
+                            .map(|n| read_contacts(&mut r, n))
+                            .unwrap_or_default(),
                     };
                     if !rep.id.is_empty() {
                         if roster.reps.iter().any(|x| x.id == rep.id) {
@@ -165,6 +187,28 @@ fn read_away(r: &mut Reader<'_>, node: &yaml::Node) -> Vec<(chrono::NaiveDate, c
     out
 }
 
+fn read_contacts(r: &mut Reader<'_>, node: &yaml::Node) -> Contacts {
+    let Some(m) = r.map(
+        node,
+        "a rep's `contacts`",
+        &["wecom", "dingtalk", "feishu", "slack"],
+    ) else {
+        return Contacts::default();
+    };
+    let mut handle = |key: &str| {
+        m.get(key)
+            .and_then(|n| r.string(n, &format!("`contacts.{key}`")))
+    };
+    let contacts = Contacts {
+        wecom: handle("wecom"),
+        dingtalk: handle("dingtalk"),
+        feishu: handle("feishu"),
+        slack: handle("slack"),
+    };
+    m.finish(r);
+    contacts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +228,36 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(bad.len(), 2);
+    }
+
+    #[test]
+    fn contacts_are_read_and_unknown_platforms_are_errors() {
+        let ok = Roster::parse(
+            "reps:\n  - id: r1\n    contacts: {wecom: li.wei, dingtalk: \"13800138000\", feishu: ou_1, slack: U1}\n  - {id: r2}\n",
+            Path::new("roster.yaml"),
+        )
+        .unwrap();
+        let c = &ok.reps[0].contacts;
+        assert_eq!(c.wecom.as_deref(), Some("li.wei"));
+        assert_eq!(c.dingtalk.as_deref(), Some("13800138000"));
+        assert_eq!(c.feishu.as_deref(), Some("ou_1"));
+        assert_eq!(c.slack.as_deref(), Some("U1"));
+        assert_eq!(ok.reps[1].contacts, Contacts::default());
+        let bad = Roster::parse(
+            "reps:\n  - id: r1\n    contacts: {wecomm: x}\n",
+            Path::new("roster.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0].to_string().starts_with("roster.yaml:3:16:"),
+            "{}",
+            bad[0]
+        );
+        assert!(
+            bad[0].message.contains("did you mean `wecom`"),
+            "{}",
+            bad[0]
+        );
     }
 }
