@@ -65,9 +65,40 @@ pub struct Ledger {
     deadlines: BinaryHeap<Reverse<Deadline>>,
     books: Vec<Book>,
     assignments: u64,
+    /// Per pool: the roster's reps who may be assigned its customers (in the pool's teams, not
+    /// exempt by role). Activity, leave and caps are checked at each assignment.
+    pool_reps: Vec<Vec<RepIdx>>,
 }
 
 impl Ledger {
+    pub(super) fn new(
+        rules: &crate::config::Rules,
+        reps: &super::reps::Reps,
+        words: &super::reps::Interner,
+        exempt_roles: &[Sym],
+    ) -> Ledger {
+        let pool_reps = rules
+            .pools
+            .iter()
+            .map(|p| {
+                reps.list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, info)| {
+                        info.in_roster
+                            && (info.role.is_none() || !exempt_roles.contains(&info.role))
+                            && p.admits_team(words.get(info.team).map(|w| &**w))
+                    })
+                    .map(|(i, _)| RepIdx(i as u32))
+                    .collect()
+            })
+            .collect();
+        Ledger {
+            pool_reps,
+            ..Ledger::default()
+        }
+    }
+
     pub fn pending_deadlines(&self) -> usize {
         self.deadlines.len()
     }
@@ -1039,7 +1070,6 @@ impl Engine {
     /// from leave is next in line).
     fn assign(&mut self, slot: u32, t: Timestamp, pool: u16, strategy: Strategy) {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
-        let p = &self.rules.pools[pool as usize];
         let tz = self.rules.settings.time_zone;
         let date = local_date(t, tz);
         let limits = self.rules.ownership.limits;
@@ -1049,23 +1079,18 @@ impl Engine {
             .released
             .filter(|(_, at)| limits.reclaim_cooldown.is_some_and(|c| t < *at + c))
             .map(|(r, _)| r);
-        let mut candidates: Vec<(u8, u64, u64, &str, RepIdx)> = Vec::new();
-        for (i, info) in self.reps.list.iter().enumerate() {
-            let idx = RepIdx(i as u32);
-            let team = self.words.get(info.team).map(|w| &**w);
-            if !info.in_roster
-                || !info.active
-                || info.away_on(date)
-                || (!info.role.is_none() && self.exempt_roles.contains(&info.role))
-                || !p.admits_team(team)
-                || previous == Some(idx)
-            {
+        let mut best: Option<(u8, u64, u64, &str, RepIdx)> = None;
+        let mut eligible = 0;
+        for &idx in &self.ledger.pool_reps[pool as usize] {
+            let info = self.reps.get(idx);
+            if !info.active || info.away_on(date) || previous == Some(idx) {
                 continue;
             }
             let owned = self.ledger.owned(idx);
             if cap.is_some_and(|c| owned >= c) {
                 continue;
             }
+            eligible += 1;
             let preferred = match strategy {
                 Strategy::RoundRobin | Strategy::Workload => true,
                 Strategy::Territory => !cust.region.is_none() && info.region == cust.region,
@@ -1079,12 +1104,17 @@ impl Engine {
             } else {
                 0
             };
-            let last = self.ledger.books.get(i).map_or(0, |b| b.last_assigned);
-            candidates.push((u8::from(!preferred), load, last, &info.id, idx));
+            let last = self
+                .ledger
+                .books
+                .get(idx.0 as usize)
+                .map_or(0, |b| b.last_assigned);
+            let key = (u8::from(!preferred), load, last, &*info.id, idx);
+            if best.is_none_or(|b| key < b) {
+                best = Some(key);
+            }
         }
-        candidates.sort_unstable();
-        let eligible = candidates.len();
-        let Some(&(not_preferred, _, _, _, rep)) = candidates.first() else {
+        let Some((not_preferred, _, _, _, rep)) = best else {
             self.stats.count_change("unassigned");
             self.hold(slot).waiting_since = None;
             return;

@@ -119,7 +119,7 @@ impl Engine {
     pub fn new(rules: Arc<Rules>, roster: &Roster) -> Engine {
         let mut words = Interner::default();
         let reps = Reps::from_roster(roster, &mut words);
-        let exempt_roles = rules
+        let exempt_roles: Vec<Sym> = rules
             .exemptions
             .roles
             .iter()
@@ -131,6 +131,7 @@ impl Engine {
             &rules.identity.shared_emails,
         );
         let horizon = rules.horizon();
+        let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
         Engine {
             rules,
             words,
@@ -145,7 +146,7 @@ impl Engine {
             clock: None,
             drained_to: None,
             horizon,
-            ledger: Ledger::default(),
+            ledger,
             queue: Vec::new(),
             scratch: Vec::new(),
             seen: Vec::new(),
