@@ -22,10 +22,17 @@
 mod customer;
 mod detect;
 mod keys;
+mod query;
+mod reload;
 pub mod reps;
 mod stats;
 mod timers;
 
+pub use query::{
+    CheckAnswer, CheckError, ContactView, CustomerIdentifiers, CustomerView, Decision,
+    IdentifierView, OwnerView, RepView,
+};
+pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
