@@ -90,6 +90,13 @@ pub async fn watch(
         None => 0,
     };
     let mut pending: Option<u64> = None;
+    if let Some(p) = &path {
+        tracing::info!(
+            rules = %p.display(),
+            poll = ?poll,
+            "watching the rules for changes (SIGHUP reloads at once)"
+        );
+    }
     loop {
         let forced = tokio::select! {
             _ = engine.closed() => return,

@@ -49,7 +49,9 @@ type Feed = (String, oneshot::Sender<()>);
 /// Hosts the engine like `run` does: events and queries in one task, queries answered
 /// between events, `now` = the engine's event-time clock.
 fn start_host(handle: &EngineHandle) -> mpsc::Sender<Feed> {
-    let rules = Arc::new(Rules::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).expect("rules"));
+    let rules = Arc::new(
+        Rules::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).expect("rules"),
+    );
     let roster = Roster::parse(ROSTER, Path::new("roster.yaml")).expect("roster");
     let mut p = Pipeline::new(rules, &roster, None, Vec::new(), Vec::new()).expect("pipeline");
     let mut queries = handle.register("test");
@@ -78,7 +80,9 @@ fn start_host(handle: &EngineHandle) -> mpsc::Sender<Feed> {
 
 async fn feed(tx: &mpsc::Sender<Feed>, event: &str) {
     let (done, processed) = oneshot::channel();
-    tx.send((event.to_string(), done)).await.expect("host running");
+    tx.send((event.to_string(), done))
+        .await
+        .expect("host running");
     processed.await.expect("processed");
 }
 
@@ -158,11 +162,17 @@ enum Expect {
 fn assert_leaks_nothing(body: &Value, asked: &str, context: &str) {
     let text = body.to_string();
     for secret in ["r-li", "r-wang", "r-zhao", "+8613800138000", "wang.buyer"] {
-        assert!(!text.contains(secret), "{context}: `{secret}` leaked in {text}");
+        assert!(
+            !text.contains(secret),
+            "{context}: `{secret}` leaked in {text}"
+        );
     }
     for other in ["C-EAST", "C-WEST"] {
         if other != asked {
-            assert!(!text.contains(other), "{context}: `{other}` leaked in {text}");
+            assert!(
+                !text.contains(other),
+                "{context}: `{other}` leaked in {text}"
+            );
         }
     }
 }
@@ -176,7 +186,11 @@ async fn customer_access_matrix() {
         ("admin", ADMIN_TOKEN),
     ];
     // own = C-EAST (r-li's, team east-1); other team's = C-WEST (r-wang's, west-1).
-    let customers = [("own", "C-EAST"), ("other team's", "C-WEST"), ("unknown", "C-NONE")];
+    let customers = [
+        ("own", "C-EAST"),
+        ("other team's", "C-WEST"),
+        ("unknown", "C-NONE"),
+    ];
     for (caller, good) in callers {
         for (which, id) in customers {
             for token in [Token::Missing, Token::Bad, Token::Good(good)] {
@@ -314,8 +328,14 @@ async fn bad_requests_say_what_to_fix() {
     let api = api().await;
     let admin = Token::Good(ADMIN_TOKEN);
     for (body, needle) in [
-        (serde_json::json!({"customer": {"id": "C-EAST"}}), "name the rep"),
-        (serde_json::json!({"rep": "r-li", "customer": {}}), "at least one of"),
+        (
+            serde_json::json!({"customer": {"id": "C-EAST"}}),
+            "name the rep",
+        ),
+        (
+            serde_json::json!({"rep": "r-li", "customer": {}}),
+            "at least one of",
+        ),
         (
             serde_json::json!({"rep": "r-li", "customer": {"phone": "12"}}),
             "phone",
@@ -399,18 +419,31 @@ async fn readiness_waits_for_the_host() {
         metrics: Metrics::new(),
     });
     let (s, b, _) = call(&router, "GET", "/readyz", Token::Missing, None).await;
-    assert_eq!((s, b["status"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("starting")));
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("starting"))
+    );
     // Without --api-tokens nobody gets into the customer routes.
-    let (s, _, _) = call(&router, "GET", "/customers/C1", Token::Good(ADMIN_TOKEN), None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "no tokens configured: nobody gets in");
+    let (s, _, _) = call(
+        &router,
+        "GET",
+        "/customers/C1",
+        Token::Good(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "no tokens configured: nobody gets in"
+    );
 }
 
 /// (method, path) pairs `docs/openapi.yaml` documents.
 fn documented_routes() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml"),
-    )
-    .expect("docs/openapi.yaml");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml"))
+            .expect("docs/openapi.yaml");
     let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
     let paths = docs[0]["paths"].as_hash().expect("paths");
     let mut routes = Vec::new();
@@ -433,7 +466,11 @@ async fn the_openapi_document_matches_the_router() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     served.sort();
-    assert_eq!(documented_routes(), served, "docs/openapi.yaml vs api::ROUTES");
+    assert_eq!(
+        documented_routes(),
+        served,
+        "docs/openapi.yaml vs api::ROUTES"
+    );
     // And the router really serves each of them (ROUTES is what the router is built from;
     // this catches a route the router would not match).
     let api = api().await;

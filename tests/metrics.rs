@@ -87,10 +87,19 @@ fn metric_values_after_a_known_stream() {
         (r#"leadguard_events_total{kind="email",source="mail"}"#, 2.0),
         ("leadguard_duplicate_events_total", 1.0),
         (r#"leadguard_rejected_events_total{reason="too_late"}"#, 1.0),
-        (r#"leadguard_rejected_events_total{reason="malformed_json"}"#, 1.0),
-        (r#"leadguard_rejected_events_total{reason="unknown_kind"}"#, 1.0),
+        (
+            r#"leadguard_rejected_events_total{reason="malformed_json"}"#,
+            1.0,
+        ),
+        (
+            r#"leadguard_rejected_events_total{reason="unknown_kind"}"#,
+            1.0,
+        ),
         (r#"leadguard_late_events_total{outcome="reordered"}"#, 1.0),
-        (r#"leadguard_late_events_total{outcome="applied_at_watermark"}"#, 1.0),
+        (
+            r#"leadguard_late_events_total{outcome="applied_at_watermark"}"#,
+            1.0,
+        ),
         (r#"leadguard_late_events_total{outcome="refused"}"#, 1.0),
         ("leadguard_late_ownership_events_total", 1.0),
         ("leadguard_reordered_events_total", 1.0),
@@ -103,7 +112,10 @@ fn metric_values_after_a_known_stream() {
             1.0,
         ),
         (r#"leadguard_ownership_changes_total{reason="assign"}"#, 2.0),
-        (r#"leadguard_ownership_changes_total{reason="first_touch"}"#, 1.0),
+        (
+            r#"leadguard_ownership_changes_total{reason="first_touch"}"#,
+            1.0,
+        ),
         ("leadguard_ownership_claims_total", 1.0),
         ("leadguard_withdrawn_outputs_total", 0.0),
         ("leadguard_outputs_total", 3.0),
@@ -111,7 +123,10 @@ fn metric_values_after_a_known_stream() {
         ("leadguard_customers_owned", 3.0),
         // One housekeeping timer per customer holding events.
         ("leadguard_timers_pending", 5.0),
-        (r#"leadguard_partition_state_customers{partition="file"}"#, 5.0),
+        (
+            r#"leadguard_partition_state_customers{partition="file"}"#,
+            5.0,
+        ),
         (r#"leadguard_partition_lag_messages{partition="file"}"#, 0.0),
         // Each of the 3 outputs was timed from its message's receipt; event time → output
         // only in live mode.
@@ -145,7 +160,9 @@ fn metric_values_after_a_known_stream() {
 fn no_customer_or_rep_identifier_is_a_label() {
     let (_, text) = run_stream();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        for id in ["C1", "C2", "C3", "C4", "C5", "r-a", "r-b", "r-c", "buyer", "k1", "o1"] {
+        for id in [
+            "C1", "C2", "C3", "C4", "C5", "r-a", "r-b", "r-c", "buyer", "k1", "o1",
+        ] {
             assert!(!line.contains(&format!("\"{id}")), "{id} in {line}");
         }
     }

@@ -201,12 +201,14 @@ fn mask_phones(text: &str) -> Cow<'_, str> {
         let followed = b
             .get(run.end)
             .is_some_and(|n| n.is_ascii_alphabetic() || *n == b':');
+        // No upper bound: a number too long to be valid (a typo, an extension glued on) is
+        // still mostly someone's phone number.
         let phone_like = if run.plus || run.separated {
-            (7..=15).contains(&run.digits)
+            run.digits >= 7
         } else {
             // Bare digits: 10 or more (a mobile, a landline with its area code) rather than a
             // count or a port.
-            (10..=15).contains(&run.digits)
+            run.digits >= 10
         };
         if phone_like && !followed && !is_date(candidate) && !is_ipv4(candidate) {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
@@ -263,6 +265,14 @@ mod tests {
                 r#"{"detail":"email l***@x.cn is shared","phone":"+86****1234"}"#,
             ),
             ("tel (021) 6555-1234 ext", "tel ****1234 ext"),
+            (
+                "invalid type: integer `13800138000`, expected a string",
+                "invalid type: integer `****8000`, expected a string",
+            ),
+            (
+                "too long: +86 138 0013 8000 1234 5678",
+                "too long: +86****5678",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(mask_text(text), want, "{text}");
