@@ -166,7 +166,7 @@ fn label_names(expr: &str) -> Vec<String> {
         let after = &rest[at + 1..];
         let end = after.find('}').expect("closing brace");
         for m in after[..end].split(',') {
-            if let Some(i) = m.find(|c| c == '=' || c == '!') {
+            if let Some(i) = m.find(['=', '!']) {
                 out.push(m[..i].trim().to_string());
             }
         }
