@@ -91,7 +91,7 @@ pub async fn watch(
     };
     let mut pending: Option<u64> = None;
     if let Some(p) = &path {
-        tracing::info!(
+        tracing::debug!(
             rules = %p.display(),
             poll = ?poll,
             "watching the rules for changes (SIGHUP reloads at once)"

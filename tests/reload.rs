@@ -52,7 +52,10 @@ impl Running {
             ])
             .args(args)
             .env("LG_TEST_ADMIN", ADMIN_TOKEN)
-            .env("RUST_LOG", "info,leadguard::pipeline=debug")
+            .env(
+                "RUST_LOG",
+                "info,leadguard::pipeline=debug,leadguard::rules_watch=debug",
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
