@@ -430,12 +430,12 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                 })))
             }
         };
-        let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(4);
+        let (rules_tx, mut rules_rx) = tokio::sync::watch::channel(p.engine.rules().clone());
         let watcher = tokio::spawn(leadguard::rules_watch::watch(
             rules_at.clone(),
             poll,
             metrics.clone(),
-            reload_tx,
+            rules_tx,
         ));
         // The reader is blocking IO on its own thread; a bounded channel gives backpressure.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Line>>(1024);
@@ -486,16 +486,16 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                     };
                     host::answer(&p.engine, query, now);
                 }
-                Some(rules) = reloads.recv() => {
+                Ok(()) = rules_rx.changed() => {
+                    let rules = rules_rx.borrow_and_update().clone();
+                    // The watcher already refused what needs a restart: this is in force now.
                     match p.replace_rules(rules) {
-                        Ok(summary) => {
-                            metrics.rule_reload(true);
-                            tracing::info!(%summary, "rules reloaded");
-                        }
-                        Err(refused) => {
-                            metrics.rule_reload(false);
-                            tracing::error!("rules reload refused: {refused}");
-                        }
+                        Ok(summary) => tracing::info!(
+                            partition = FILE_PARTITION,
+                            cooldowns_dropped = summary.cooldowns_dropped,
+                            "rules applied"
+                        ),
+                        Err(refused) => tracing::error!("rules not applied: {refused}"),
                     }
                 }
                 _ = report.tick() => {

@@ -7,18 +7,23 @@
 //! included). A poll reloads only when it has seen the same new content twice in a row, so an
 //! editor still writing a file is not read half-way.
 //!
-//! Reading and checking happen here, off the engine's task. Rules that don't load are logged
-//! with every problem and counted (`leadguard_rule_reloads_total{outcome="failed"}`); the
-//! engine never sees them and the previous rules keep running. Rules that load are sent to the
-//! engine's task, which swaps them between two events (`Engine::replace_rules`) and counts the
-//! outcome. The same content is not tried twice: fix the files (or send SIGHUP) to retry.
+//! Reading and checking happen here, off the engines' tasks, and this is where a reload is
+//! decided and counted (`leadguard_rule_reloads_total`), once however many engines run. Rules
+//! that don't load, or that change a setting needing a restart
+//! ([`crate::engine::settings_needing_restart`]), are logged with every problem and counted as
+//! failed; no engine sees them and the previous rules keep running. Accepted rules are
+//! published on a `watch` channel: every engine task (one in file mode, one per partition in
+//! Kafka mode, including partitions assigned later) takes the newest rules between two events
+//! (`Engine::replace_rules`) and logs "rules applied". The same content is not tried twice:
+//! fix the files (or send SIGHUP) to retry.
 
 use crate::config::Rules;
+use crate::engine::{settings_needing_restart, ReloadSummary, RestartNeeded};
 use crate::telemetry::Metrics;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::watch as channel;
 
 /// A hash of the rules files' names and contents, as `Rules::load_dir` would read them (a
 /// directory's `*.yaml`/`*.yml` files in name order, or one file).
@@ -69,13 +74,35 @@ fn load(path: &Path, metrics: &Metrics) -> Option<Rules> {
     }
 }
 
+/// Decides whether `new` may replace `current`, logging and counting the outcome.
+fn accept(current: &Rules, new: Rules, path: &Path, metrics: &Metrics) -> Option<Rules> {
+    let settings = settings_needing_restart(current, &new);
+    if !settings.is_empty() {
+        metrics.rule_reload(false);
+        tracing::error!(
+            rules = %path.display(),
+            "rules reload refused: {}",
+            RestartNeeded { settings }
+        );
+        return None;
+    }
+    metrics.rule_reload(true);
+    tracing::info!(
+        rules = %path.display(),
+        summary = %ReloadSummary::between(current, &new),
+        "rules reloaded"
+    );
+    Some(new)
+}
+
 /// Watches `path` (None: the rules are built into the binary, so there is nothing to reload)
-/// and sends every new set of valid rules to `engine`. Runs until `engine` is closed.
+/// and publishes every accepted change on `rules`, whose current value is the rules in force.
+/// Runs until every receiver of `rules` is gone.
 pub async fn watch(
     path: Option<PathBuf>,
     poll: Option<Duration>,
     metrics: Arc<Metrics>,
-    engine: mpsc::Sender<Arc<Rules>>,
+    rules: channel::Sender<Arc<Rules>>,
 ) {
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(poll.unwrap_or(Duration::from_secs(3600)));
@@ -99,7 +126,7 @@ pub async fn watch(
     }
     loop {
         let forced = tokio::select! {
-            _ = engine.closed() => return,
+            _ = rules.closed() => return,
             _ = hangup.recv() => true,
             _ = tick.tick(), if poll.is_some() => false,
         };
@@ -131,10 +158,9 @@ pub async fn watch(
                 .ok()
                 .flatten()
         };
-        if let Some(rules) = loaded {
-            if engine.send(Arc::new(rules)).await.is_err() {
-                return;
-            }
+        let current = rules.borrow().clone();
+        if let Some(new) = loaded.and_then(|new| accept(&current, new, p, &metrics)) {
+            rules.send_replace(Arc::new(new));
         }
     }
 }

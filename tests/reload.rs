@@ -280,6 +280,8 @@ fn reloading_valid_and_invalid_rules_while_events_flow_loses_nothing() {
     run.sighup();
     let reloaded = run.wait_log("rules reloaded");
     assert!(reloaded.contains("added: complaint-watch"), "{reloaded}");
+    // The engine takes the new rules between two events; lines written from now on see them.
+    run.wait_log("rules applied");
     let (mut stdin, mut s) = writer.join().expect("writer");
     s.complaint(&mut stdin, "comp-c", "CC");
     stdin.flush().unwrap();
@@ -379,6 +381,7 @@ fn a_rules_file_change_is_noticed_without_a_signal() {
     run.write_rules(&format!("{BASE_RULES}{COMPLAINT_RULE}"));
     let reloaded = run.wait_log("rules reloaded");
     assert!(reloaded.contains("added: complaint-watch"), "{reloaded}");
+    run.wait_log("rules applied");
     drop(run.child.stdin.take());
     assert!(run.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);

@@ -317,7 +317,7 @@ async fn check(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
         }
     };
     // A rep acts only for themselves: refused before anything is looked up.
-    if !access::may_act_for(&who, &rep, None) && matches!(who, Principal::Rep { .. }) {
+    if matches!(&who, Principal::Rep { id } if *id != rep) {
         return forbidden("this token may check only for its own rep");
     }
     let answer = match state.engine.check(&rep, &req.customer).await {

@@ -80,7 +80,7 @@ pub struct CustomerView {
     pub pool: Option<Arc<str>>,
     pub identifiers: Vec<IdentifierView>,
     /// The newest contacts the engine still holds (those within the longest rule window),
-    /// newest first, at most [`RECENT_CONTACTS`].
+    /// newest first, at most `RECENT_CONTACTS` (20).
     pub recent_contacts: Vec<ContactView>,
     /// The time the answer is about.
     pub as_of: String,

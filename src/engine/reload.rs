@@ -41,6 +41,30 @@ pub struct ReloadSummary {
     pub cooldowns_dropped: usize,
 }
 
+impl ReloadSummary {
+    /// What replacing `old` by `new` changes in the collision rules (cooldowns are counted by
+    /// the engine that applies them).
+    pub fn between(old: &Rules, new: &Rules) -> ReloadSummary {
+        let (old, new) = (&old.collisions, &new.collisions);
+        let ids = |rules: &[CollisionRule], keep: &dyn Fn(&CollisionRule) -> bool| {
+            rules
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        ReloadSummary {
+            collision_rules: new.len(),
+            added: ids(new, &|n| !old.iter().any(|r| r.id == n.id)),
+            removed: ids(old, &|r| !new.iter().any(|n| n.id == r.id)),
+            changed: ids(old, &|r| {
+                new.iter().any(|n| n.id == r.id && !same_behaviour(r, n))
+            }),
+            cooldowns_dropped: 0,
+        }
+    }
+}
+
 impl fmt::Display for ReloadSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let list = |v: &[String]| {
@@ -138,9 +162,11 @@ impl Engine {
         if !settings.is_empty() {
             return Err(RestartNeeded { settings });
         }
-        let old = &self.rules.collisions;
+        let mut summary = ReloadSummary::between(&self.rules, &new);
         // Old rule index → new rule index, by rule id.
-        let remap: Vec<Option<u16>> = old
+        let remap: Vec<Option<u16>> = self
+            .rules
+            .collisions
             .iter()
             .map(|r| {
                 new.collisions
@@ -149,30 +175,6 @@ impl Engine {
                     .map(|i| i as u16)
             })
             .collect();
-        let mut summary = ReloadSummary {
-            collision_rules: new.collisions.len(),
-            added: new
-                .collisions
-                .iter()
-                .filter(|n| !old.iter().any(|r| r.id == n.id))
-                .map(|n| n.id.clone())
-                .collect(),
-            removed: old
-                .iter()
-                .filter(|r| !new.collisions.iter().any(|n| n.id == r.id))
-                .map(|r| r.id.clone())
-                .collect(),
-            changed: old
-                .iter()
-                .filter(|r| {
-                    new.collisions
-                        .iter()
-                        .any(|n| n.id == r.id && !same_behaviour(r, n))
-                })
-                .map(|r| r.id.clone())
-                .collect(),
-            cooldowns_dropped: 0,
-        };
         for cust in self.slots.iter_mut().flatten() {
             for (fold, is_head) in [(&mut cust.base, false), (&mut cust.head, true)] {
                 let before = fold.cooldowns.len();
