@@ -65,8 +65,8 @@ struct ServeArgs {
     api_tokens: Option<PathBuf>,
     /// How often to look for changed rules files (e.g. 5s); 0s turns polling off (SIGHUP
     /// still reloads).
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
-    rules_poll: String,
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll)]
+    rules_poll: Duration,
 }
 
 #[derive(Subcommand)]
@@ -351,10 +351,10 @@ const BATCH: usize = 256;
 /// How often the engine loop reports its counters and state sizes to the metrics.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-fn parse_poll(text: &str) -> Result<Option<Duration>> {
-    let span =
-        leadguard::time::parse_span(text).map_err(|e| anyhow::anyhow!("--rules-poll: {e}"))?;
-    Ok((span.as_millis() > 0).then(|| Duration::from_millis(span.as_millis() as u64)))
+/// `--rules-poll`: a duration with a unit; `0s` turns polling off.
+fn parse_poll(text: &str) -> Result<Duration, String> {
+    let span = leadguard::time::parse_span(text).map_err(|e| e.to_string())?;
+    Ok(Duration::from_millis(span.as_millis().max(0) as u64))
 }
 
 fn load_tokens(path: Option<&Path>) -> Result<Tokens> {
@@ -379,7 +379,7 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
     let rules_at = rules_path(io.rules.as_deref());
     let rules = Arc::new(load_rules(io.rules.as_deref())?);
     let roster = load_roster(io.roster.as_deref(), sample)?;
-    let poll = parse_poll(&serve.rules_poll)?;
+    let poll = (!serve.rules_poll.is_zero()).then_some(serve.rules_poll);
     let tokens = Arc::new(load_tokens(serve.api_tokens.as_deref())?);
     let input_name = input.clone().unwrap_or_else(|| "sample".to_string());
     let reader: Box<dyn BufRead + Send> = match &input {

@@ -282,6 +282,13 @@ fn reloading_valid_and_invalid_rules_while_events_flow_loses_nothing() {
     assert!(reloaded.contains("added: complaint-watch"), "{reloaded}");
     // The engine takes the new rules between two events; lines written from now on see them.
     run.wait_log("rules applied");
+    let (status, scraped) = run.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        scraped.contains("leadguard_rule_reloads_total{outcome=\"ok\"} 1"),
+        "{scraped}"
+    );
+    assert_eq!(run.get("/readyz").0, 200);
     let (mut stdin, mut s) = writer.join().expect("writer");
     s.complaint(&mut stdin, "comp-c", "CC");
     stdin.flush().unwrap();
