@@ -3,9 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use leadguard::api::{self, ApiState, Tokens};
 use leadguard::config::{Roster, Rules};
+use leadguard::host::{self, EngineHandle};
 use leadguard::pipeline::{self, Origin, Pipeline};
-use leadguard::telemetry::{self, LogFormat};
+use leadguard::telemetry::{self, LogFormat, Metrics, FILE_PARTITION};
 use leadguard::time::Timestamp;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -50,6 +52,23 @@ struct IoArgs {
     metrics_out: Option<PathBuf>,
 }
 
+/// The operator surfaces of a running engine: the HTTP API and rules hot reload.
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Serve the HTTP API (metrics, health, customers, pre-contact check) on this address,
+    /// e.g. 127.0.0.1:9464 or 0.0.0.0:9464. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Bearer tokens for the API's customer routes (YAML; see the README's API reference).
+    /// Without it, /customers and /check refuse every request.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    api_tokens: Option<PathBuf>,
+    /// How often to look for changed rules files (e.g. 5s); 0s turns polling off (SIGHUP
+    /// still reloads).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll)]
+    rules_poll: Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine: reads JSON lines (default: the bundled sample stream), writes alerts.
@@ -63,6 +82,8 @@ enum Command {
         live: bool,
         #[command(flatten)]
         io: IoArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Replay a history as fast as possible, event time driving the clock (for backtesting).
     Replay {
@@ -111,6 +132,13 @@ enum Command {
         /// Where the roster goes (YAML).
         #[arg(long)]
         roster_out: Option<PathBuf>,
+        /// Write events stamped with the wall clock, --rate per second, until stopped (for
+        /// demos against a running engine). The stream repeats with new event ids.
+        #[arg(long)]
+        live: bool,
+        /// Lines per second in --live mode.
+        #[arg(long, default_value_t = 20.0, requires = "live")]
+        rate: f64,
     },
     /// Count an output stream (collisions per team, rep pair, day, rule; reclaims and
     /// reassignments) as tables on stdout and optionally as an HTML page with charts.
@@ -135,7 +163,12 @@ pub fn main() -> ExitCode {
         LogFormat::Text
     });
     let result = match cli.command {
-        Command::Run { input, live, io } => run(input, live, io),
+        Command::Run {
+            input,
+            live,
+            io,
+            serve,
+        } => run(input, live, io, serve),
         Command::Replay { input, io } => replay(input, io),
         Command::Validate { path, roster } => return validate(&path, roster.as_deref()),
         Command::Gen {
@@ -150,6 +183,8 @@ pub fn main() -> ExitCode {
             malformed,
             output,
             roster_out,
+            live,
+            rate,
         } => gen(
             leadguard::gen::GenConfig {
                 seed,
@@ -171,6 +206,7 @@ pub fn main() -> ExitCode {
             },
             output,
             roster_out,
+            live.then_some(rate),
         ),
         Command::Report { input, html, top } => report(&input, html.as_deref(), top),
     };
@@ -186,23 +222,33 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("leadguard: {e:#}");
+            // Errors can quote configuration and input: masked like every log line.
+            eprintln!(
+                "leadguard: {}",
+                telemetry::mask::mask_text(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
 }
 
-fn load_rules(path: Option<&Path>) -> Result<Rules> {
+/// The rules directory (or file) `--rules` names, else `./rules` when it exists; `None` means
+/// the rules built into the binary.
+fn rules_path(path: Option<&Path>) -> Option<PathBuf> {
     let default = Path::new("rules");
-    let path = match path {
-        Some(p) => p,
-        None if default.is_dir() => default,
-        None => {
-            tracing::info!("no ./rules directory; using the rules built into the binary");
-            return Ok(Rules::embedded());
-        }
+    match path {
+        Some(p) => Some(p.to_path_buf()),
+        None if default.is_dir() => Some(default.to_path_buf()),
+        None => None,
+    }
+}
+
+fn load_rules(path: Option<&Path>) -> Result<Rules> {
+    let Some(path) = rules_path(path) else {
+        tracing::info!("no ./rules directory; using the rules built into the binary");
+        return Ok(Rules::embedded());
     };
-    Rules::load_dir(path).map_err(|errs| {
+    Rules::load_dir(&path).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!(
             "the rules in {} have {} problem(s); nothing was processed:\n{}",
@@ -249,12 +295,18 @@ fn open_input(input: &str) -> Result<Box<dyn BufRead + Send>> {
     })
 }
 
-fn finish<O: Write, D: Write>(p: &mut Pipeline<O, D>, io: &IoArgs, started: Instant) -> Result<()> {
+fn finish<O: Write, D: Write>(
+    p: &mut Pipeline<O, D>,
+    io: &IoArgs,
+    started: Instant,
+    metrics: &Metrics,
+) -> Result<()> {
     p.flush()?;
     let stats = p.stats();
     let size = p.engine.state_size();
     if let Some(path) = &io.metrics_out {
-        std::fs::write(path, telemetry::render(&stats, &p.counts, size))
+        metrics.report_partition(FILE_PARTITION, p.report(0));
+        std::fs::write(path, metrics.render())
             .with_context(|| format!("cannot write metrics to {}", path.display()))?;
     }
     let secs = started.elapsed().as_secs_f64();
@@ -283,9 +335,12 @@ fn replay(input: String, io: IoArgs) -> Result<()> {
         create(&io.dead_letters, "dead-letter")?,
     )
     .map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
+    // A replay runs on event time: only the alert counts are meaningful, not latencies.
+    p.attach_metrics(metrics.clone(), false);
     let started = Instant::now();
     pipeline::replay(&mut p, &mut reader, &input)?;
-    finish(&mut p, &io, started)
+    finish(&mut p, &io, started, &metrics)
 }
 
 fn wall_clock() -> Timestamp {
@@ -300,12 +355,46 @@ struct Line {
     bytes: Vec<u8>,
     truncated: bool,
     number: u64,
+    received: Instant,
 }
 
-fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
+/// Lines processed in one go (one tracing span) before the loop looks at queries, reloads and
+/// signals again.
+const BATCH: usize = 256;
+
+/// How often the engine loop reports its counters and state sizes to the metrics.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// `--rules-poll`: a duration with a unit; `0s` turns polling off.
+fn parse_poll(text: &str) -> Result<Duration, String> {
+    let span = leadguard::time::parse_span(text).map_err(|e| e.to_string())?;
+    Ok(Duration::from_millis(span.as_millis().max(0) as u64))
+}
+
+fn load_tokens(path: Option<&Path>) -> Result<Tokens> {
+    let Some(path) = path else {
+        return Ok(Tokens::none());
+    };
+    Tokens::load(path, |var| std::env::var(var).ok()).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "the API tokens file has {} problem(s):\n{}",
+            errs.len(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// `run` on a file, stdin or the bundled sample: one engine in one task. Between batches of
+/// input lines the task answers API queries, applies reloaded rules, reports metrics and (in
+/// live mode) fires timers on the wall clock.
+fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Result<()> {
     let sample = input.is_none();
+    let rules_at = rules_path(io.rules.as_deref());
     let rules = Arc::new(load_rules(io.rules.as_deref())?);
     let roster = load_roster(io.roster.as_deref(), sample)?;
+    let poll = (!serve.rules_poll.is_zero()).then_some(serve.rules_poll);
+    let tokens = Arc::new(load_tokens(serve.api_tokens.as_deref())?);
     let input_name = input.clone().unwrap_or_else(|| "sample".to_string());
     let reader: Box<dyn BufRead + Send> = match &input {
         None => Box::new(pipeline::SAMPLE_STREAM),
@@ -320,6 +409,8 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
         create(&io.dead_letters, "dead-letter")?,
     )
     .map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
+    p.attach_metrics(metrics.clone(), live);
     if sample {
         eprintln!("leadguard: no input given; running the bundled sample stream (a fortnight of activity from a call center, an email gateway, WeCom and the CRM)");
     }
@@ -329,6 +420,37 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     let started = Instant::now();
     runtime.block_on(async {
+        let engine = EngineHandle::new();
+        let mut queries = engine.register(FILE_PARTITION);
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = match &serve.listen {
+            None => None,
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+                let local = listener.local_addr().context("the API's address")?;
+                if tokens.is_empty() {
+                    tracing::warn!("no --api-tokens: /customers and /check refuse every request");
+                }
+                tracing::info!("API listening on http://{local}");
+                let state = ApiState {
+                    engine: engine.clone(),
+                    tokens: tokens.clone(),
+                    metrics: metrics.clone(),
+                };
+                Some(tokio::spawn(api::serve(listener, state, async {
+                    let _ = api_stopped.await;
+                })))
+            }
+        };
+        let (rules_tx, mut rules_rx) = tokio::sync::watch::channel(p.engine.rules().clone());
+        let watcher = tokio::spawn(leadguard::rules_watch::watch(
+            rules_at.clone(),
+            poll,
+            metrics.clone(),
+            rules_tx,
+        ));
         // The reader is blocking IO on its own thread; a bounded channel gives backpressure.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Line>>(1024);
         let reader_task = tokio::task::spawn_blocking(move || {
@@ -344,6 +466,7 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
                             bytes,
                             truncated,
                             number,
+                            received: Instant::now(),
                         })
                     }
                     Err(e) => Err(e),
@@ -354,46 +477,129 @@ fn run(input: Option<String>, live: bool, io: IoArgs) -> Result<()> {
                 }
             }
         });
+        // File mode has no state to restore: the engine can answer as soon as it runs.
+        engine.set_ready(true);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut ended = false;
-        loop {
+        let result = loop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
                     tracing::info!("shutdown requested; finishing what was read");
-                    break;
+                    break Ok(());
+                }
+                Some(query) = queries.recv() => {
+                    let now = if live {
+                        wall_clock()
+                    } else {
+                        p.engine.clock().unwrap_or_else(wall_clock)
+                    };
+                    host::answer(&p.engine, query, now);
+                }
+                Ok(()) = rules_rx.changed() => {
+                    let rules = rules_rx.borrow_and_update().clone();
+                    // The watcher already refused what needs a restart: this is in force now.
+                    match p.replace_rules(rules) {
+                        Ok(summary) => tracing::info!(
+                            partition = FILE_PARTITION,
+                            cooldowns_dropped = summary.cooldowns_dropped,
+                            "rules applied"
+                        ),
+                        Err(refused) => tracing::error!("rules not applied: {refused}"),
+                    }
+                }
+                _ = report.tick() => {
+                    metrics.report_partition(FILE_PARTITION, p.report(rx.len() as u64));
                 }
                 line = rx.recv() => match line {
                     None => {
                         ended = true;
-                        break;
+                        break Ok(());
                     }
-                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("reading the input failed")),
-                    Some(Ok(line)) => {
-                        let now = live.then(wall_clock);
-                        p.handle_message(&line.bytes, line.truncated, Origin { input: &input_name, line: line.number }, now)?;
-                        if live && rx.is_empty() {
-                            p.flush()?;
+                    Some(first) => {
+                        if let Err(e) = process_batch(&mut p, &mut rx, first, &input_name, live) {
+                            break Err(e);
                         }
                     }
                 },
                 _ = tick.tick(), if live => {
-                    p.handle_timeout(wall_clock())?;
-                    p.flush()?;
+                    if let Err(e) = p.handle_timeout(wall_clock()).and_then(|()| p.flush()) {
+                        break Err(e.into());
+                    }
                 }
             }
-        }
+        };
+        engine.set_ready(false);
+        engine.unregister(FILE_PARTITION);
         drop(rx);
         reader_task.abort();
-        if ended && !live {
+        if result.is_ok() && ended && !live {
+            // The input ended: decisions waiting for the allowed lateness are made now.
             p.end_of_input()?;
         }
-        Ok::<(), anyhow::Error>(())
+        watcher.abort();
+        let _ = stop_api.send(());
+        if let Some(server) = server {
+            match server.await {
+                Ok(Err(e)) => tracing::warn!("the API server stopped with an error: {e}"),
+                Err(e) => tracing::warn!("the API server task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
     })?;
-    finish(&mut p, &io, started)
+    metrics.report_partition(FILE_PARTITION, p.report(0));
+    finish(&mut p, &io, started, &metrics)
+}
+
+/// Processes `first` and the lines already waiting behind it (up to [`BATCH`]) in one span.
+fn process_batch<O: Write, D: Write>(
+    p: &mut Pipeline<O, D>,
+    rx: &mut tokio::sync::mpsc::Receiver<io::Result<Line>>,
+    first: io::Result<Line>,
+    input_name: &str,
+    live: bool,
+) -> Result<()> {
+    let mut line = first.context("reading the input failed")?;
+    let span = tracing::info_span!(
+        "batch",
+        first_line = line.number,
+        lines = tracing::field::Empty
+    );
+    let _entered = span.enter();
+    let mut n = 0;
+    loop {
+        let now = live.then(wall_clock);
+        p.mark_received(line.received);
+        p.handle_message(
+            &line.bytes,
+            line.truncated,
+            Origin {
+                input: input_name,
+                line: line.number,
+            },
+            now,
+        )?;
+        n += 1;
+        if n == BATCH {
+            break;
+        }
+        line = match rx.try_recv() {
+            Ok(next) => next.context("reading the input failed")?,
+            Err(_) => break,
+        };
+    }
+    span.record("lines", n);
+    tracing::trace!("batch processed");
+    if live && rx.is_empty() {
+        p.flush()?;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -460,6 +666,7 @@ fn gen(
     cfg: leadguard::gen::GenConfig,
     output: Option<PathBuf>,
     roster_out: Option<PathBuf>,
+    live_rate: Option<f64>,
 ) -> Result<()> {
     if !(0.0..=1.0).contains(&cfg.out_of_order)
         || !(0.0..=1.0).contains(&cfg.duplicates)
@@ -467,13 +674,28 @@ fn gen(
     {
         bail!("--out-of-order, --duplicates and --malformed are fractions from 0 to 1");
     }
-    let mut out = output_writer(output.as_deref())?;
-    let summary = leadguard::gen::write_events(&cfg, &mut out)?;
-    out.flush()?;
-    if let Some(path) = roster_out {
-        std::fs::write(&path, leadguard::gen::roster_yaml(&cfg))
+    if let Some(path) = &roster_out {
+        std::fs::write(path, leadguard::gen::roster_yaml(&cfg))
             .with_context(|| format!("cannot write the roster to {}", path.display()))?;
     }
+    let mut out = output_writer(output.as_deref())?;
+    if let Some(rate) = live_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("--rate is a number of lines per second above 0");
+        }
+        eprintln!("leadguard gen: writing {rate} events per second stamped with the wall clock; stop with Ctrl-C");
+        leadguard::gen::write_live(
+            &cfg,
+            rate,
+            None,
+            &mut out,
+            || wall_clock().0,
+            std::thread::sleep,
+        )?;
+        return Ok(());
+    }
+    let summary = leadguard::gen::write_events(&cfg, &mut out)?;
+    out.flush()?;
     eprintln!(
         "leadguard gen: {} events ({} duplicates, {} out of order, {} malformed)",
         summary.events, summary.duplicates, summary.out_of_order, summary.malformed

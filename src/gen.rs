@@ -181,6 +181,93 @@ pub fn write_events(cfg: &GenConfig, out: &mut impl Write) -> io::Result<Summary
     emit(cfg, &world, &clock, &plan.sched, out)
 }
 
+/// Live mode (`leadguard gen --live --rate N`): writes the stream of `cfg` at `rate` lines
+/// per second, each event stamped with the wall clock as it is written, over and over until
+/// `limit` lines (None: until the output closes). For demos and soak tests against a running
+/// engine, where events must be near the current time to be accepted.
+///
+/// Every round replays the same world (same reps, customers, owners and planted collisions) in
+/// the same order; from the second round on, event ids get a `-rN` suffix so they are new
+/// events, not redeliveries. A redelivered line within a round keeps its original's stamp (a
+/// duplicate is the same event); malformed lines are written as they are. `now_ms` gives the
+/// wall clock in Unix milliseconds and `sleep` waits: both are parameters so that pacing and
+/// stamping can be tested without waiting.
+pub fn write_live(
+    cfg: &GenConfig,
+    rate: f64,
+    limit: Option<u64>,
+    out: &mut impl Write,
+    mut now_ms: impl FnMut() -> i64,
+    mut sleep: impl FnMut(std::time::Duration),
+) -> io::Result<u64> {
+    let stream = generate(cfg).lines;
+    let interval_ms = 1000.0 / rate.max(1e-3);
+    let start = now_ms();
+    let mut written = 0u64;
+    for round in 0u64.. {
+        let mut stamps: std::collections::HashMap<Vec<u8>, String> = Default::default();
+        for line in stream.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if limit.is_some_and(|l| written >= l) {
+                out.flush()?;
+                return Ok(written);
+            }
+            let due = start + (written as f64 * interval_ms) as i64;
+            let wait = due - now_ms();
+            if wait > 0 {
+                out.flush()?;
+                sleep(std::time::Duration::from_millis(wait as u64));
+            }
+            let id = json_str_field(line, b"\"event_id\":\"");
+            let stamp = match id.map(|r| line[r].to_vec()) {
+                Some(id) => stamps
+                    .entry(id)
+                    .or_insert_with(|| live_time(now_ms()))
+                    .clone(),
+                None => live_time(now_ms()),
+            };
+            out.write_all(&restamp(line, round, &stamp))?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    unreachable!("the rounds never end")
+}
+
+/// A wall-clock time as the generator's CRM and call center write it.
+fn live_time(ms: i64) -> String {
+    crate::time::Timestamp(ms).to_rfc3339_in(chrono_tz::Asia::Shanghai)
+}
+
+/// The byte range of a JSON string field's value (`"key":"` given with its quotes).
+fn json_str_field(line: &[u8], key: &[u8]) -> Option<std::ops::Range<usize>> {
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let len = memchr::memchr(b'"', &line[at..])?;
+    Some(at..at + len)
+}
+
+/// The line with `occurred_at` replaced by `stamp` and, after the first round, `-rN` added to
+/// `event_id`.
+fn restamp(line: &[u8], round: u64, stamp: &str) -> Vec<u8> {
+    let mut out = line.to_vec();
+    // Replace the later field first, so the earlier range stays valid.
+    let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+    if let Some(r) = json_str_field(line, b"\"occurred_at\":\"") {
+        edits.push((r, stamp.as_bytes().to_vec()));
+    }
+    if round > 0 {
+        if let Some(r) = json_str_field(line, b"\"event_id\":\"") {
+            let mut id = line[r.clone()].to_vec();
+            id.extend_from_slice(format!("-r{round}").as_bytes());
+            edits.push((r, id));
+        }
+    }
+    edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (r, bytes) in edits {
+        out.splice(r, bytes);
+    }
+    out
+}
+
 // ---------------------------------------------------------------- time
 
 const DAY_MS: i64 = 86_400_000;
@@ -2858,5 +2945,60 @@ mod tests {
             g.lines.len()
         );
         assert_eq!(s.events, 1_000_000);
+    }
+
+    #[test]
+    fn live_mode_stamps_with_the_clock_paces_and_renames_later_rounds() {
+        let cfg = GenConfig {
+            customers: 20,
+            reps: 6,
+            events: 40,
+            days: 1,
+            duplicates: 0.2,
+            ..GenConfig::default()
+        };
+        let one_round = generate(&cfg).lines.iter().filter(|b| **b == b'\n').count() as u64;
+        let clock = std::cell::Cell::new(1_800_000_000_000i64);
+        let slept = std::cell::Cell::new(0u64);
+        let mut out = Vec::new();
+        let n = write_live(
+            &cfg,
+            10.0,
+            Some(one_round + 5),
+            &mut out,
+            || clock.get(),
+            |d| {
+                slept.set(slept.get() + d.as_millis() as u64);
+                clock.set(clock.get() + d.as_millis() as i64);
+            },
+        )
+        .expect("written");
+        assert_eq!(n, one_round + 5);
+        // 10 lines a second: the last line is due (n - 1) / 10 seconds after the first.
+        assert_eq!(slept.get(), (n - 1) * 100);
+        let mut first_round_ids = BTreeSet::new();
+        let mut stamp_of: BTreeMap<String, String> = BTreeMap::new();
+        for (i, line) in lines(&out).into_iter().enumerate() {
+            let v: Value = serde_json::from_slice(line).expect("json");
+            let id = v["event_id"].as_str().expect("id").to_string();
+            let at = v["occurred_at"].as_str().expect("time").to_string();
+            let ms = parse_rfc3339(&at).expect("rfc 3339");
+            if (i as u64) < one_round {
+                first_round_ids.insert(id.clone());
+            } else {
+                assert!(id.ends_with("-r1"), "{id}");
+                assert!(first_round_ids.contains(id.trim_end_matches("-r1")));
+            }
+            match stamp_of.get(&id) {
+                // A redelivery within the round carries the time of its first delivery.
+                Some(first) => assert_eq!(first, &at, "{id} redelivered with its original stamp"),
+                None => assert_eq!(
+                    ms,
+                    1_800_000_000_000 + i as i64 * 100,
+                    "line {i} stamped when written"
+                ),
+            }
+            stamp_of.entry(id).or_insert(at);
+        }
     }
 }

@@ -200,6 +200,11 @@ impl Ingest {
         &self.rules
     }
 
+    /// Reads the next messages under new rules (a rules reload).
+    pub fn replace_rules(&mut self, rules: std::sync::Arc<Rules>) {
+        self.rules = rules;
+    }
+
     /// Parses one message. `source` is the mapping of the input it came from (None: canonical
     /// shape); `default_source` names the publisher when the message doesn't.
     pub fn parse(

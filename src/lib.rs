@@ -8,6 +8,8 @@
 //! - [`config`] reads the rules, source mappings and roster, reporting every error at once;
 //! - [`pipeline`] drives the core over files and stdin (`run`, `replay`), and [`telemetry`]
 //!   exports the core's counters as Prometheus metrics;
+//! - [`host`] lets other tasks ask an engine questions between events, and [`api`] serves
+//!   those answers (and the metrics) over HTTP with role-based access;
 //! - [`gen`] writes realistic streams for tests, demos and benchmarks;
 //! - [`report`] counts an output stream (per team, rep pair, day, rule) as text or HTML;
 //! - [`notify`] delivers collision alerts to WeCom, DingTalk, Feishu and Slack group chats.
@@ -39,16 +41,19 @@
 //! assert_eq!(&*outputs[0].subject, "C1"); // the phone-only call found C1
 //! ```
 
+pub mod api;
 pub mod calendar;
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod gen;
+pub mod host;
 pub mod identity;
 pub mod ingest;
 pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod rules_watch;
 pub mod telemetry;
 pub mod time;

@@ -54,8 +54,11 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
         &mut out,
         &mut dead,
     )?;
+    let registry = leadguard::telemetry::Metrics::new();
+    p.attach_metrics(registry.clone(), false);
     pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl").map_err(|e| e.to_string())?;
-    let metrics = leadguard::telemetry::render(&p.stats(), &p.counts, p.engine.state_size());
+    registry.report_partition(leadguard::telemetry::FILE_PARTITION, p.report(0));
+    let metrics = registry.render();
     drop(p);
     Ok(Actual {
         outputs: String::from_utf8(out).map_err(|e| e.to_string())?,

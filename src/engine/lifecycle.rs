@@ -77,7 +77,20 @@ impl Ledger {
         words: &super::reps::Interner,
         exempt_roles: &[Sym],
     ) -> Ledger {
-        let pool_reps = rules
+        let mut ledger = Ledger::default();
+        ledger.set_pool_reps(rules, reps, words, exempt_roles);
+        ledger
+    }
+
+    /// Finds, per pool, the roster's reps who may be assigned its customers.
+    pub(super) fn set_pool_reps(
+        &mut self,
+        rules: &crate::config::Rules,
+        reps: &super::reps::Reps,
+        words: &super::reps::Interner,
+        exempt_roles: &[Sym],
+    ) {
+        self.pool_reps = rules
             .pools
             .iter()
             .map(|p| {
@@ -93,10 +106,6 @@ impl Ledger {
                     .collect()
             })
             .collect();
-        Ledger {
-            pool_reps,
-            ..Ledger::default()
-        }
     }
 
     pub fn pending_deadlines(&self) -> usize {

@@ -22,10 +22,17 @@
 mod customer;
 pub(crate) mod detect;
 mod keys;
+mod query;
+mod reload;
 pub mod reps;
 mod stats;
 mod timers;
 
+pub use query::{
+    CheckAnswer, CheckError, ContactView, CustomerIdentifiers, CustomerView, Decision,
+    IdentifierView, OwnerView, RepView,
+};
+pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
@@ -437,14 +444,22 @@ impl Engine {
             }
         }
         if changed || (cust.pool.is_none() && !self.rules.pools.is_empty()) {
-            let word = |s: Sym| self.words.get(s).map(|w| &**w);
-            cust.pool = self
-                .rules
-                .pools
-                .iter()
-                .position(|p| p.matches(word(cust.region), word(cust.industry), word(cust.tier)))
-                .map(|i| i as u16);
+            self.place_in_pool(slot);
         }
+    }
+
+    /// Puts the customer in the first pool its attributes match.
+    fn place_in_pool(&mut self, slot: u32) {
+        let Some(cust) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        let word = |s: Sym| self.words.get(s).map(|w| &**w);
+        cust.pool = self
+            .rules
+            .pools
+            .iter()
+            .position(|p| p.matches(word(cust.region), word(cust.industry), word(cust.tier)))
+            .map(|i| i as u16);
     }
 
     fn entry_for(&mut self, event: &Event, late: bool) -> Entry {

@@ -84,6 +84,19 @@ pub enum Resolution<'e> {
     Ambiguous(String),
 }
 
+/// What an identifier points at, for read-only questions (the API's pre-contact check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// Exactly one customer.
+    Customer(&'a Arc<str>),
+    /// Seen with this many different customer ids: it can't tell which one.
+    Ambiguous(usize),
+    /// A shared identifier (switchboard, purchasing mailbox): never used to find anyone.
+    Shared,
+    /// Never seen.
+    Unknown,
+}
+
 /// Identifier → customer links, with demotion of shared identifiers.
 #[derive(Debug)]
 pub struct IdentityIndex {
@@ -249,6 +262,16 @@ impl IdentityIndex {
                 }
                 (true, None)
             }
+        }
+    }
+
+    /// What a normalized identifier points at, without recording anything.
+    pub fn lookup(&self, kind: IdentKind, ident: &str) -> Lookup<'_> {
+        match self.links[kind as usize].get(ident) {
+            Some(Link::One(k)) => Lookup::Customer(k),
+            Some(Link::Many(ks)) => Lookup::Ambiguous(ks.len()),
+            Some(Link::Shared) => Lookup::Shared,
+            None => Lookup::Unknown,
         }
     }
 

@@ -1,0 +1,571 @@
+//! Read-only questions about the live state: a customer's view and the pre-contact check.
+//!
+//! Whoever hosts the engine answers these between two events (the engine is single-threaded
+//! and never shared), so an answer reflects every event processed before it and asking never
+//! changes state or outputs. `now` comes from the host like every other time in the core.
+//!
+//! Access control is not decided here: the answers carry the owner's rep and team, and the API
+//! decides what a caller may see (`api::access`).
+
+use super::customer::{Body, Customer, Owner};
+use super::reps::{RepIdx, Sym};
+use super::Engine;
+use crate::identity::{normalize, IdentKind, Lookup};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How many of a customer's most recent contacts a view lists.
+pub const RECENT_CONTACTS: usize = 20;
+
+/// A customer named by any of its identifiers, written as the caller has them (they are
+/// normalized here exactly as ingestion normalizes events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerIdentifiers {
+    pub id: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepView {
+    pub id: Arc<str>,
+    pub team: Option<Arc<str>>,
+    pub role: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerView {
+    pub rep: RepView,
+    pub since: String,
+    /// When protection ends (absent for a won customer, whose protection does not lapse).
+    pub protected_until: Option<String>,
+    /// Whether the owner's protection holds at the time of the answer.
+    pub protected: bool,
+    pub won: bool,
+    pub locked: bool,
+    /// `crm` or `first_touch`.
+    pub via: &'static str,
+    pub account_team: Vec<Arc<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactView {
+    pub event_id: Arc<str>,
+    pub source: Option<Arc<str>>,
+    pub kind: &'static str,
+    pub direction: &'static str,
+    pub rep: RepView,
+    pub occurred_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentifierView {
+    pub kind: &'static str,
+    pub value: Box<str>,
+}
+
+/// Everything the engine knows about one customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerView {
+    pub id: Arc<str>,
+    pub provisional: bool,
+    pub region: Option<Arc<str>>,
+    pub industry: Option<Arc<str>>,
+    pub tier: Option<Arc<str>>,
+    pub owner: Option<OwnerView>,
+    /// The public pool the customer is in, when it has no owner.
+    pub pool: Option<Arc<str>>,
+    pub identifiers: Vec<IdentifierView>,
+    /// The newest contacts the engine still holds (those within the longest rule window),
+    /// newest first, at most `RECENT_CONTACTS` (20).
+    pub recent_contacts: Vec<ContactView>,
+    /// The time the answer is about.
+    pub as_of: String,
+}
+
+/// May the rep contact the customer? Ordered from least to most restrictive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    OutOfTerritory,
+    OwnedByOther,
+    Protected,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::OutOfTerritory => "out_of_territory",
+            Decision::OwnedByOther => "owned_by_other",
+            Decision::Protected => "protected",
+        }
+    }
+}
+
+/// The answer to a pre-contact check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckAnswer {
+    pub decision: Decision,
+    /// One sentence for the rep (names the owner: the API redacts it for callers who may not
+    /// see the owner).
+    pub reason: String,
+    /// The rep asked about, with the team and role the roster gives.
+    pub rep: RepView,
+    /// The customer the identifiers found (the most restrictive one when they found several).
+    pub customer: Option<Arc<str>>,
+    /// Which of the given identifiers found that customer.
+    pub matched_by: Vec<&'static str>,
+    pub owner: Option<OwnerView>,
+    /// Identifiers that could not be used (shared or ambiguous), as sentences.
+    pub notes: Vec<String>,
+    pub as_of: String,
+}
+
+/// Why a check could not be answered: the caller must fix the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// None of id, phone, email, company given.
+    NoIdentifier,
+    /// Identifiers that are not valid (phone, email, company), with the reasons.
+    Invalid(Vec<String>),
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::NoIdentifier => {
+                write!(
+                    f,
+                    "name the customer by at least one of id, phone, email, company"
+                )
+            }
+            CheckError::Invalid(problems) => write!(f, "{}", problems.join("; ")),
+        }
+    }
+}
+
+/// The identifiers of a query, normalized like ingestion normalizes events.
+struct Normalized {
+    id: Option<String>,
+    idents: Vec<(IdentKind, String)>,
+}
+
+fn normalize_query(
+    rules: &crate::config::Rules,
+    q: &CustomerIdentifiers,
+) -> Result<Normalized, CheckError> {
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    let mut problems = Vec::new();
+    let mut idents = Vec::new();
+    let ident = &rules.identity;
+    if let Some(p) = given(&q.phone) {
+        match normalize::normalize_phone(p, ident.default_region) {
+            Ok(v) => idents.push((IdentKind::Phone, v)),
+            Err(e) => problems.push(format!("phone: {e}")),
+        }
+    }
+    if let Some(e) = given(&q.email) {
+        match normalize::normalize_email(e, ident.strip_email_plus_tags) {
+            Ok(v) => idents.push((IdentKind::Email, v)),
+            Err(err) => problems.push(format!("email: {err}")),
+        }
+    }
+    if let Some(c) = given(&q.company) {
+        match normalize::normalize_company(c) {
+            Ok(v) => idents.push((IdentKind::Company, v)),
+            Err(e) => problems.push(format!("company: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CheckError::Invalid(problems));
+    }
+    let id = given(&q.id).map(str::to_string);
+    if id.is_none() && idents.is_empty() {
+        return Err(CheckError::NoIdentifier);
+    }
+    Ok(Normalized { id, idents })
+}
+
+impl Engine {
+    fn word(&self, s: Sym) -> Option<Arc<str>> {
+        self.words.get(s).cloned()
+    }
+
+    fn time_text(&self, t: Timestamp) -> String {
+        t.to_rfc3339_in(self.rules.settings.time_zone)
+    }
+
+    /// A rep's id with the team and role the roster gives (or the contact's own, for reps the
+    /// roster doesn't list).
+    fn rep_view(&self, rep: RepIdx, team: Sym, role: Sym) -> RepView {
+        let info = self.reps.get(rep);
+        let pick = |roster: Sym, given: Sym| if roster.is_none() { given } else { roster };
+        RepView {
+            id: info.id.clone(),
+            team: self.word(pick(info.team, team)),
+            role: self.word(pick(info.role, role)),
+        }
+    }
+
+    fn owner_view(&self, o: &Owner, now: Timestamp) -> OwnerView {
+        OwnerView {
+            rep: self.rep_view(o.rep, o.team, Sym::NONE),
+            since: self.time_text(o.since),
+            protected_until: (!o.won).then(|| self.time_text(o.protected_until)),
+            protected: o.won || o.protects_at(now),
+            won: o.won,
+            locked: o.locked,
+            via: o.via.as_str(),
+            account_team: o
+                .account_team
+                .iter()
+                .map(|r| self.reps.get(*r).id.clone())
+                .collect(),
+        }
+    }
+
+    fn customer_at(&self, key: &str) -> Option<&Customer> {
+        let slot = self.by_key.get(key)?;
+        self.slots[slot as usize].as_ref()
+    }
+
+    /// The public pool a customer's attributes place it in.
+    fn pool_of(&self, cust: &Customer) -> Option<Arc<str>> {
+        cust.pool
+            .map(|p| Arc::from(self.rules.pools[p as usize].id.as_str()))
+    }
+
+    /// Why `rep` may not work the customer because of territories: their team is not among
+    /// the teams of the customer's pool. This is the one place that decision lives for the API
+    /// (detection and claims use the same `Pool::admits_team`).
+    fn territory_refusal(&self, rep: Option<RepIdx>, cust: &Customer) -> Option<String> {
+        let pool = &self.rules.pools[cust.pool? as usize];
+        let team = rep.map(|r| self.reps.get(r).team).unwrap_or(Sym::NONE);
+        let team_name = self.words.get(team).map(|w| &**w);
+        if pool.admits_team(team_name) {
+            return None;
+        }
+        Some(format!(
+            "the customer is in pool `{}`, which only {} may work",
+            pool.id,
+            pool.teams.join(", ")
+        ))
+    }
+
+    /// Everything known about the customer with this key (CRM id or provisional key), as of
+    /// `now`; `None` when the engine holds no such customer.
+    pub fn customer_view(&self, key: &str, now: Timestamp) -> Option<CustomerView> {
+        let cust = self.customer_at(key)?;
+        let recent_contacts = cust
+            .log
+            .iter()
+            .rev()
+            .filter_map(|e| match &e.body {
+                Body::Contact {
+                    rep,
+                    team,
+                    role,
+                    kind,
+                    direction,
+                } => Some(ContactView {
+                    event_id: e.event_id.clone(),
+                    source: self.word(e.source),
+                    kind: kind.as_str(),
+                    direction: direction.as_str(),
+                    rep: self.rep_view(*rep, *team, *role),
+                    occurred_at: self.time_text(e.t),
+                }),
+                Body::Ownership { .. } | Body::OwnerState(_) => None,
+            })
+            .take(RECENT_CONTACTS)
+            .collect();
+        Some(CustomerView {
+            id: cust.key.clone(),
+            provisional: cust.provisional,
+            region: self.word(cust.region),
+            industry: self.word(cust.industry),
+            tier: self.word(cust.tier),
+            owner: cust.head.owner.as_ref().map(|o| self.owner_view(o, now)),
+            pool: self.pool_of(cust),
+            identifiers: cust
+                .identifiers
+                .iter()
+                .map(|(k, v)| IdentifierView {
+                    kind: k.as_str(),
+                    value: v.clone(),
+                })
+                .collect(),
+            recent_contacts,
+            as_of: self.time_text(now),
+        })
+    }
+
+    /// May `rep` contact the customer these identifiers name, at `now`? Every identifier is
+    /// looked up (the id, and each phone, email and company link); when they lead to several
+    /// customers, the most restrictive answer wins, so a prospect typed by phone is caught even
+    /// when the CRM id the rep has is a duplicate record.
+    pub fn check(
+        &self,
+        rep: &str,
+        who: &CustomerIdentifiers,
+        now: Timestamp,
+    ) -> Result<CheckAnswer, CheckError> {
+        let q = normalize_query(&self.rules, who)?;
+        let rep_idx = self.reps.lookup(rep);
+        let rep_view = match rep_idx {
+            Some(r) => self.rep_view(r, Sym::NONE, Sym::NONE),
+            None => RepView {
+                id: Arc::from(rep),
+                team: None,
+                role: None,
+            },
+        };
+        // (customer key, identifiers that found it), in the order given.
+        let mut found: Vec<(Arc<str>, Vec<&'static str>)> = Vec::new();
+        let mut note =
+            |key: &Arc<str>, by: &'static str| match found.iter_mut().find(|(k, _)| k == key) {
+                Some((_, v)) => v.push(by),
+                None => found.push((key.clone(), vec![by])),
+            };
+        if let Some(id) = &q.id {
+            if let Some(c) = self.customer_at(id) {
+                note(&c.key, "id");
+            }
+        }
+        let mut notes = Vec::new();
+        for (kind, value) in &q.idents {
+            match self.identity.lookup(*kind, value) {
+                Lookup::Customer(key) if self.customer_at(key).is_some() => {
+                    note(key, kind.as_str())
+                }
+                Lookup::Customer(_) | Lookup::Unknown => {}
+                Lookup::Ambiguous(n) => notes.push(format!(
+                    "{} {value} belongs to {n} customers, so it can't tell which one; it was not used",
+                    kind.as_str()
+                )),
+                Lookup::Shared => notes.push(format!(
+                    "{} {value} is a shared identifier (a switchboard or shared mailbox); it was not used",
+                    kind.as_str()
+                )),
+            }
+        }
+        let role = rep_idx.map_or(Sym::NONE, |r| self.reps.get(r).role);
+        let mut best: Option<(Decision, String, &Customer, Vec<&'static str>)> = None;
+        for (key, by) in found {
+            let cust = self.customer_at(&key).expect("found above");
+            let (decision, reason) = self.decide(rep, rep_idx, role, cust, now);
+            if best.as_ref().is_none_or(|(d, ..)| decision > *d) {
+                best = Some((decision, reason, cust, by));
+            }
+        }
+        let as_of = self.time_text(now);
+        Ok(match best {
+            None => CheckAnswer {
+                decision: Decision::Allowed,
+                reason: "no customer with these identifiers is on record: nobody owns it"
+                    .to_string(),
+                rep: rep_view,
+                customer: None,
+                matched_by: Vec::new(),
+                owner: None,
+                notes,
+                as_of,
+            },
+            Some((decision, reason, cust, matched_by)) => CheckAnswer {
+                decision,
+                reason,
+                rep: rep_view,
+                customer: Some(cust.key.clone()),
+                matched_by,
+                owner: cust.head.owner.as_ref().map(|o| self.owner_view(o, now)),
+                notes,
+                as_of,
+            },
+        })
+    }
+
+    /// The decision for one customer, with its reason.
+    fn decide(
+        &self,
+        rep_id: &str,
+        rep: Option<RepIdx>,
+        role: Sym,
+        cust: &Customer,
+        now: Timestamp,
+    ) -> (Decision, String) {
+        let key = &cust.key;
+        if !role.is_none() && self.exempt_roles.contains(&role) {
+            let role = self.word(role).unwrap_or_else(|| Arc::from(""));
+            return (
+                Decision::Allowed,
+                format!(
+                    "{rep_id}'s role {role} never counts toward a collision (exemptions.roles)"
+                ),
+            );
+        }
+        let Some(o) = &cust.head.owner else {
+            return match self.territory_refusal(rep, cust) {
+                Some(why) => (Decision::OutOfTerritory, why),
+                None => (Decision::Allowed, format!("customer {key} has no owner")),
+            };
+        };
+        let owner = self.rep_view(o.rep, o.team, Sym::NONE);
+        let owner_name = match &owner.team {
+            Some(t) => format!("{} ({t})", owner.id),
+            None => owner.id.to_string(),
+        };
+        let since = self.time_text(o.since);
+        if Some(o.rep) == rep {
+            return (
+                Decision::Allowed,
+                format!("{rep_id} owns customer {key} since {since}"),
+            );
+        }
+        if self.rules.exemptions.account_team && rep.is_some_and(|r| o.account_team.contains(&r)) {
+            return (
+                Decision::Allowed,
+                format!("{rep_id} is on the account team of customer {key}, owned by {owner_name}"),
+            );
+        }
+        if o.won {
+            return (
+                Decision::Protected,
+                format!("customer {key} is owned by {owner_name} since {since} and has bought (won): its protection does not lapse"),
+            );
+        }
+        if o.protects_at(now) {
+            return (
+                Decision::Protected,
+                format!(
+                    "customer {key} is owned by {owner_name} since {since} and protected until {}",
+                    self.time_text(o.protected_until)
+                ),
+            );
+        }
+        (
+            Decision::OwnedByOther,
+            format!(
+                "customer {key} is owned by {owner_name} since {since}; its protection ended {}, so a contact is not a protected-contact collision but still counts toward multi-rep rules",
+                self.time_text(o.protected_until)
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Roster, Rules};
+    use crate::ingest::Ingest;
+    use std::path::Path;
+
+    fn engine(lines: &[&str]) -> Engine {
+        let rules = Arc::new(Rules::embedded());
+        let roster = Roster::parse(
+            "reps:\n  - {id: r-li, team: east-1, role: sales}\n  - {id: r-wang, team: west-1, role: sales}\n  - {id: r-sup, team: east-1, role: support}\n  - {id: r-acct, team: east-1, role: sales}\n",
+            Path::new("roster.yaml"),
+        )
+        .expect("roster");
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules, &roster);
+        for line in lines {
+            let e = ingest.parse(line.as_bytes(), None, "t").expect("valid");
+            engine.handle_event(&e, e.occurred_at()).expect("accepted");
+        }
+        engine
+    }
+
+    const ASSIGN: &str = r#"{"event_id":"a1","kind":"assign","occurred_at":"2026-11-02T09:00:00+08:00","customer":{"id":"C1"},"rep":{"id":"r-li"},"account_team":["r-acct"],"source":"crm"}"#;
+    const CALL: &str = r#"{"event_id":"c1","kind":"call","occurred_at":"2026-11-02T10:00:00+08:00","rep":{"id":"r-li"},"customer":{"id":"C1","phone":"138 0013 8000","email":"Li.Wei@Example.com"},"source":"cc"}"#;
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).expect("time")
+    }
+
+    fn ids(phone: Option<&str>, id: Option<&str>) -> CustomerIdentifiers {
+        CustomerIdentifiers {
+            id: id.map(Into::into),
+            phone: phone.map(Into::into),
+            ..CustomerIdentifiers::default()
+        }
+    }
+
+    #[test]
+    fn the_check_names_the_owner_and_tells_protected_from_lapsed() {
+        let e = engine(&[ASSIGN, CALL]);
+        let during = at("2026-11-03T09:00:00+08:00");
+        let after = at("2026-11-20T09:00:00+08:00");
+        // Any spelling of the phone finds C1, like ingestion would.
+        let a = e
+            .check("r-wang", &ids(Some("+86 138-0013-8000"), None), during)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Protected);
+        assert_eq!(a.customer.as_deref(), Some("C1"));
+        assert_eq!(a.matched_by, ["phone"]);
+        assert!(a.reason.contains("r-li (east-1)"), "{}", a.reason);
+        let a = e
+            .check("r-wang", &ids(None, Some("C1")), after)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::OwnedByOther);
+        for (rep, why) in [
+            ("r-li", "owns"),
+            ("r-acct", "account team"),
+            ("r-sup", "support"),
+        ] {
+            let a = e
+                .check(rep, &ids(None, Some("C1")), during)
+                .expect("answer");
+            assert_eq!(a.decision, Decision::Allowed, "{rep}");
+            assert!(a.reason.contains(why), "{rep}: {}", a.reason);
+        }
+        let a = e
+            .check("r-wang", &ids(Some("139 0000 0000"), None), during)
+            .expect("answer");
+        assert_eq!((a.decision, a.customer), (Decision::Allowed, None));
+    }
+
+    #[test]
+    fn a_bad_identifier_is_the_callers_to_fix() {
+        let e = engine(&[]);
+        let now = at("2026-11-03T09:00:00+08:00");
+        assert_eq!(
+            e.check("r-li", &CustomerIdentifiers::default(), now),
+            Err(CheckError::NoIdentifier)
+        );
+        assert!(matches!(
+            e.check("r-li", &ids(Some("12"), None), now),
+            Err(CheckError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_view_lists_owner_identifiers_and_recent_contacts() {
+        let e = engine(&[ASSIGN, CALL]);
+        let v = e
+            .customer_view("C1", at("2026-11-03T09:00:00+08:00"))
+            .expect("tracked");
+        let owner = v.owner.expect("owned");
+        assert_eq!(&*owner.rep.id, "r-li");
+        assert!(owner.protected);
+        assert_eq!(
+            owner.protected_until.as_deref(),
+            Some("2026-11-12T09:00:00+08:00")
+        );
+        assert_eq!(v.recent_contacts.len(), 1);
+        assert_eq!(&*v.recent_contacts[0].event_id, "c1");
+        assert!(v
+            .identifiers
+            .iter()
+            .any(|i| i.kind == "phone" && &*i.value == "+8613800138000"));
+        assert!(e
+            .customer_view("C2", at("2026-11-03T09:00:00+08:00"))
+            .is_none());
+    }
+}

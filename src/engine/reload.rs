@@ -1,0 +1,337 @@
+//! Swapping the rules of a running engine without losing state (a rules reload).
+//!
+//! Most of the rules only decide what the *next* fold step does (collision rules, protection,
+//! first touch, exemptions), so they can change between two events: customers, owners, windows
+//! and identity links stay as they are. Two things in the state refer to the rules:
+//! - collision cooldowns are keyed by rule *index*; they are re-keyed by rule id, and the
+//!   cooldowns of removed rules are dropped;
+//! - the exempt roles and the horizon (how long contacts are remembered) are derived from the
+//!   rules and are recomputed.
+//!
+//! A few settings shape state already held in memory, and a reload that changes them is
+//! refused as a whole ([`RestartNeeded`]); the previous rules keep running:
+//! - `settings.time_zone`: every output's time and reason is rendered in it, and output ids are
+//!   hashes of that text, so re-folding a customer after the change would withdraw and re-issue
+//!   outputs that did not change in substance;
+//! - `settings.allowed_lateness`: the watermark and every pending timer derive from it;
+//! - `settings.max_message_bytes`: the input reader's line limit is set when it starts;
+//! - `identity.*`: the identity index holds identifiers normalized, linked and demoted under
+//!   the old settings;
+//! - `sources`: an input's mapping is bound when the input is opened.
+//!
+//! After a reload, a late event that makes a customer's recent history fold again folds it
+//! under the new rules: alerts of a removed rule on that history are withdrawn, a new rule may
+//! fire on it. That is what "these are the rules now" means for history still in the window.
+
+use super::Engine;
+use crate::config::{CollisionRule, Rules};
+use std::fmt;
+use std::sync::Arc;
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReloadSummary {
+    /// Collision rules now in force.
+    pub collision_rules: usize,
+    /// Rule ids added, removed, and kept with a changed definition.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// Cooldowns forgotten because their rule was removed.
+    pub cooldowns_dropped: usize,
+}
+
+impl ReloadSummary {
+    /// What replacing `old` by `new` changes in the collision rules (cooldowns are counted by
+    /// the engine that applies them).
+    pub fn between(old: &Rules, new: &Rules) -> ReloadSummary {
+        let (old, new) = (&old.collisions, &new.collisions);
+        let ids = |rules: &[CollisionRule], keep: &dyn Fn(&CollisionRule) -> bool| {
+            rules
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        ReloadSummary {
+            collision_rules: new.len(),
+            added: ids(new, &|n| !old.iter().any(|r| r.id == n.id)),
+            removed: ids(old, &|r| !new.iter().any(|n| n.id == r.id)),
+            changed: ids(old, &|r| {
+                new.iter().any(|n| n.id == r.id && !same_behaviour(r, n))
+            }),
+            cooldowns_dropped: 0,
+        }
+    }
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "{} collision rules; added: {}; removed: {}; changed: {}",
+            self.collision_rules,
+            list(&self.added),
+            list(&self.removed),
+            list(&self.changed)
+        )
+    }
+}
+
+/// A reload refused because it changes settings that shape the state held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartNeeded {
+    pub settings: Vec<&'static str>,
+}
+
+impl fmt::Display for RestartNeeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the new rules change {}, which shape the state held in memory; restart leadguard to apply them (or undo that change to reload the rest). The previous rules keep running",
+            self.settings.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for RestartNeeded {}
+
+/// The settings that differ between `old` and `new` and can change only with a restart.
+pub fn settings_needing_restart(old: &Rules, new: &Rules) -> Vec<&'static str> {
+    let (o, n) = (&old.settings, &new.settings);
+    let (oi, ni) = (&old.identity, &new.identity);
+    [
+        ("settings.time_zone", o.time_zone != n.time_zone),
+        (
+            "settings.allowed_lateness",
+            o.allowed_lateness != n.allowed_lateness,
+        ),
+        (
+            "settings.max_message_bytes",
+            o.max_message_bytes != n.max_message_bytes,
+        ),
+        (
+            "identity.default_region",
+            oi.default_region != ni.default_region,
+        ),
+        (
+            "identity.strip_email_plus_tags",
+            oi.strip_email_plus_tags != ni.strip_email_plus_tags,
+        ),
+        (
+            "identity.shared_identifier_limit",
+            oi.shared_identifier_limit != ni.shared_identifier_limit,
+        ),
+        (
+            "identity.shared_phones",
+            oi.shared_phones != ni.shared_phones,
+        ),
+        (
+            "identity.shared_emails",
+            oi.shared_emails != ni.shared_emails,
+        ),
+        ("sources", old.sources != new.sources),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
+/// Whether two rules with the same id behave the same (where they were written doesn't count).
+fn same_behaviour(a: &CollisionRule, b: &CollisionRule) -> bool {
+    a.kind == b.kind
+        && a.severity == b.severity
+        && a.cooldown == b.cooldown
+        && a.kinds == b.kinds
+        && a.scope == b.scope
+}
+
+impl Engine {
+    /// Puts `new` in force from the next event on, keeping every customer, owner, window and
+    /// identity link. Refused, with nothing changed, when the new rules change a setting that
+    /// shapes stored state (see the module docs).
+    pub fn replace_rules(&mut self, new: Arc<Rules>) -> Result<ReloadSummary, RestartNeeded> {
+        let settings = settings_needing_restart(&self.rules, &new);
+        if !settings.is_empty() {
+            return Err(RestartNeeded { settings });
+        }
+        let mut summary = ReloadSummary::between(&self.rules, &new);
+        // Old rule index → new rule index, by rule id.
+        let remap: Vec<Option<u16>> = self
+            .rules
+            .collisions
+            .iter()
+            .map(|r| {
+                new.collisions
+                    .iter()
+                    .position(|n| n.id == r.id)
+                    .map(|i| i as u16)
+            })
+            .collect();
+        for cust in self.slots.iter_mut().flatten() {
+            // Collision outputs remember their rule (for resolutions): by index, so re-key.
+            for e in &mut cust.emitted {
+                e.rule = e
+                    .rule
+                    .and_then(|ri| remap.get(ri as usize).copied().flatten());
+            }
+            for (fold, is_head) in [(&mut cust.base, false), (&mut cust.head, true)] {
+                let before = fold.cooldowns.len();
+                fold.cooldowns.retain_mut(|(ri, _, _)| {
+                    match remap.get(*ri as usize).copied().flatten() {
+                        Some(n) => {
+                            *ri = n;
+                            true
+                        }
+                        None => false,
+                    }
+                });
+                if is_head {
+                    summary.cooldowns_dropped += before - fold.cooldowns.len();
+                }
+            }
+        }
+        self.exempt_roles = new
+            .exemptions
+            .roles
+            .iter()
+            .map(|r| self.words.intern(r))
+            .collect();
+        self.horizon = new.horizon();
+        // Pools may have changed: every customer's pool, and who may be assigned from each.
+        self.ledger
+            .set_pool_reps(&new, &self.reps, &self.words, &self.exempt_roles);
+        self.rules = new;
+        let slots: Vec<u32> = (0..self.slots.len() as u32).collect();
+        for slot in slots {
+            self.place_in_pool(slot);
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Roster;
+    use crate::ingest::Ingest;
+    use std::path::Path;
+
+    fn rules(collisions: &str, settings: &str) -> Arc<Rules> {
+        let text = format!("settings:\n{settings}\ncollisions:\n{collisions}");
+        Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid rules"))
+    }
+
+    const MULTI: &str = "  - {id: multi, type: multi_rep, min_reps: 2, window: 7d, severity: medium, cooldown: 1d}\n";
+    const COMPLAINT: &str =
+        "  - {id: complaint, type: complaint, window: 7d, severity: critical, cooldown: 1d}\n";
+
+    fn feed(engine: &mut Engine, lines: &[&str]) -> Vec<String> {
+        let mut ingest = Ingest::new(engine.rules().clone());
+        let mut rules_fired = Vec::new();
+        for line in lines {
+            let e = ingest
+                .parse(line.as_bytes(), None, "t")
+                .expect("valid event");
+            engine.handle_event(&e, e.occurred_at()).expect("accepted");
+            for o in engine.drain_outputs() {
+                if let Some((rule, _)) = &o.rule {
+                    rules_fired.push(rule.to_string());
+                }
+            }
+        }
+        rules_fired
+    }
+
+    fn call(id: &str, rep: &str, at: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
+        )
+    }
+
+    #[test]
+    fn cooldowns_follow_their_rule_by_id_and_removed_rules_lose_theirs() {
+        let before = rules(&format!("{COMPLAINT}{MULTI}"), "  time_zone: Asia/Shanghai");
+        let mut engine = Engine::new(before, &Roster::default());
+        let fired = feed(
+            &mut engine,
+            &[&call("1", "r1", "09:00"), &call("2", "r2", "10:00")],
+        );
+        assert_eq!(fired, ["multi"]);
+        // `multi` moves from index 1 to index 0; its cooldown must follow it, or the third
+        // rep's contact would be held back by (or escape) the wrong rule's cooldown.
+        let after = rules(MULTI, "  time_zone: Asia/Shanghai");
+        let summary = engine.replace_rules(after).expect("reload");
+        assert_eq!(summary.removed, ["complaint"]);
+        assert_eq!(summary.collision_rules, 1);
+        let slot = engine.by_key.get("C1").expect("tracked");
+        let cust = engine.slots[slot as usize].as_ref().expect("live");
+        assert_eq!(cust.head.cooldowns.len(), 1);
+        assert_eq!(cust.head.cooldowns[0].0, 0, "re-keyed to the new index");
+        // Same rep set again within the cooldown: still held back.
+        let fired = feed(&mut engine, &[&call("3", "r2", "11:00")]);
+        assert!(fired.is_empty(), "{fired:?}");
+    }
+
+    #[test]
+    fn a_changed_time_zone_or_identity_setting_is_refused_and_nothing_changes() {
+        let before = rules(MULTI, "  time_zone: Asia/Shanghai");
+        let mut engine = Engine::new(before.clone(), &Roster::default());
+        let err = engine
+            .replace_rules(rules(
+                COMPLAINT,
+                "  time_zone: Europe/Berlin\n  allowed_lateness: 1h",
+            ))
+            .expect_err("refused");
+        assert_eq!(
+            err.settings,
+            ["settings.time_zone", "settings.allowed_lateness"]
+        );
+        assert!(err.to_string().contains("restart"));
+        assert!(
+            Arc::ptr_eq(engine.rules(), &before),
+            "old rules still in force"
+        );
+    }
+
+    #[test]
+    fn pools_follow_a_reload() {
+        let with_pools = |pools: &str| {
+            let text = format!(
+                "settings:\n  time_zone: Asia/Shanghai\n{pools}collisions:\n  - {{id: territory, type: out_of_territory, cooldown: 1h}}\n"
+            );
+            Arc::new(
+                Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid rules"),
+            )
+        };
+        let mut engine = Engine::new(
+            with_pools("pools:\n  - {id: a, teams: [t1]}\n  - {id: b, teams: [t2]}\n"),
+            &Roster::default(),
+        );
+        // r1 has no team: outside pool a.
+        let fired = feed(&mut engine, &[&call("1", "r1", "10:00")]);
+        assert_eq!(fired, ["territory"]);
+        let pool = |e: &Engine| {
+            let slot = e.by_key.get("C1").expect("tracked");
+            e.slots[slot as usize].as_ref().expect("live").pool
+        };
+        assert_eq!(pool(&engine), Some(0));
+        // Fewer pools: the customer's pool is found again rather than left pointing past the
+        // end, and events keep flowing.
+        engine
+            .replace_rules(with_pools("pools:\n  - {id: b, teams: [t2]}\n"))
+            .expect("reload");
+        assert_eq!(pool(&engine), Some(0));
+        let fired = feed(&mut engine, &[&call("2", "r2", "10:05")]);
+        assert_eq!(fired, ["territory"], "r2 has no team in pool b");
+        engine.replace_rules(with_pools("")).expect("reload");
+        assert_eq!(pool(&engine), None);
+    }
+}
