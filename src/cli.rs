@@ -67,6 +67,10 @@ struct ServeArgs {
     /// still reloads).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll)]
     rules_poll: Duration,
+    /// Deliver collision alerts to WeCom, DingTalk, Feishu and Slack webhooks (YAML; see the
+    /// README's Notifications section). `replay` never notifies.
+    #[arg(long, value_name = "FILE")]
+    notifications: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -395,6 +399,22 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
     let roster = load_roster(io.roster.as_deref(), sample)?;
     let poll = (!serve.rules_poll.is_zero()).then_some(serve.rules_poll);
     let tokens = Arc::new(load_tokens(serve.api_tokens.as_deref())?);
+    let notify_config = match &serve.notifications {
+        None => None,
+        Some(path) => match leadguard::notify::NotifyConfig::load(path) {
+            Ok(c) => Some(c),
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                bail!(
+                    "{}: {} problem(s) in the notifications file",
+                    path.display(),
+                    diags.len()
+                );
+            }
+        },
+    };
     let input_name = input.clone().unwrap_or_else(|| "sample".to_string());
     let reader: Box<dyn BufRead + Send> = match &input {
         None => Box::new(pipeline::SAMPLE_STREAM),
@@ -422,6 +442,14 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
     runtime.block_on(async {
         let engine = EngineHandle::new();
         let mut queries = engine.register(FILE_PARTITION);
+        // Webhook delivery runs beside the stream and never holds it up.
+        let notifier = notify_config.map(|c| {
+            let (handle, task) = leadguard::notify::Notifier::start(c, &roster);
+            let stats = handle.stats();
+            p.attach_notifier(handle);
+            (task, stats)
+        });
+        let mut notified = leadguard::notify::NotifySnapshot::default();
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = match &serve.listen {
             None => None,
@@ -515,6 +543,10 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                 }
                 _ = report.tick() => {
                     metrics.report_partition(FILE_PARTITION, p.report(rx.len() as u64));
+                    if let Some((_, stats)) = &notifier {
+                        metrics.add_notifications(&notified, &stats.snapshot());
+                        notified = stats.snapshot();
+                    }
                 }
                 line = rx.recv() => match line {
                     None => {
@@ -543,6 +575,17 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
             p.end_of_input()?;
         }
         watcher.abort();
+        if let Some((task, stats)) = notifier {
+            // Let queued messages go out (a few seconds at most), then count them.
+            drop(p.detach_notifier());
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("notifications still being delivered were abandoned at shutdown");
+            }
+            metrics.add_notifications(&notified, &stats.snapshot());
+        }
         let _ = stop_api.send(());
         if let Some(server) = server {
             match server.await {

@@ -73,6 +73,7 @@ pub struct Pipeline<O: Write, D: Write> {
     pub counts: Counts,
     line_buf: String,
     metrics: Option<Arc<Metrics>>,
+    notifier: Option<crate::notify::NotifierHandle>,
     /// When the message being processed was received (for the receipt → output latency).
     received: Option<Instant>,
     /// Whether event time is close to the wall clock (live mode): event time → output latency.
@@ -120,6 +121,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             counts: Counts::default(),
             line_buf: String::new(),
             metrics: None,
+            notifier: None,
             received: None,
             event_latency: false,
         })
@@ -130,6 +132,17 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     pub fn attach_metrics(&mut self, metrics: Arc<Metrics>, event_latency: bool) {
         self.metrics = Some(metrics);
         self.event_latency = event_latency;
+    }
+
+    /// Hands every output written to the notifier too (it keeps collision alerts and
+    /// withdrawals; delivery never blocks the stream).
+    pub fn attach_notifier(&mut self, notifier: crate::notify::NotifierHandle) {
+        self.notifier = Some(notifier);
+    }
+
+    /// Stops handing outputs to the notifier; dropping the handle lets its queue drain.
+    pub fn detach_notifier(&mut self) -> Option<crate::notify::NotifierHandle> {
+        self.notifier.take()
     }
 
     /// Tells the pipeline when the next message was received, for the receipt → output latency.
@@ -234,6 +247,9 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         for o in self.engine.drain_outputs() {
             if let Some(m) = &self.metrics {
                 m.observe_output(&o, received, self.event_latency);
+            }
+            if let Some(n) = &self.notifier {
+                n.submit(&o);
             }
             self.line_buf.clear();
             self.line_buf.push_str(&o.to_cloudevent(&source, tz));

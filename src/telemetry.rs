@@ -264,6 +264,32 @@ impl Metrics {
     }
 
     /// Everything in the Prometheus text exposition format.
+    /// Adds what the notifier counted since `before` (its counters are its own atomics).
+    pub fn add_notifications(
+        &self,
+        before: &crate::notify::NotifySnapshot,
+        now: &crate::notify::NotifySnapshot,
+    ) {
+        let old = before.samples();
+        for s in now.samples() {
+            let prev = old
+                .iter()
+                .find(|o| o.name == s.name && o.labels == s.labels)
+                .map_or(0, |o| o.value);
+            let delta = s.value.saturating_sub(prev);
+            if delta == 0 {
+                continue;
+            }
+            let values: Vec<&str> = s.labels.iter().map(|(_, v)| *v).collect();
+            let counter = if s.name == NOTIFICATION_RETRIES_TOTAL {
+                &self.notification_retries
+            } else {
+                &self.notifications
+            };
+            counter.with_label_values(&values).inc_by(delta);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()

@@ -221,3 +221,88 @@ fn live_mode_reads_stdin_and_refuses_events_from_the_future() {
         "an event far behind the wall clock is too late: {dead}"
     );
 }
+
+/// `run --notifications` hands the critical alerts of the sample to a WeCom robot (a local HTTP
+/// server here), and counts the deliveries in the metrics.
+#[test]
+fn run_delivers_alerts_to_a_webhook_and_counts_them() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = temp_dir("notify-run");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let answer = br#"{"errcode":0,"errmsg":"ok"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = stream.write_all(answer);
+        }
+    });
+    let config = dir.join("notifications.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "channels:\n  - name: all\n    platform: wecom\n    url: http://127.0.0.1:{port}/hook\n    min_severity: critical\n"
+        ),
+    )
+    .unwrap();
+    let metrics = dir.join("metrics.txt");
+    let out = leadguard()
+        .args(["run", "--output", "/dev/null", "--notifications"])
+        .arg(&config)
+        .arg("--metrics-out")
+        .arg(&metrics)
+        .arg("--dead-letters")
+        .arg(dir.join("dl.jsonl"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies = bodies.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "no message reached the webhook");
+    for b in &bodies {
+        let v: serde_json::Value = serde_json::from_str(b).expect("JSON body");
+        assert_eq!(v["msgtype"], "markdown", "{b}");
+        assert!(
+            v["markdown"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("critical"),
+            "{b}"
+        );
+    }
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let delivered = format!(
+        "leadguard_notifications_total{{outcome=\"delivered\",platform=\"wecom\"}} {}",
+        bodies.len()
+    );
+    assert!(
+        text.lines().any(|l| l == delivered),
+        "{delivered} in\n{text}"
+    );
+}

@@ -79,7 +79,7 @@ pub struct PlatformSnapshot {
 }
 
 /// Every platform's counters at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NotifySnapshot {
     pub platforms: Vec<PlatformSnapshot>,
 }
