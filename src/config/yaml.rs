@@ -214,30 +214,13 @@ impl<'a> Reader<'a> {
         what: &str,
         known: &'static [&'static str],
     ) -> Option<MapReader<'n>> {
-        match &node.value {
-            Value::Map(entries) => Some(MapReader {
-                node,
-                entries,
-                known,
-                what: what.to_string(),
-            }),
-            _ if node.is_null() => Some(MapReader {
-                node,
-                entries: &[],
-                known,
-                what: what.to_string(),
-            }),
-            _ => {
-                self.error(
-                    node,
-                    format!(
-                        "{what} must be a mapping of keys, found {}",
-                        node.describe()
-                    ),
-                );
-                None
-            }
-        }
+        let entries = self.map_any(node, what)?;
+        Some(MapReader {
+            node,
+            entries,
+            known,
+            what: what.to_string(),
+        })
     }
 
     /// A mapping whose keys are names chosen by the user (tiers, teams…), entries in file order.
