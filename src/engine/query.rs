@@ -532,6 +532,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unowned_customer_is_out_of_territory_for_teams_its_pool_does_not_admit() {
+        // The shipped rules put region east in pool `east`, which teams `east-*` may work.
+        let e = engine(&[
+            r#"{"event_id":"c9","kind":"call","occurred_at":"2026-11-02T10:00:00+08:00","rep":{"id":"r-li"},"customer":{"id":"C9","region":"east"},"source":"cc"}"#,
+        ]);
+        let now = at("2026-11-02T11:00:00+08:00");
+        let view = e.customer_view("C9", now).expect("tracked");
+        assert_eq!(view.pool.as_deref(), Some("east"));
+        let a = e
+            .check("r-wang", &ids(None, Some("C9")), now)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::OutOfTerritory);
+        assert!(a.reason.contains("pool `east`"), "{}", a.reason);
+        let a = e
+            .check("r-li", &ids(None, Some("C9")), now)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Allowed, "{}", a.reason);
+    }
+
+    #[test]
     fn a_bad_identifier_is_the_callers_to_fix() {
         let e = engine(&[]);
         let now = at("2026-11-03T09:00:00+08:00");
