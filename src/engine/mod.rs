@@ -23,6 +23,7 @@ mod customer;
 mod detect;
 mod keys;
 pub mod reps;
+pub mod snapshot;
 mod stats;
 mod timers;
 
