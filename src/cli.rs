@@ -63,6 +63,8 @@ enum Command {
         live: bool,
         #[command(flatten)]
         io: IoArgs,
+        #[command(flatten)]
+        kafka: leadguard::kafka::KafkaFlags,
     },
     /// Replay a history as fast as possible, event time driving the clock (for backtesting).
     Replay {
@@ -122,7 +124,10 @@ pub fn main() -> ExitCode {
         LogFormat::Text
     });
     let result = match cli.command {
-        Command::Run { input, live, io } => run(input, live, io),
+        Command::Run { kafka, io, .. } if kafka.config.is_some() => run_kafka(&kafka, &io),
+        Command::Run {
+            input, live, io, ..
+        } => run(input, live, io),
         Command::Replay { input, io } => replay(input, io),
         Command::Validate { path, roster } => return validate(&path, roster.as_deref()),
         Command::Gen {
@@ -272,6 +277,24 @@ fn replay(input: String, io: IoArgs) -> Result<()> {
     let started = Instant::now();
     pipeline::replay(&mut p, &mut reader, &input)?;
     finish(&mut p, &io, started)
+}
+
+/// `run --config FILE`: Kafka mode (`--rules`/`--roster` override the file's).
+fn run_kafka(flags: &leadguard::kafka::KafkaFlags, io: &IoArgs) -> Result<()> {
+    let path = flags.config.as_deref().expect("checked by the caller");
+    let env = std::env::vars().collect();
+    let settings = leadguard::kafka::KafkaSettings::load(path, &env, flags).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "the Kafka settings have problems; nothing was started:\n{}",
+            lines.join("\n")
+        )
+    })?;
+    let rules = Arc::new(load_rules(
+        io.rules.as_deref().or(settings.rules.as_deref()),
+    )?);
+    let roster = load_roster(io.roster.as_deref().or(settings.roster.as_deref()), false)?;
+    leadguard::kafka::run(settings, rules, roster)
 }
 
 fn wall_clock() -> Timestamp {

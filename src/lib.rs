@@ -8,7 +8,8 @@
 //! - [`config`] reads the rules, source mappings and roster, reporting every error at once;
 //! - [`pipeline`] drives the core over files and stdin (`run`, `replay`), and [`telemetry`]
 //!   exports the core's counters as Prometheus metrics;
-//! - [`gen`] writes realistic streams for tests, demos and benchmarks.
+//! - [`gen`] writes realistic streams for tests, demos and benchmarks;
+//! - [`kafka`] drives the core from Kafka topics (consumer groups, transactions, changelog state).
 //!
 //! Driving the core directly:
 //!
@@ -43,6 +44,7 @@ pub mod event;
 pub mod gen;
 pub mod identity;
 pub mod ingest;
+pub mod kafka;
 pub mod output;
 pub mod pipeline;
 pub mod telemetry;
