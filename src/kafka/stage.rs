@@ -126,6 +126,11 @@ enum Failure {
 }
 
 fn classify(e: &KafkaError) -> Failure {
+    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature) {
+        return Failure::Fatal(format!(
+            "{e}: the brokers don't support Kafka transactions; use `mode: at_least_once` (README \"Kafka\")"
+        ));
+    }
     if let KafkaError::Transaction(t) = e {
         if t.is_fatal() {
             let fenced = matches!(
@@ -143,7 +148,8 @@ fn classify(e: &KafkaError) -> Failure {
 }
 
 fn retriable(e: &KafkaError) -> bool {
-    matches!(e, KafkaError::Transaction(t) if t.is_retriable())
+    e.rdkafka_error_code() != Some(RDKafkaErrorCode::UnsupportedFeature)
+        && matches!(e, KafkaError::Transaction(t) if t.is_retriable())
 }
 
 impl Io {
@@ -173,6 +179,7 @@ impl Io {
                 Ok(()) => return Ok(()),
                 Err(e) if retriable(&e) && !shutdown.load(Ordering::Relaxed) => {
                     tracing::warn!("waiting for the broker to start transactions: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
                 }
                 Err(e) => return Err(anyhow!("cannot start Kafka transactions: {e}")),
             }
@@ -337,11 +344,14 @@ fn retry(
     what: &str,
     mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>,
 ) -> Result<(), Failure> {
+    let mut pause = Duration::from_millis(100);
     loop {
         match f() {
             Ok(()) => return Ok(()),
             Err(e) if retriable(&e) && !shutdown.load(Ordering::Relaxed) => {
                 tracing::warn!("retrying: cannot {what} yet: {e}");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(classify(&e)),
         }

@@ -1,0 +1,427 @@
+//! Kafka mode against a real Kafka-protocol broker (tansu, started per test on a free loopback
+//! port; `.ci/run` installs it). Every test compares what leadguard wrote to Kafka with what
+//! `leadguard replay` writes for the same events, by output id.
+//!
+//! What tansu 0.6 guarantees, and so what these tests can check: it has no EndTxn (a Kafka
+//! transaction can be begun but never committed), so leadguard runs in `at_least_once` mode
+//! here: after a crash some outputs are written again — always with the same id (the ids are
+//! deterministic), which is what the tests count and report — and the set of ids must equal the
+//! reference exactly. `exactly_once` is checked to refuse such a broker with a clear error.
+//! See README "Kafka" for what was verified where.
+
+mod support;
+
+use leadguard::gen::GenConfig;
+use std::time::Duration;
+use support::*;
+
+const MINUTES: fn(u64) -> Duration = |m| Duration::from_secs(60 * m);
+
+fn no_id_less(seed: u64, customers: usize, events: usize) -> GenConfig {
+    GenConfig {
+        seed,
+        customers,
+        reps: 80,
+        events,
+        days: 30,
+        // Identity links are per partition (README "Kafka"): with several partitions, the
+        // reference equals a replay only when every event names its customer id.
+        id_less: 0.0,
+        ..GenConfig::default()
+    }
+}
+
+fn all_outputs(broker: &Broker) -> Vec<String> {
+    let mut ids = output_ids(broker, "lg.alerts");
+    ids.extend(output_ids(broker, "lg.ownership"));
+    ids
+}
+
+fn output_topics(broker: &Broker, partitions: i32) {
+    broker.create_topic("lg.alerts", partitions, false);
+    broker.create_topic("lg.ownership", partitions, false);
+    broker.create_topic("lg.dead", 1, false);
+}
+
+const OUTPUTS: &str = "  alerts: lg.alerts\n  ownership_changes: lg.ownership\n  dead_letters: lg.dead\n  changelog: lg.changelog\n";
+
+/// A stream produced to an input topic that is not keyed by customer goes through the re-key
+/// step and gives exactly the outputs and dead letters of `leadguard replay`.
+#[test]
+fn end_to_end_through_the_repartition_topic_equals_replay() {
+    let dir = temp_dir("e2e");
+    let cfg = GenConfig {
+        malformed: 0.01,
+        ..no_id_less(3, 600, 6_000)
+    };
+    let stream = generate(&dir, &cfg);
+    let (reference, reference_dead) = replay_reference(&dir);
+    assert!(reference.len() > 100 && !reference_dead.is_empty());
+
+    let broker = Broker::start();
+    broker.create_topic("crm.events", 1, false);
+    broker.create_topic("lg.repartition", 3, false);
+    broker.create_topic("lg.changelog", 3, true);
+    output_topics(&broker, 3);
+    let setup = write_config(
+        &dir,
+        &broker,
+        "e2e",
+        &format!("clock: event\nmode: at_least_once\nsnapshot_every: 1500\ntopics:\n  activity: [crm.events]\n  repartition: lg.repartition\n{OUTPUTS}"),
+    );
+    let producer = producer(&broker);
+    produce(&producer, "crm.events", &lines(&stream), |_| None);
+    let mut engine = Engine::start(&setup, "a");
+    wait_until_processed(&broker, "e2e-router", "crm.events", 1, MINUTES(5));
+    engine.assert_running();
+    wait_until_processed(&broker, "e2e", "lg.repartition", 3, MINUTES(5));
+    engine.stop();
+
+    let got = all_outputs(&broker);
+    let c = compare(&got, &reference);
+    assert!(
+        c.missing.is_empty() && c.unexpected.is_empty(),
+        "{} missing, {} unexpected of {} reference outputs",
+        c.missing.len(),
+        c.unexpected.len(),
+        reference.len()
+    );
+    assert_eq!(c.duplicates, 0, "no crash, no repeated output");
+
+    // Dead letters: the same reasons as the replay's, each with the original bytes and where
+    // they were read.
+    let dead = read_all(&broker, "lg.dead");
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|d| d.header("leadguard_reason").expect("reason").to_string())
+        .collect();
+    let mut expected = reference_dead.clone();
+    reasons.sort();
+    expected.sort();
+    assert_eq!(reasons, expected);
+    let all = lines(&stream);
+    for d in &dead {
+        assert_eq!(d.header("leadguard_source_topic"), Some("crm.events"));
+        let offset: usize = d
+            .header("leadguard_source_offset")
+            .expect("offset")
+            .parse()
+            .expect("a number");
+        assert_eq!(
+            d.value, all[offset],
+            "the original bytes of input offset {offset}"
+        );
+        assert!(d.header("leadguard_detail").is_some_and(|s| !s.is_empty()));
+    }
+}
+
+/// Group settings for tests: a killed member is noticed within seconds, not the default 45 s.
+const FAST_GROUP: &str =
+    "librdkafka:\n  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"1000\"\n";
+
+fn in_place_config(mode: &str, snapshot_every: u64) -> String {
+    format!(
+        "clock: event\nmode: {mode}\nsnapshot_every: {snapshot_every}\n{FAST_GROUP}topics:\n  activity: [{{name: crm.events, keyed_by_customer: true}}]\n{OUTPUTS}"
+    )
+}
+
+fn sum(offsets: &[Option<i64>]) -> i64 {
+    offsets.iter().map(|o| o.unwrap_or(0)).sum()
+}
+
+/// A small deterministic generator for crash points (no extra dependency).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Kills the engine (kill -9) at `crashes` random points of the stream and restarts it each
+/// time; the outputs must be the reference's, with repeats (same id) only counted.
+fn crash_and_restart(name: &str, mode: &str, events: usize, crashes: usize, seed: u64) {
+    let dir = temp_dir(name);
+    let stream = generate(&dir, &no_id_less(seed, events / 20, events));
+    let (reference, _) = replay_reference(&dir);
+    let broker = Broker::start();
+    let partitions = 3;
+    broker.create_topic("crm.events", partitions, false);
+    broker.create_topic("lg.changelog", partitions, true);
+    output_topics(&broker, partitions);
+    let setup = write_config(
+        &dir,
+        &broker,
+        name,
+        &in_place_config(mode, (events / 40) as u64),
+    );
+    produce(
+        &producer(&broker),
+        "crm.events",
+        &lines(&stream),
+        customer_id,
+    );
+    let total = sum(&ends(&broker, "crm.events", partitions));
+    assert_eq!(total as usize, lines(&stream).len());
+
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut points: Vec<i64> = (0..crashes)
+        .map(|_| total / 20 + rng.below((total * 17 / 20) as u64) as i64)
+        .collect();
+    points.sort();
+    let mut engine = Engine::start(&setup, "a");
+    for (i, point) in points.iter().enumerate() {
+        wait_for(
+            &format!("{point} messages committed before crash {}", i + 1),
+            MINUTES(5),
+            || {
+                engine.assert_running();
+                sum(&committed(&broker, name, "crm.events", partitions)) >= *point
+            },
+        );
+        // Anywhere inside the next batch, not only right after a commit.
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        engine.crash();
+        engine = Engine::start(&setup, "a");
+    }
+    wait_until_processed(&broker, name, "crm.events", partitions, MINUTES(10));
+    let log = engine.log_text();
+    engine.stop();
+    let full_log = std::fs::read_to_string(dir.join("a.log")).unwrap_or_default();
+    assert!(
+        full_log.contains("restored (snapshot"),
+        "restarts restored a snapshot:\n{log}"
+    );
+
+    let got = all_outputs(&broker);
+    let c = compare(&got, &reference);
+    eprintln!(
+        "{name}: {} input events, {crashes} crashes (kill -9 after {points:?} committed), {} outputs \
+         ({} distinct, reference {}), {} duplicates by id, {} missing, {} unexpected",
+        total,
+        got.len(),
+        got.len() - c.duplicates,
+        reference.len(),
+        c.duplicates,
+        c.missing.len(),
+        c.unexpected.len()
+    );
+    assert!(
+        c.missing.is_empty() && c.unexpected.is_empty(),
+        "after {crashes} crashes: {} missing, {} unexpected of {} reference outputs",
+        c.missing.len(),
+        c.unexpected.len(),
+        reference.len()
+    );
+}
+
+#[test]
+fn crashes_at_five_random_points_lose_nothing() {
+    crash_and_restart("crash", "at_least_once", 100_000, 5, 2026);
+}
+
+/// tansu 0.6 cannot commit a transaction: exactly-once mode must say so and stop, not spin.
+#[test]
+fn exactly_once_refuses_a_broker_without_transactions() {
+    let name = "eos";
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("roster.yaml"), "reps: []\n").expect("roster");
+    let broker = Broker::start();
+    broker.create_topic("crm.events", 1, false);
+    broker.create_topic("lg.changelog", 1, true);
+    output_topics(&broker, 1);
+    let setup = write_config(&dir, &broker, name, &in_place_config("exactly_once", 1_000));
+    let line = br#"{"event_id":"1","kind":"call","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r1"},"customer":{"id":"C1"}}"#;
+    produce(&producer(&broker), "crm.events", &[&line[..]], customer_id);
+    let mut engine = Engine::start(&setup, "a");
+    let status = engine.child.wait().expect("exits");
+    assert!(!status.success());
+    let log = engine.log_text();
+    assert!(log.contains("use `mode: at_least_once`"), "{log}");
+}
+
+/// Three instances share the group; one is killed mid-stream and the other two take over its
+/// partitions, restoring their state from the changelog.
+#[test]
+fn scale_out_three_instances_one_killed() {
+    let name = "scale";
+    let dir = temp_dir(name);
+    let stream = generate(&dir, &no_id_less(11, 1_500, 30_000));
+    let (reference, _) = replay_reference(&dir);
+    let broker = Broker::start();
+    let partitions = 6;
+    broker.create_topic("crm.events", partitions, false);
+    broker.create_topic("lg.changelog", partitions, true);
+    output_topics(&broker, 3);
+    let setup = write_config(
+        &dir,
+        &broker,
+        name,
+        &in_place_config("at_least_once", 1_000),
+    );
+    let all = lines(&stream);
+    let (first, second) = all.split_at(all.len() / 2);
+    let p = producer(&broker);
+    produce(&p, "crm.events", first, customer_id);
+    let mut engines: Vec<Engine> = ["a", "b", "c"]
+        .iter()
+        .map(|i| Engine::start(&setup, i))
+        .collect();
+    wait_until_processed(&broker, name, "crm.events", partitions, MINUTES(5));
+    // Every instance got partitions.
+    wait_for("all three instances to own partitions", MINUTES(2), || {
+        engines
+            .iter()
+            .all(|e| e.log_text().contains("engine: crm.events["))
+    });
+    produce(&p, "crm.events", second, customer_id);
+    let halfway =
+        sum(&committed(&broker, name, "crm.events", partitions)) + second.len() as i64 / 4;
+    wait_for("a quarter of the second half", MINUTES(5), || {
+        sum(&committed(&broker, name, "crm.events", partitions)) >= halfway
+    });
+    let victim = engines.remove(1);
+    victim.crash();
+    wait_until_processed(&broker, name, "crm.events", partitions, MINUTES(10));
+    for e in &mut engines {
+        e.assert_running();
+    }
+    let taken_over = engines
+        .iter()
+        .map(|e| e.log_text().matches("restored (").count())
+        .sum::<usize>();
+    for e in engines {
+        e.stop();
+    }
+    let got = all_outputs(&broker);
+    let c = compare(&got, &reference);
+    eprintln!(
+        "{name}: {} outputs ({} distinct, reference {}), {} duplicates by id after killing one of three instances; {taken_over} partition restores by the survivors",
+        got.len(),
+        got.len() - c.duplicates,
+        reference.len(),
+        c.duplicates
+    );
+    assert!(
+        taken_over > partitions as usize / 2,
+        "the survivors took partitions over"
+    );
+    assert!(
+        c.missing.is_empty() && c.unexpected.is_empty(),
+        "{} missing, {} unexpected of {}",
+        c.missing.len(),
+        c.unexpected.len(),
+        reference.len()
+    );
+}
+
+/// The broker goes away mid-stream (every connection cut and refused for a while) and comes
+/// back: the engine waits, carries on, and loses nothing.
+#[test]
+fn broker_outage_mid_stream() {
+    let name = "outage";
+    let dir = temp_dir(name);
+    let stream = generate(&dir, &no_id_less(5, 1_000, 20_000));
+    let (reference, _) = replay_reference(&dir);
+    let broker = Broker::start_behind_proxy();
+    let partitions = 3;
+    broker.create_topic("crm.events", partitions, false);
+    broker.create_topic("lg.changelog", partitions, true);
+    output_topics(&broker, partitions);
+    let setup = write_config(
+        &dir,
+        &broker,
+        name,
+        &in_place_config("at_least_once", 1_000),
+    );
+    produce(
+        &producer(&broker),
+        "crm.events",
+        &lines(&stream),
+        customer_id,
+    );
+    let total = sum(&ends(&broker, "crm.events", partitions));
+    let mut engine = Engine::start(&setup, "a");
+    wait_for("a third of the stream", MINUTES(5), || {
+        engine.assert_running();
+        sum(&committed(&broker, name, "crm.events", partitions)) >= total / 3
+    });
+    broker.cut();
+    // Long enough for requests to time out and connections to be retried.
+    std::thread::sleep(Duration::from_secs(15));
+    engine.assert_running();
+    broker.restore();
+    wait_until_processed(&broker, name, "crm.events", partitions, MINUTES(10));
+    engine.assert_running();
+    engine.stop();
+    let got = all_outputs(&broker);
+    let c = compare(&got, &reference);
+    eprintln!(
+        "{name}: {} outputs ({} distinct, reference {}), {} duplicates by id after a 15 s outage",
+        got.len(),
+        got.len() - c.duplicates,
+        reference.len(),
+        c.duplicates
+    );
+    assert!(
+        c.missing.is_empty() && c.unexpected.is_empty(),
+        "{} missing, {} unexpected of {}",
+        c.missing.len(),
+        c.unexpected.len(),
+        reference.len()
+    );
+}
+
+/// With the wall clock, a quiet partition that is caught up follows the wall clock: an event
+/// from well before it is then too late. (In event time, the same event is accepted.)
+#[test]
+fn quiet_partitions_follow_the_wall_clock() {
+    let name = "ticks";
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("roster.yaml"), "reps: []\n").expect("roster");
+    let broker = Broker::start();
+    broker.create_topic("crm.events", 1, false);
+    broker.create_topic("lg.changelog", 1, true);
+    output_topics(&broker, 1);
+    let setup = write_config(
+        &dir,
+        &broker,
+        name,
+        &format!("clock: wall\nmode: at_least_once\ntick_interval: 200ms\ntopics:\n  activity: [{{name: crm.events, keyed_by_customer: true}}]\n{OUTPUTS}"),
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let at = |ms: i64| leadguard::time::Timestamp(ms).to_rfc3339_in(chrono_tz::UTC);
+    let event = |id: &str, t: i64| {
+        format!(
+            r#"{{"event_id":"{id}","kind":"call","occurred_at":"{}","rep":{{"id":"r1"}},"customer":{{"id":"C1"}},"source":"cc"}}"#,
+            at(t)
+        )
+    };
+    let first = event("a", now_ms - 3_600_000);
+    let later = event("b", now_ms - 3_300_000);
+    let p = producer(&broker);
+    produce(&p, "crm.events", &[first.as_bytes()], customer_id);
+    let engine = Engine::start(&setup, "a");
+    wait_until_processed(&broker, name, "crm.events", 1, MINUTES(3));
+    // The tick is logged in the changelog with the commit that follows it.
+    wait_for("a tick on the quiet partition", MINUTES(2), || {
+        read_all(&broker, "lg.changelog")
+            .iter()
+            .any(|r| r.key.as_deref() == Some(&b"ticks"[..]) && r.value.len() > 40)
+    });
+    produce(&p, "crm.events", &[later.as_bytes()], customer_id);
+    wait_until_processed(&broker, name, "crm.events", 1, MINUTES(3));
+    engine.stop();
+    let dead = read_all(&broker, "lg.dead");
+    assert_eq!(dead.len(), 1, "the later event is refused");
+    assert_eq!(dead[0].header("leadguard_reason"), Some("too_late"));
+    assert_eq!(dead[0].value, later.as_bytes());
+}

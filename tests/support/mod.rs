@@ -1,0 +1,382 @@
+//! Shared pieces of the Kafka integration tests: the broker, producing and reading topics,
+//! running `leadguard` processes, and the reference outputs from `leadguard replay`.
+
+#![allow(dead_code)]
+
+pub mod broker;
+
+pub use broker::{wait_for, Broker};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("leadguard-kafka-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: BTreeMap<String, Vec<u8>>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).expect("a JSON value")
+    }
+}
+
+pub fn producer(broker: &Broker) -> ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `lines` to `topic`, each with the key `key(line)` (none: spread by the producer).
+pub fn produce(
+    p: &ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    lines: &[&[u8]],
+    key: impl Fn(&[u8]) -> Option<String>,
+) {
+    for line in lines {
+        let k = key(line);
+        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(*line);
+        if let Some(k) = &k {
+            record = record.key(k.as_str());
+        }
+        let mut record = record;
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flushed");
+}
+
+/// The CRM customer id of a generated event line (its message key when keyed by customer).
+pub fn customer_id(line: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    v["customer"]["id"].as_str().map(str::to_string)
+}
+
+/// Everything in `topic` now (read committed), in partition then offset order.
+pub fn read_all(broker: &Broker, topic: &str) -> Vec<Read> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "leadguard-tests-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("reader");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("offset");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut at_end = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut idle = 0;
+    while (at_end.len() as i32) < partitions {
+        match c.poll(Duration::from_secs(1)) {
+            None => {
+                idle += 1;
+                assert!(idle < 60, "reading {topic}: no end of partition after 60 s");
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Read {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// Output ids in `topic` (every occurrence, so duplicates show).
+pub fn output_ids(broker: &Broker, topic: &str) -> Vec<String> {
+    read_all(broker, topic)
+        .iter()
+        .map(|r| r.header("ce_id").expect("ce_id header").to_string())
+        .collect()
+}
+
+/// The offset a consumer group committed per partition of `topic`.
+pub fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("client");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    match c.committed_offsets(tpl, Duration::from_secs(10)) {
+        Ok(list) => (0..partitions)
+            .map(
+                |p| match list.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                },
+            )
+            .collect(),
+        Err(_) => vec![None; partitions as usize],
+    }
+}
+
+/// The next offset after the last message of each partition (what a consumer that processed
+/// everything commits).
+pub fn ends(broker: &Broker, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let mut ends = vec![None; partitions as usize];
+    for r in read_all(broker, topic) {
+        ends[r.partition as usize] = Some(r.offset + 1);
+    }
+    ends
+}
+
+/// Waits until `group` has committed every message of `topic`.
+pub fn wait_until_processed(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    limit: Duration,
+) {
+    let want = ends(broker, topic, partitions);
+    wait_for(
+        &format!("group {group} to commit all of {topic} ({want:?})"),
+        limit,
+        || {
+            committed(broker, group, topic, partitions)
+                .iter()
+                .zip(&want)
+                .all(|(c, w)| w.is_none() || c >= w)
+        },
+    );
+}
+
+/// A Kafka mode settings file.
+pub struct Setup {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub group: String,
+}
+
+pub fn write_config(dir: &Path, broker: &Broker, group: &str, body: &str) -> Setup {
+    let config = dir.join(format!("{group}.yaml"));
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    std::fs::write(
+        &config,
+        format!(
+            "brokers: {}\ngroup_id: {group}\nrules: {}\nroster: roster.yaml\n{body}",
+            broker.bootstrap(),
+            rules.display()
+        ),
+    )
+    .expect("config written");
+    Setup {
+        dir: dir.to_path_buf(),
+        config,
+        group: group.to_string(),
+    }
+}
+
+/// A running `leadguard run --config`.
+pub struct Engine {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Engine {
+    pub fn start(setup: &Setup, instance: &str) -> Engine {
+        let log = setup.dir.join(format!("{instance}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_leadguard"))
+            .args(["run", "--config"])
+            .arg(&setup.config)
+            .args(["--instance-id", instance])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("leadguard starts");
+        Engine { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// kill -9.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().expect("waits");
+        assert!(
+            status.success(),
+            "leadguard exited with {status}:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("leadguard exited early with {status}:\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A generated stream and its roster, written to `dir`.
+pub fn generate(dir: &Path, cfg: &leadguard::gen::GenConfig) -> Vec<u8> {
+    let mut stream = Vec::new();
+    leadguard::gen::write_events(cfg, &mut stream).expect("generated");
+    std::fs::write(dir.join("stream.jsonl"), &stream).expect("written");
+    std::fs::write(dir.join("roster.yaml"), leadguard::gen::roster_yaml(cfg)).expect("written");
+    stream
+}
+
+pub fn lines(stream: &[u8]) -> Vec<&[u8]> {
+    stream
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// What `leadguard replay` makes of the stream in `dir`: output ids and dead-letter reasons.
+pub fn replay_reference(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leadguard"))
+        .arg("replay")
+        .arg("--input")
+        .arg(dir.join("stream.jsonl"))
+        .arg("--rules")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .arg("--roster")
+        .arg(dir.join("roster.yaml"))
+        .arg("-o")
+        .arg(dir.join("reference.jsonl"))
+        .arg("--dead-letters")
+        .arg(dir.join("reference-dead.jsonl"))
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = std::fs::read_to_string(dir.join("reference.jsonl"))
+        .expect("reference")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let dead = std::fs::read_to_string(dir.join("reference-dead.jsonl"))
+        .expect("dead letters")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["reason"]
+                .as_str()
+                .expect("reason")
+                .to_string()
+        })
+        .collect();
+    (ids, dead)
+}
+
+/// Compares output ids with the reference as sets, and counts repeats.
+pub struct Comparison {
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub duplicates: usize,
+}
+
+pub fn compare(got: &[String], reference: &[String]) -> Comparison {
+    let got_set: BTreeSet<&String> = got.iter().collect();
+    let ref_set: BTreeSet<&String> = reference.iter().collect();
+    Comparison {
+        missing: ref_set
+            .difference(&got_set)
+            .map(|s| s.to_string())
+            .collect(),
+        unexpected: got_set
+            .difference(&ref_set)
+            .map(|s| s.to_string())
+            .collect(),
+        duplicates: got.len() - got_set.len(),
+    }
+}
