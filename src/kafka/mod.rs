@@ -195,6 +195,7 @@ pub fn run(settings: KafkaSettings, rules: Arc<Rules>, roster: Roster) -> Result
         chunk_bytes: CHUNK_BYTES,
         snapshot_interval: settings.snapshot_interval,
         snapshot_every: settings.snapshot_every,
+        atomic: settings.mode == Mode::ExactlyOnce,
     });
     let transactional = settings.mode == Mode::ExactlyOnce;
     let status_every = Duration::from_secs(10);

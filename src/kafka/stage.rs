@@ -419,7 +419,10 @@ impl<S: Stage> ClientContext for StageContext<S> {
         forward_log(level, fac, message);
     }
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!("consumer: {error}: {reason}");
+        // Reaching the end of a partition is news, not an error (the stage handles it).
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!("consumer: {error}: {reason}");
+        }
     }
 }
 
@@ -443,18 +446,21 @@ fn assign<S: Stage>(
     let committed = consumer
         .committed_offsets(tpl, REQUEST_TIMEOUT)
         .context("cannot read the committed offsets")?;
-    let with_offsets: Vec<(String, i32, Option<i64>)> = list
-        .iter()
-        .map(|(t, p)| {
-            let o = committed
-                .find_partition(t, *p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            (t.clone(), *p, o)
-        })
-        .collect();
+    let mut with_offsets: Vec<(String, i32, Option<i64>)> = Vec::with_capacity(list.len());
+    for (t, p) in list {
+        // "Not known now" must not read as "never committed": that would redo the partition
+        // from its beginning.
+        let e = committed
+            .find_partition(t, *p)
+            .ok_or_else(|| anyhow!("no committed offset answer for {t}[{p}]"))?;
+        e.error()
+            .with_context(|| format!("cannot read the committed offset of {t}[{p}]"))?;
+        let o = match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        with_offsets.push((t.clone(), *p, o));
+    }
     let starts = inner.stage.assigned(&with_offsets)?;
     Ok(with_offsets
         .iter()
@@ -511,6 +517,8 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                     inner.io.abort();
                     inner.rewind = true;
                 } else {
+                    // What was processed first, then the hand-off snapshot (see `run`).
+                    inner.commit(consumer);
                     let mut out = std::mem::take(&mut inner.out);
                     inner.stage.revoking(&list, &mut out);
                     inner.out = out;
@@ -627,6 +635,9 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         if g.rewind {
             continue;
         }
+        g.commit(&consumer);
+        // Snapshots and tick logs after the commit of the outputs they account for: in
+        // at-least-once mode, a snapshot that is visible implies its outputs were delivered.
         let mut out = std::mem::take(&mut g.out);
         g.stage.maintain(&mut out);
         g.out = out;
@@ -646,6 +657,7 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
     {
         let mut g = lock(&inner);
         if !g.rewind && g.fatal.is_none() {
+            g.commit(&consumer);
             let mut out = std::mem::take(&mut g.out);
             g.stage.shutting_down(&mut out);
             g.out = out;

@@ -159,8 +159,12 @@ impl ChangelogReader {
                         self.patience
                     ))
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => break Ok(()),
+                // The reader is reused partition after partition: an end (or a record) of a
+                // partition read before may still be queued.
+                Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break Ok(()),
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => break Err(anyhow!("reading {}[{partition}]: {e}", self.topic)),
+                Some(Ok(m)) if m.partition() != partition => {}
                 Some(Ok(m)) => {
                     if let Err(e) = restorer.add(m.key(), m.payload(), header(&m, H_SNAPSHOT)) {
                         break Err(anyhow!(
@@ -335,10 +339,7 @@ impl Stage for EngineStage {
     fn maintain(&mut self, out: &mut Vec<Record>) {
         let now = wall_clock();
         for task in self.tasks.values_mut() {
-            task.tick(&self.ctx, now, out);
-            if task.snapshot_due(&self.ctx) {
-                task.snapshot(&self.ctx, out);
-            }
+            task.maintain(&self.ctx, now, out);
         }
     }
 

@@ -34,6 +34,9 @@ pub struct TaskContext {
     pub chunk_bytes: usize,
     pub snapshot_interval: Duration,
     pub snapshot_every: u64,
+    /// Outputs, state and offsets are committed atomically (exactly-once mode). Without it, a
+    /// record of the state is written only after the outputs it accounts for were delivered.
+    pub atomic: bool,
 }
 
 impl TaskContext {
@@ -83,6 +86,9 @@ pub struct Task {
     last_snapshot: Instant,
     /// The consumer reached the end of the partition and nothing arrived since.
     caught_up: bool,
+    /// The tick log changed and is not written yet (at-least-once mode writes it in the
+    /// batch after the tick's outputs).
+    ticks_unwritten: bool,
     pub counts: TaskCounts,
 }
 
@@ -143,6 +149,7 @@ impl Task {
             since_snapshot: 0,
             last_snapshot: Instant::now(),
             caught_up: false,
+            ticks_unwritten: false,
             counts: TaskCounts::default(),
         };
         Ok((task, start))
@@ -245,6 +252,23 @@ impl Task {
         self.caught_up = true;
     }
 
+    /// Between batches, after the previous ones were committed: the tick log left unwritten,
+    /// a snapshot when one is due (of the state before any new tick), then a tick.
+    pub fn maintain(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
+        if self.ticks_unwritten {
+            out.push(changelog::ticks_record(
+                &ctx.changelog,
+                self.partition,
+                &self.ticks,
+            ));
+            self.ticks_unwritten = false;
+        }
+        if self.snapshot_due(ctx) {
+            self.snapshot(ctx, out);
+        }
+        self.tick(ctx, now, out);
+    }
+
     /// A wall-clock tick: on a caught-up partition, timers due by `now` fire. The tick is
     /// logged so that a replay after a crash applies it at the same place in the input.
     pub fn tick(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
@@ -266,11 +290,15 @@ impl Task {
             now: now.0,
             fired,
         });
-        out.push(changelog::ticks_record(
-            &ctx.changelog,
-            self.partition,
-            &self.ticks,
-        ));
+        if ctx.atomic {
+            out.push(changelog::ticks_record(
+                &ctx.changelog,
+                self.partition,
+                &self.ticks,
+            ));
+        } else {
+            self.ticks_unwritten = true;
+        }
         self.drain(ctx, false, out);
     }
 
@@ -314,6 +342,7 @@ impl Task {
         };
         self.since_snapshot = 0;
         self.last_snapshot = Instant::now();
+        self.ticks_unwritten = false;
         self.counts.snapshots += 1;
     }
 
@@ -353,6 +382,7 @@ mod tests {
             chunk_bytes: 4096,
             snapshot_interval: Duration::from_secs(3600),
             snapshot_every: 1_000_000,
+            atomic: true,
         }
     }
 
