@@ -64,8 +64,12 @@ impl rdkafka::producer::ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, r: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = r {
-            self.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.first.lock().unwrap().get_or_insert_with(|| e.to_string());
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.first
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| e.to_string());
         }
     }
 }
@@ -108,7 +112,10 @@ pub fn produce(
         }
     }
     p.flush(Duration::from_secs(60)).expect("flushed");
-    let failed = p.context().failed.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = p
+        .context()
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
         failed,
         0,
@@ -157,7 +164,10 @@ pub fn read_all(broker: &Broker, topic: &str) -> Vec<Read> {
         match c.poll(Duration::from_secs(1)) {
             None => {
                 idle += 1;
-                assert!(idle < 60, "reading {topic}: stuck before the end after 60 s");
+                assert!(
+                    idle < 60,
+                    "reading {topic}: stuck before the end after 60 s"
+                );
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 done.insert(p);
