@@ -1,0 +1,245 @@
+//! Kafka mode load run (not a timed test): `cargo bench --bench kafka` (needs tansu, which
+//! `.ci/run` installs). Figures and machine are recorded in `benches/RESULTS-kafka.md`.
+//!
+//! 1. Raw rate: a consumer of this crate's client (rdkafka, bundled librdkafka) reads a
+//!    pre-filled input topic from the beginning and parses nothing.
+//! 2. End-to-end rate: `leadguard run --config` processes the same pre-filled topic (parse,
+//!    engine, outputs produced, offsets and snapshots committed); measured from its first
+//!    committed offset to the last, so the group join is not counted.
+//! 3. Latency at a paced input rate: events produced at `BENCH_RATE` (default 5,000/s) while
+//!    leadguard runs; for each alert, the time from producing the event that triggered it to
+//!    reading the alert back.
+//!
+//! `BENCH_EVENTS` (default 200,000) sets the stream size.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::*;
+
+const PARTITIONS: i32 = 3;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn topics(broker: &Broker) {
+    broker.create_topic("bench.events", PARTITIONS, false);
+    broker.create_topic("lg.alerts", PARTITIONS, false);
+    broker.create_topic("lg.dead", 1, false);
+    broker.create_topic("lg.changelog", PARTITIONS, true);
+}
+
+fn config(dir: &std::path::Path, broker: &Broker, group: &str) -> Setup {
+    write_config(
+        dir,
+        broker,
+        group,
+        "clock: event\nmode: at_least_once\ncommit_interval: 10ms\nsnapshot_every: 100000\n\
+         librdkafka:\n  batch.num.messages: \"1\"\n  linger.ms: \"0\"\n  fetch.wait.max.ms: \"10\"\n\
+         topics:\n  activity: [{name: bench.events, keyed_by_customer: true}]\n  alerts: lg.alerts\n  dead_letters: lg.dead\n  changelog: lg.changelog\n",
+    )
+}
+
+fn raw_rate(broker: &Broker, total: usize) -> f64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("bench.events", p, Offset::Beginning)
+            .expect("offset");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    let mut first = None;
+    while n < total {
+        if let Some(Ok(m)) = c.poll(Duration::from_secs(5)) {
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    let secs = first.expect("read something").elapsed().as_secs_f64();
+    eprintln!("raw consumer: {n} messages ({bytes} bytes) in {secs:.2}s");
+    n as f64 / secs
+}
+
+fn end_to_end_rate(broker: &Broker, dir: &std::path::Path, total: usize) -> f64 {
+    let setup = config(dir, broker, "bench-e2e");
+    let engine = Engine::start(&setup, "e2e");
+    let mut first: Option<(Instant, i64)> = None;
+    loop {
+        let done: i64 = committed(broker, "bench-e2e", "bench.events", PARTITIONS)
+            .iter()
+            .map(|o| o.unwrap_or(0))
+            .sum();
+        if done > 0 && first.is_none() {
+            first = Some((Instant::now(), done));
+        }
+        if done as usize >= total {
+            let (t0, n0) = first.expect("progress seen");
+            let secs = t0.elapsed().as_secs_f64();
+            engine.stop();
+            let n = done - n0;
+            eprintln!("leadguard: {n} events committed in {secs:.2}s (after the first commit)");
+            return n as f64 / secs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn latency(broker: &Broker, dir: &std::path::Path, lines: &[&[u8]], rate: usize) -> Vec<f64> {
+    let setup = config(dir, broker, "bench-latency");
+    let engine = Engine::start(&setup, "latency");
+    // Ready when it has joined the group and restored its partitions.
+    wait_for("leadguard to own its partitions", Duration::from_secs(120), || {
+        engine.log_text().matches("restored (").count() >= PARTITIONS as usize
+    });
+    let alerts: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "bench-alerts")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("lg.alerts", p, Offset::End)
+            .expect("offset");
+    }
+    alerts.assign(&tpl).expect("assign");
+    let producer: TestProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create_with_context(Deliveries::default())
+        .expect("producer");
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let sent2 = sent.clone();
+    let owned: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+    let pacer = std::thread::spawn(move || {
+        let start = Instant::now();
+        for (i, line) in owned.iter().enumerate() {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let v: serde_json::Value = serde_json::from_slice(line).expect("json");
+            let id = v["event_id"].as_str().unwrap_or_default().to_string();
+            let key = customer_id(line).unwrap_or_default();
+            sent2.lock().unwrap().insert(id, Instant::now());
+            let mut rec: BaseRecord<'_, str, [u8]> =
+                BaseRecord::to("bench.events").key(&key).payload(line);
+            loop {
+                match producer.send(rec) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        rec = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).expect("flushed");
+        start.elapsed()
+    });
+    let mut latencies = Vec::new();
+    let mut quiet_since = Instant::now();
+    loop {
+        match alerts.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let now = Instant::now();
+                quiet_since = now;
+                let v: serde_json::Value =
+                    serde_json::from_slice(m.payload().unwrap_or_default()).expect("json");
+                let trigger = v["data"]["evidence"][0]["event_id"].as_str().unwrap_or_default();
+                if let Some(t) = sent.lock().unwrap().get(trigger) {
+                    latencies.push(now.duration_since(*t).as_secs_f64() * 1000.0);
+                }
+            }
+            _ => {
+                if pacer.is_finished() && quiet_since.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+            }
+        }
+    }
+    let produced_in = pacer.join().expect("pacer");
+    eprintln!(
+        "paced input: {} events in {:.2}s ({:.0}/s)",
+        lines.len(),
+        produced_in.as_secs_f64(),
+        lines.len() as f64 / produced_in.as_secs_f64()
+    );
+    engine.stop();
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let events = env_usize("BENCH_EVENTS", 200_000);
+    let rate = env_usize("BENCH_RATE", 5_000);
+    let dir = temp_dir("bench");
+    let cfg = leadguard::gen::GenConfig {
+        seed: 2026,
+        customers: events / 20,
+        reps: 400,
+        events,
+        days: 60,
+        id_less: 0.0,
+        ..leadguard::gen::GenConfig::default()
+    };
+    let stream = generate(&dir, &cfg);
+    let all = lines(&stream);
+
+    let broker = Broker::start();
+    topics(&broker);
+    produce(&producer(&broker), "bench.events", &all, customer_id);
+    let raw = raw_rate(&broker, all.len());
+    let e2e = end_to_end_rate(&broker, &dir, all.len());
+    drop(broker);
+
+    let broker = Broker::start();
+    topics(&broker);
+    let paced = &all[..all.len().min(rate * 20)];
+    let lat = latency(&broker, &dir, paced, rate);
+
+    println!("stream: {} messages ({} events, 3 partitions, keyed by customer)", all.len(), events);
+    println!("raw consume (rdkafka, no parsing): {raw:.0} messages/s");
+    println!(
+        "leadguard end to end (at_least_once, commit_interval 10ms): {e2e:.0} events/s = {:.0}% of raw",
+        100.0 * e2e / raw
+    );
+    if lat.is_empty() {
+        println!("latency: no alerts seen");
+    } else {
+        println!(
+            "produce→alert latency at {rate}/s over {} alerts: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat[lat.len() - 1]
+        );
+    }
+}
