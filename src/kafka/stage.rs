@@ -64,7 +64,7 @@ pub trait Stage: Send + 'static {
 }
 
 /// Log lines of librdkafka go to the application's log.
-fn forward_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+pub(crate) fn forward_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert

@@ -126,9 +126,28 @@ impl Stage for Router {
     }
 }
 
+/// The changelog reader's client context: reaching the end of a partition is what it waits
+/// for, not an error to log.
+pub struct ReaderContext;
+
+impl rdkafka::ClientContext for ReaderContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::stage::forward_log(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_))
+            && error.rdkafka_error_code() != Some(rdkafka::error::RDKafkaErrorCode::PartitionEOF)
+        {
+            tracing::warn!("changelog reader: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}
+
 /// Reads a changelog partition from the beginning to its end.
 pub struct ChangelogReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ReaderContext>,
     topic: String,
     /// Longest wait for the next record before giving up (the caller retries).
     patience: Duration,
@@ -138,7 +157,7 @@ impl ChangelogReader {
     pub fn new(config: &ClientConfig, topic: String) -> Result<ChangelogReader> {
         Ok(ChangelogReader {
             consumer: config
-                .create()
+                .create_with_context(ReaderContext)
                 .context("cannot create the changelog reader")?,
             topic,
             patience: Duration::from_secs(30),

@@ -77,8 +77,12 @@ impl rdkafka::producer::ProducerContext for Deliveries {
 pub type TestProducer = ThreadedProducer<Deliveries>;
 
 pub fn producer(broker: &Broker) -> TestProducer {
+    producer_at(&broker.bootstrap())
+}
+
+pub fn producer_at(bootstrap: &str) -> TestProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
@@ -132,8 +136,12 @@ pub fn customer_id(line: &[u8]) -> Option<String> {
 
 /// Everything in `topic` now (read committed), in partition then offset order.
 pub fn read_all(broker: &Broker, topic: &str) -> Vec<Read> {
+    read_all_at(&broker.bootstrap(), topic)
+}
+
+pub fn read_all_at(bootstrap: &str, topic: &str) -> Vec<Read> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", "leadguard-tests-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -376,7 +384,11 @@ pub fn lines(stream: &[u8]) -> Vec<&[u8]> {
 /// topic rather than from what the test produced, because tansu 0.6 acknowledges a few
 /// messages it never stores (README "Kafka"); the comparison is then over the same events.
 pub fn replay_topic(broker: &Broker, topic: &str, dir: &Path) -> (Vec<String>, Vec<String>) {
-    let messages = read_all(broker, topic);
+    replay_topic_at(&broker.bootstrap(), topic, dir)
+}
+
+pub fn replay_topic_at(bootstrap: &str, topic: &str, dir: &Path) -> (Vec<String>, Vec<String>) {
+    let messages = read_all_at(bootstrap, topic);
     let partitions: BTreeSet<i32> = messages.iter().map(|m| m.partition).collect();
     let (mut ids, mut dead) = (Vec::new(), Vec::new());
     for p in partitions {
