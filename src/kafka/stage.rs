@@ -581,6 +581,7 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         .with_context(|| format!("cannot subscribe to {}", topics.join(", ")))?;
     tracing::info!("{name}: consuming {}", topics.join(", "));
     let mut last_status = Instant::now();
+    let mut lag_watch = LagWatch::default();
     let mut backoff = Duration::from_millis(200);
     while !shutdown.load(Ordering::Relaxed) {
         {
@@ -645,12 +646,17 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         g.commit(&consumer);
         if last_status.elapsed() >= settings.status_every {
             last_status = Instant::now();
-            tracing::info!(
+            let offsets = g.stage.offsets();
+            let line = format!(
                 "{name}: {}; {} records produced, {} commits",
                 g.stage.status(),
                 g.io.produced,
                 g.io.commits
             );
+            drop(g);
+            let lag = lag(&consumer, &offsets);
+            tracing::info!("{line}; {}", lag.describe());
+            lag_watch.observe(name, &lag);
         }
     }
     // Graceful stop: hand off and commit what was processed.
@@ -681,6 +687,72 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
     // Closing the consumer revokes its partitions; nothing is left to commit by then.
     drop(consumer);
     Ok(())
+}
+
+/// How far behind the end of its input partitions a stage is.
+struct Lag {
+    total: i64,
+    worst: Option<(String, i32, i64)>,
+    unknown: usize,
+}
+
+impl Lag {
+    fn describe(&self) -> String {
+        match &self.worst {
+            None if self.unknown == 0 => "lag 0".to_string(),
+            None => format!("lag unknown ({} partitions unanswered)", self.unknown),
+            Some((t, p, n)) => format!("lag {} messages (most: {t}[{p}] {n})", self.total),
+        }
+    }
+}
+
+/// Messages between what was processed and the end of each partition (a broker request per
+/// partition, made once per status interval).
+fn lag<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[(String, i32, i64)]) -> Lag {
+    let mut lag = Lag {
+        total: 0,
+        worst: None,
+        unknown: 0,
+    };
+    for (t, p, o) in offsets {
+        match consumer.fetch_watermarks(t, *p, Duration::from_secs(2)) {
+            Ok((_, high)) => {
+                let n = (high - o).max(0);
+                lag.total += n;
+                if n > 0 && lag.worst.as_ref().is_none_or(|w| n > w.2) {
+                    lag.worst = Some((t.clone(), *p, n));
+                }
+            }
+            Err(_) => lag.unknown += 1,
+        }
+    }
+    lag
+}
+
+/// Warns when the lag has grown over several status intervals in a row: falling behind must
+/// not be silent.
+#[derive(Default)]
+struct LagWatch {
+    last: i64,
+    growing: u32,
+}
+
+impl LagWatch {
+    fn observe(&mut self, name: &str, lag: &Lag) {
+        if lag.total > self.last && lag.total > 0 {
+            self.growing += 1;
+        } else {
+            self.growing = 0;
+        }
+        self.last = lag.total;
+        if self.growing >= 3 {
+            tracing::warn!(
+                "{name}: falling behind: the lag grew for {} status intervals in a row ({}); add instances (up to one per partition) or look at the broker",
+                self.growing,
+                lag.describe()
+            );
+        }
+    }
 }
 
 /// After an abort: every assigned partition restarts from what was committed.
