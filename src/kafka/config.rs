@@ -634,6 +634,20 @@ librdkafka:
         );
     }
 
+    /// The example in README "Kafka" stays a valid settings file.
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```yaml\nbrokers: kafka-1")
+            .expect("the README has the example")
+            + "```yaml\n".len();
+        let end = start + readme[start..].find("```").expect("closed");
+        let s = parse(&readme[start..end], &[], &KafkaFlags::default()).expect("valid");
+        assert_eq!(s.topics.state_topic(), "leadguard.repartition");
+        assert_eq!(s.librdkafka["security.protocol"], "SASL_SSL");
+    }
+
     #[test]
     fn brokers_are_required_somewhere() {
         let text = "topics:\n  activity: [{name: a, keyed_by_customer: true}]\n  alerts: x\n  dead_letters: d\n  changelog: c\n";

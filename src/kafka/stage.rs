@@ -776,3 +776,38 @@ fn rewind<S: Stage>(inner: &mut Inner<S>, consumer: &BaseConsumer<StageContext<S
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag(total: i64) -> Lag {
+        Lag {
+            total,
+            worst: (total > 0).then(|| ("t".to_string(), 0, total)),
+            unknown: 0,
+        }
+    }
+
+    #[test]
+    fn a_lag_that_keeps_growing_is_noticed_and_a_steady_one_is_not() {
+        let mut w = LagWatch::default();
+        for n in [10, 20, 30] {
+            w.observe("engine", &lag(n));
+        }
+        assert_eq!(w.growing, 3, "three growing intervals in a row");
+        w.observe("engine", &lag(30));
+        assert_eq!(w.growing, 0, "a steady lag is not falling behind");
+        w.observe("engine", &lag(0));
+        assert_eq!(w.growing, 0);
+        assert_eq!(lag(5).describe(), "lag 5 messages (most: t[0] 5)");
+        assert_eq!(lag(0).describe(), "lag 0");
+    }
+
+    #[test]
+    fn a_broker_without_transactions_is_fatal_not_retried() {
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnsupportedFeature);
+        assert!(!retriable(&e));
+        assert!(matches!(classify(&e), Failure::Fatal(m) if m.contains("at_least_once")));
+    }
+}
