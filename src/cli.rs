@@ -88,12 +88,19 @@ enum Command {
         io: IoArgs,
         #[command(flatten)]
         serve: ServeArgs,
+        #[command(flatten)]
+        kafka: leadguard::kafka::KafkaFlags,
     },
     /// Replay a history as fast as possible, event time driving the clock (for backtesting).
     Replay {
         /// Input file of JSON lines, or - for stdin.
         #[arg(long, short)]
         input: String,
+        /// The input is a stream read this far, not a whole history: ownership decisions still
+        /// waiting for the allowed lateness at its end are left pending, as a running engine
+        /// (Kafka mode) leaves them. Without it, the end of the input is the end of history.
+        #[arg(long)]
+        stream_continues: bool,
         #[command(flatten)]
         io: IoArgs,
     },
@@ -148,8 +155,21 @@ enum Command {
     /// reassignments) as tables on stdout and optionally as an HTML page with charts.
     Report {
         /// Outputs of `run`/`replay` (CloudEvents JSON lines), or - for stdin.
-        #[arg(long, short)]
-        input: String,
+        #[arg(
+            long,
+            short,
+            required_unless_present = "config",
+            conflicts_with = "config"
+        )]
+        input: Option<String>,
+        /// Read the outputs from Kafka instead: the Kafka settings file of `run --config`
+        /// (brokers, security); by default its alerts and ownership-changes topics are read
+        /// from the beginning to their current end.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// With --config: the topic(s) to read instead of the file's output topics.
+        #[arg(long, requires = "config")]
+        topic: Vec<String>,
         /// Also write a self-contained HTML page with charts here.
         #[arg(long)]
         html: Option<PathBuf>,
@@ -168,12 +188,20 @@ pub fn main() -> ExitCode {
     });
     let result = match cli.command {
         Command::Run {
+            kafka, io, serve, ..
+        } if kafka.config.is_some() => run_kafka(&kafka, &io, serve),
+        Command::Run {
             input,
             live,
             io,
             serve,
+            ..
         } => run(input, live, io, serve),
-        Command::Replay { input, io } => replay(input, io),
+        Command::Replay {
+            input,
+            stream_continues,
+            io,
+        } => replay(input, stream_continues, io),
         Command::Validate { path, roster } => return validate(&path, roster.as_deref()),
         Command::Gen {
             seed,
@@ -212,7 +240,17 @@ pub fn main() -> ExitCode {
             roster_out,
             live.then_some(rate),
         ),
-        Command::Report { input, html, top } => report(&input, html.as_deref(), top),
+        Command::Report {
+            input,
+            config,
+            topic,
+            html,
+            top,
+        } => match (input, config) {
+            (Some(input), _) => report(&input, html.as_deref(), top),
+            (None, Some(config)) => report_topics(&config, &topic, html.as_deref(), top),
+            (None, None) => unreachable!("clap requires one of them"),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -327,7 +365,7 @@ fn finish<O: Write, D: Write>(
     Ok(())
 }
 
-fn replay(input: String, io: IoArgs) -> Result<()> {
+fn replay(input: String, stream_continues: bool, io: IoArgs) -> Result<()> {
     let rules = Arc::new(load_rules(io.rules.as_deref())?);
     let roster = load_roster(io.roster.as_deref(), false)?;
     let mut reader = open_input(&input)?;
@@ -342,9 +380,166 @@ fn replay(input: String, io: IoArgs) -> Result<()> {
     let metrics = Metrics::new();
     // A replay runs on event time: only the alert counts are meaningful, not latencies.
     p.attach_metrics(metrics.clone(), false);
+    p.set_stream_continues(stream_continues);
     let started = Instant::now();
     pipeline::replay(&mut p, &mut reader, &input)?;
     finish(&mut p, &io, started, &metrics)
+}
+
+/// `run --config FILE`: Kafka mode (`--rules`/`--roster` override the file's). The HTTP API,
+/// metrics and notifications run on a small async runtime beside the Kafka stages.
+fn run_kafka(flags: &leadguard::kafka::KafkaFlags, io: &IoArgs, serve: ServeArgs) -> Result<()> {
+    let path = flags.config.as_deref().expect("checked by the caller");
+    let env = std::env::vars().collect();
+    let settings = leadguard::kafka::KafkaSettings::load(path, &env, flags).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "the Kafka settings have problems; nothing was started:\n{}",
+            lines.join("\n")
+        )
+    })?;
+    let rules_dir = io.rules.as_deref().or(settings.rules.as_deref());
+    let rules_at = rules_path(rules_dir);
+    let rules = Arc::new(load_rules(rules_dir)?);
+    let roster = load_roster(io.roster.as_deref().or(settings.roster.as_deref()), false)?;
+    let notify_config = load_notifications(serve.notifications.as_deref())?;
+    let tokens = Arc::new(load_tokens(serve.api_tokens.as_deref())?);
+    // One thread drives the runtime (its IO and timers); this thread runs the Kafka stages and
+    // hands work to the runtime through its handle.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let rt = runtime.handle().clone();
+    let (stop_runtime, runtime_stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = std::thread::Builder::new()
+        .name("leadguard-edge".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = runtime_stopped.await;
+            })
+        })
+        .context("cannot start the API thread")?;
+    let metrics = serve.listen.is_some().then(Metrics::new);
+    let engines = serve.listen.is_some().then(EngineHandle::new);
+    let (stop_api_tx, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = match (&serve.listen, &engines, &metrics) {
+        (Some(addr), Some(engine), Some(metrics)) => Some(rt.block_on(start_api(
+            addr,
+            ApiState {
+                engine: engine.clone(),
+                tokens,
+                metrics: metrics.clone(),
+            },
+            api_stopped,
+        ))?),
+        _ => None,
+    };
+    let notifier = notify_config.map(|c| {
+        let _in_runtime = rt.enter();
+        let (handle, task) = leadguard::notify::Notifier::start(c, &roster);
+        let stats = handle.stats();
+        // Delivery counters reach the metrics every few seconds, as in file mode.
+        let counting = metrics.clone().map(|metrics| {
+            let stats = stats.clone();
+            rt.spawn(async move {
+                let mut before = stats.snapshot();
+                let mut every = tokio::time::interval(REPORT_EVERY);
+                loop {
+                    every.tick().await;
+                    let now = stats.snapshot();
+                    metrics.add_notifications(&before, &now);
+                    before = now;
+                }
+            })
+        });
+        (handle, task, counting)
+    });
+    let observers = leadguard::kafka::Observers {
+        metrics: metrics.clone(),
+        notifier: notifier.as_ref().map(|(h, _, _)| h.clone()),
+    };
+    // Rules reloads, as in file mode: polling and SIGHUP.
+    let (rules_tx, rules_rx) = tokio::sync::watch::channel(rules.clone());
+    let poll = (!serve.rules_poll.is_zero()).then_some(serve.rules_poll);
+    let watcher = rt.spawn(leadguard::rules_watch::watch(
+        rules_at,
+        poll,
+        metrics.clone().unwrap_or_else(Metrics::new),
+        rules_tx,
+    ));
+    let result = leadguard::kafka::run(settings, rules, roster, observers, engines, Some(rules_rx));
+    watcher.abort();
+    if let Some((handle, task, counting)) = notifier {
+        // The stages are gone, and with them every other handle: what is queued goes out.
+        drop(handle);
+        rt.block_on(async {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("notifications still being delivered were abandoned at shutdown");
+            }
+        });
+        if let Some(c) = counting {
+            c.abort();
+        }
+    }
+    let _ = stop_api_tx.send(());
+    if let Some(server) = server {
+        rt.block_on(stop_api(server));
+    }
+    let _ = stop_runtime.send(());
+    let _ = driver.join();
+    result
+}
+
+/// Reads the notifications file, if one is given, reporting every problem in it.
+fn load_notifications(path: Option<&Path>) -> Result<Option<leadguard::notify::NotifyConfig>> {
+    let Some(path) = path else { return Ok(None) };
+    match leadguard::notify::NotifyConfig::load(path) {
+        Ok(c) => Ok(Some(c)),
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            bail!(
+                "{}: {} problem(s) in the notifications file",
+                path.display(),
+                diags.len()
+            );
+        }
+    }
+}
+
+type ApiTask = tokio::task::JoinHandle<io::Result<()>>;
+
+/// Serves the HTTP API on `addr` until `stop` fires (or its sender is dropped).
+async fn start_api(
+    addr: &str,
+    state: ApiState,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<ApiTask> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+    let local = listener.local_addr().context("the API's address")?;
+    if state.tokens.is_empty() {
+        tracing::warn!("no --api-tokens: /customers and /check refuse every request");
+    }
+    tracing::info!("API listening on http://{local}");
+    Ok(tokio::spawn(api::serve(listener, state, async {
+        let _ = stop.await;
+    })))
+}
+
+/// Waits for the API server to stop, logging how it ended.
+async fn stop_api(server: ApiTask) {
+    match server.await {
+        Ok(Err(e)) => tracing::warn!("the API server stopped with an error: {e}"),
+        Err(e) => tracing::warn!("the API server task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
 }
 
 fn wall_clock() -> Timestamp {
@@ -399,22 +594,7 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
     let roster = load_roster(io.roster.as_deref(), sample)?;
     let poll = (!serve.rules_poll.is_zero()).then_some(serve.rules_poll);
     let tokens = Arc::new(load_tokens(serve.api_tokens.as_deref())?);
-    let notify_config = match &serve.notifications {
-        None => None,
-        Some(path) => match leadguard::notify::NotifyConfig::load(path) {
-            Ok(c) => Some(c),
-            Err(diags) => {
-                for d in &diags {
-                    eprintln!("{d}");
-                }
-                bail!(
-                    "{}: {} problem(s) in the notifications file",
-                    path.display(),
-                    diags.len()
-                );
-            }
-        },
-    };
+    let notify_config = load_notifications(serve.notifications.as_deref())?;
     let input_name = input.clone().unwrap_or_else(|| "sample".to_string());
     let reader: Box<dyn BufRead + Send> = match &input {
         None => Box::new(pipeline::SAMPLE_STREAM),
@@ -450,27 +630,21 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
             (task, stats)
         });
         let mut notified = leadguard::notify::NotifySnapshot::default();
-        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_api_tx, api_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = match &serve.listen {
             None => None,
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr.as_str())
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
-                let local = listener.local_addr().context("the API's address")?;
-                if tokens.is_empty() {
-                    tracing::warn!("no --api-tokens: /customers and /check refuse every request");
-                }
-                tracing::info!("API listening on http://{local}");
-                let state = ApiState {
-                    engine: engine.clone(),
-                    tokens: tokens.clone(),
-                    metrics: metrics.clone(),
-                };
-                Some(tokio::spawn(api::serve(listener, state, async {
-                    let _ = api_stopped.await;
-                })))
-            }
+            Some(addr) => Some(
+                start_api(
+                    addr,
+                    ApiState {
+                        engine: engine.clone(),
+                        tokens: tokens.clone(),
+                        metrics: metrics.clone(),
+                    },
+                    api_stopped,
+                )
+                .await?,
+            ),
         };
         let (rules_tx, mut rules_rx) = tokio::sync::watch::channel(p.engine.rules().clone());
         let watcher = tokio::spawn(leadguard::rules_watch::watch(
@@ -586,13 +760,9 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
             }
             metrics.add_notifications(&notified, &stats.snapshot());
         }
-        let _ = stop_api.send(());
+        let _ = stop_api_tx.send(());
         if let Some(server) = server {
-            match server.await {
-                Ok(Err(e)) => tracing::warn!("the API server stopped with an error: {e}"),
-                Err(e) => tracing::warn!("the API server task failed: {e}"),
-                Ok(Ok(())) => {}
-            }
+            stop_api(server).await;
         }
         result
     })?;
@@ -751,16 +921,54 @@ fn report(input: &str, html: Option<&Path>, top: usize) -> Result<()> {
     let name = if input == "-" { "stdin" } else { input };
     let report = leadguard::report::from_reader(reader, name, top)
         .with_context(|| format!("reading the outputs from {name} failed"))?;
+    write_report(&report, name, html)
+}
+
+/// `report --config FILE`: the outputs as they are in Kafka (read committed).
+fn report_topics(config: &Path, topics: &[String], html: Option<&Path>, top: usize) -> Result<()> {
+    let env = std::env::vars().collect();
+    let flags = leadguard::kafka::KafkaFlags {
+        config: Some(config.to_path_buf()),
+        brokers: None,
+        group_id: None,
+        instance_id: None,
+    };
+    let settings = leadguard::kafka::KafkaSettings::load(config, &env, &flags).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("the Kafka settings have problems:\n{}", lines.join("\n"))
+    })?;
+    let topics: Vec<String> = if topics.is_empty() {
+        let t = &settings.topics;
+        let mut v = vec![t.alerts.clone()];
+        if t.ownership_changes != t.alerts {
+            v.push(t.ownership_changes.clone());
+        }
+        v
+    } else {
+        topics.to_vec()
+    };
+    let name = topics.join(", ");
+    let mut collector = leadguard::report::read::Collector::new();
+    let mut n = 0;
+    leadguard::kafka::read::read_to_end(&settings, &topics, |value| {
+        n += 1;
+        collector.push(value, n);
+    })?;
+    let report = leadguard::report::Report::compute(collector, &name, top);
+    write_report(&report, &name, html)
+}
+
+fn write_report(report: &leadguard::report::Report, name: &str, html: Option<&Path>) -> Result<()> {
     if let Some(path) = html {
-        std::fs::write(path, leadguard::report::html::render(&report))
+        std::fs::write(path, leadguard::report::html::render(report))
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
     }
     let mut out = io::stdout().lock();
-    out.write_all(leadguard::report::text::render(&report).as_bytes())?;
+    out.write_all(leadguard::report::text::render(report).as_bytes())?;
     out.flush()?;
     if report.reading.malformed > 0 {
         eprintln!(
-            "leadguard report: {} line(s) of {name} are not leadguard outputs and were not counted (listed at the end of the report)",
+            "leadguard report: {} message(s) of {name} are not leadguard outputs and were not counted (listed at the end of the report)",
             report.reading.malformed
         );
     }

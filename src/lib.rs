@@ -13,6 +13,7 @@
 //! - [`gen`] writes realistic streams for tests, demos and benchmarks;
 //! - [`report`] counts an output stream (per team, rep pair, day, rule) as text or HTML;
 //! - [`notify`] delivers collision alerts to WeCom, DingTalk, Feishu and Slack group chats.
+//! - [`kafka`] drives the core from Kafka topics (consumer groups, transactions, changelog state).
 //!
 //! Driving the core directly:
 //!
@@ -50,6 +51,7 @@ pub mod gen;
 pub mod host;
 pub mod identity;
 pub mod ingest;
+pub mod kafka;
 pub mod notify;
 pub mod output;
 pub mod pipeline;

@@ -40,6 +40,21 @@ pub enum OutputType {
 }
 
 impl OutputType {
+    pub const ALL: [OutputType; 12] = [
+        OutputType::Collision,
+        OutputType::OwnershipClaimed,
+        OutputType::Withdrawn,
+        OutputType::OwnershipAssigned,
+        OutputType::OwnershipReleased,
+        OutputType::OwnershipExtended,
+        OutputType::OwnershipRejected,
+        OutputType::OwnershipReassigned,
+        OutputType::ReassignmentRecommended,
+        OutputType::ReclaimWarning,
+        OutputType::SlaBreached,
+        OutputType::CustomerDormant,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutputType::Collision => "leadguard.collision.detected",

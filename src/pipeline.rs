@@ -78,6 +78,8 @@ pub struct Pipeline<O: Write, D: Write> {
     received: Option<Instant>,
     /// Whether event time is close to the wall clock (live mode): event time → output latency.
     event_latency: bool,
+    /// The input is a stream read this far, not a whole history (see [`Pipeline::end_of_input`]).
+    stream_continues: bool,
 }
 
 impl<O: Write, D: Write> Pipeline<O, D> {
@@ -124,6 +126,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             notifier: None,
             received: None,
             event_latency: false,
+            stream_continues: false,
         })
     }
 
@@ -226,10 +229,20 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         self.flush_outputs()
     }
 
+    /// Says that the input is a stream read this far rather than a whole history: at its end,
+    /// decisions still waiting for the allowed lateness stay pending, as in an engine that keeps
+    /// running (Kafka mode). Its outputs are then those of a running engine at that point.
+    pub fn set_stream_continues(&mut self, continues: bool) {
+        self.stream_continues = continues;
+    }
+
     /// The input ended (a file or a replay): decisions waiting for the allowed lateness are
-    /// made now. Not for live inputs, which may still deliver late events.
+    /// made now — unless the stream continues. Not for live inputs, which may still deliver late
+    /// events.
     pub fn end_of_input(&mut self) -> io::Result<()> {
-        self.engine.finish();
+        if !self.stream_continues {
+            self.engine.finish();
+        }
         self.flush_outputs()
     }
 

@@ -421,15 +421,11 @@ fn the_commands_compose_runs_exist() {
     let command = strings(&leadguard["command"]);
     assert_eq!(command.first().map(String::as_str), Some("run"));
     let help = flags_of("run");
-    // `run --config FILE` (Kafka mode) comes with the Kafka edge, developed alongside.
-    const FROM_THE_KAFKA_EDGE: &[&str] = &["--config"];
     for flag in flags_in(&command) {
-        if !FROM_THE_KAFKA_EDGE.contains(&flag.as_str()) {
-            assert!(
-                help.contains(&flag),
-                "leadguard run {flag} (compose) exists"
-            );
-        }
+        assert!(
+            help.contains(&flag),
+            "leadguard run {flag} (compose) exists"
+        );
     }
     // The API listens where Prometheus scrapes.
     let listen = command
@@ -486,9 +482,9 @@ fn configs_mounted_into_containers_are_where_they_are_read() {
             "{path} is mounted into leadguard: {lg:?}"
         );
     }
-    let config = yaml(&docker().join("leadguard.yaml"));
-    for key in ["rules", "roster"] {
-        let path = config[key].as_str().expect("path");
+    let config = kafka_settings();
+    for (key, path) in [("rules", &config.rules), ("roster", &config.roster)] {
+        let path = path.as_ref().expect(key).to_str().expect("a UTF-8 path");
         assert!(lg.contains(path), "leadguard.yaml {key}: {path} is mounted");
     }
     // Prometheus reads its rule files where they are mounted.
@@ -516,26 +512,65 @@ fn configs_mounted_into_containers_are_where_they_are_read() {
     }
 }
 
+/// docker/leadguard.yaml as `leadguard run --config` reads it (no environment, no flags).
+fn kafka_settings() -> leadguard::kafka::KafkaSettings {
+    let flags = leadguard::kafka::KafkaFlags {
+        config: None,
+        brokers: None,
+        group_id: None,
+        instance_id: None,
+    };
+    leadguard::kafka::KafkaSettings::load(
+        &docker().join("leadguard.yaml"),
+        &Default::default(),
+        &flags,
+    )
+    .unwrap_or_else(|e| panic!("docker/leadguard.yaml: {e:?}"))
+}
+
 #[test]
 fn topics_tokens_and_roster_agree_with_the_code() {
     let c = compose();
-    let config = yaml(&docker().join("leadguard.yaml"));
-    let topics = &config["kafka"]["topics"];
-    let mut named: BTreeSet<String> = strings(&topics["activity"]).into_iter().collect();
-    for key in ["ownership", "outputs", "dead_letters"] {
-        named.insert(topics[key].as_str().expect("topic").to_string());
+    let config = kafka_settings();
+    let t = &config.topics;
+    let mut named: BTreeSet<String> = t.inputs().map(|i| i.name.clone()).collect();
+    for topic in [&t.alerts, &t.ownership_changes, &t.dead_letters] {
+        named.insert(topic.clone());
     }
-    // The init container creates exactly these topics...
+    named.extend(t.repartition.clone());
+    // The init container creates exactly these topics, the changelog compacted...
     let script = strings(&service(&c, "kafka-topics")["command"]).join("\n");
-    let created: BTreeSet<String> = script
+    let lists: Vec<(Vec<String>, bool)> = script
         .lines()
-        .find_map(|l| l.trim().strip_prefix("for topic in "))
-        .expect("topic list")
-        .trim_end_matches("; do")
-        .split_whitespace()
-        .map(String::from)
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let list = l
+                .trim()
+                .strip_prefix("for topic in ")?
+                .trim_end_matches("; do");
+            let body = script.lines().nth(i + 2).unwrap_or_default();
+            Some((
+                list.split_whitespace().map(String::from).collect(),
+                body.contains("cleanup.policy=compact"),
+            ))
+        })
+        .collect();
+    let created: BTreeSet<String> = lists
+        .iter()
+        .filter(|(_, compact)| !compact)
+        .flat_map(|(l, _)| l.clone())
+        .collect();
+    let compacted: BTreeSet<String> = lists
+        .iter()
+        .filter(|(_, compact)| *compact)
+        .flat_map(|(l, _)| l.clone())
         .collect();
     assert_eq!(created, named, "topics created vs docker/leadguard.yaml");
+    assert_eq!(
+        compacted,
+        BTreeSet::from([t.changelog.clone()]),
+        "the changelog, and only it, is compacted"
+    );
     // ...and the load generator publishes to two of them.
     let env = &service(&c, "loadgen")["environment"];
     for key in ["ACTIVITY_TOPIC", "OWNERSHIP_TOPIC"] {

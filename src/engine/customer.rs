@@ -61,6 +61,9 @@ pub enum Body {
 /// Won customers are protected until further notice.
 pub const FOREVER: Timestamp = Timestamp(i64::MAX / 4);
 
+/// `Owner::origin_kind` of an owner made by the lifecycle itself (a pool's assignment).
+pub const ASSIGNMENT_ORIGIN: &str = "assignment";
+
 /// How an owner got the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -77,6 +80,14 @@ pub enum Via {
 }
 
 impl Via {
+    pub const ALL: [Via; 5] = [
+        Via::Crm,
+        Via::Claim,
+        Via::FirstTouch,
+        Via::Assigned,
+        Via::Reassigned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Crm => "crm",
@@ -130,7 +141,7 @@ impl Owner {
         let origin_kind = match &origin.body {
             Body::Contact { kind, .. } => kind.as_str(),
             Body::Ownership { action, .. } => action.as_str(),
-            Body::OwnerState(_) => "assignment",
+            Body::OwnerState(_) => ASSIGNMENT_ORIGIN,
         };
         Owner {
             rep,

@@ -41,30 +41,57 @@ pub(super) enum Due {
     Assign,
 }
 
+impl Due {
+    pub(super) const ALL: [Due; 8] = [
+        Due::Warning,
+        Due::FirstFollowUp,
+        Due::FollowUps,
+        Due::Inbound,
+        Due::NoDeal,
+        Due::Reclaim,
+        Due::Dormant,
+        Due::Assign,
+    ];
+
+    /// The name a snapshot stores.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Due::Warning => "warning",
+            Due::FirstFollowUp => "first_follow_up",
+            Due::FollowUps => "follow_ups",
+            Due::Inbound => "inbound",
+            Due::NoDeal => "no_deal",
+            Due::Reclaim => "reclaim",
+            Due::Dormant => "dormant",
+            Due::Assign => "assign",
+        }
+    }
+}
+
 /// A pending final event: (key, customer key hash, slot, generation).
-type PendingEvent = (Key, u64, u32, u32);
+pub(super) type PendingEvent = (Key, u64, u32, u32);
 /// A pending deadline: (time, customer key hash, kind, slot, generation).
-type Deadline = (Timestamp, u64, Due, u32, u32);
+pub(super) type Deadline = (Timestamp, u64, Due, u32, u32);
 
 /// Per-rep bookkeeping across customers.
 #[derive(Debug, Clone, Copy, Default)]
-struct Book {
-    owned: u32,
-    locked: u32,
+pub(super) struct Book {
+    pub(super) owned: u32,
+    pub(super) locked: u32,
     /// Local day (days since 1970-01-01 in the configured zone) of `claims`.
-    claim_day: i64,
-    claims: u32,
+    pub(super) claim_day: i64,
+    pub(super) claims: u32,
     /// Assignment sequence number of the rep's last assignment (0: never).
-    last_assigned: u64,
+    pub(super) last_assigned: u64,
 }
 
 /// The lifecycle's global state.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    pending: BinaryHeap<Reverse<PendingEvent>>,
-    deadlines: BinaryHeap<Reverse<Deadline>>,
-    books: Vec<Book>,
-    assignments: u64,
+    pub(super) pending: BinaryHeap<Reverse<PendingEvent>>,
+    pub(super) deadlines: BinaryHeap<Reverse<Deadline>>,
+    pub(super) books: Vec<Book>,
+    pub(super) assignments: u64,
     /// Per pool: the roster's reps who may be assigned its customers (in the pool's teams, not
     /// exempt by role). Activity, leave and caps are checked at each assignment.
     pool_reps: Vec<Vec<RepIdx>>,

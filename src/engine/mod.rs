@@ -25,6 +25,7 @@ mod keys;
 mod query;
 mod reload;
 pub mod reps;
+pub mod snapshot;
 mod stats;
 mod timers;
 

@@ -29,8 +29,33 @@ pub struct Stats {
     pub ownership_changes: BTreeMap<&'static str, u64>,
 }
 
+/// Every reason [`Stats::count_change`] is called with (a snapshot names them by text).
+pub const OWNERSHIP_CHANGE_REASONS: [&str; 17] = [
+    "first_touch",
+    "crm_claim",
+    "crm_assign",
+    "crm_transfer",
+    "crm_release",
+    "crm_lock",
+    "crm_unlock",
+    "crm_won",
+    "no_follow_up",
+    "protection_cap",
+    "no_deal",
+    "follow_up_sla",
+    "assigned",
+    "unassigned",
+    "reassigned",
+    "rejected",
+    "merged",
+];
+
 impl Stats {
     pub fn count_change(&mut self, reason: &'static str) {
+        debug_assert!(
+            OWNERSHIP_CHANGE_REASONS.contains(&reason),
+            "ownership change reason `{reason}` missing from OWNERSHIP_CHANGE_REASONS"
+        );
         *self.ownership_changes.entry(reason).or_default() += 1;
     }
     pub fn events_total(&self) -> u64 {

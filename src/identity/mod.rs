@@ -36,8 +36,8 @@ impl IdentKind {
 }
 
 /// What an identifier points at.
-#[derive(Debug, Clone)]
-enum Link {
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Link {
     /// Exactly one customer.
     One(Arc<str>),
     /// Several CRM ids: ambiguous, not used to resolve.
@@ -308,6 +308,22 @@ impl IdentityIndex {
                 map.remove(&**ident);
             }
         }
+    }
+
+    /// Every link, for a snapshot of the engine's state (see `engine::snapshot`).
+    pub fn links(&self) -> impl Iterator<Item = (IdentKind, &str, &Link)> {
+        [IdentKind::Phone, IdentKind::Email, IdentKind::Company]
+            .into_iter()
+            .flat_map(move |kind| {
+                self.links[kind as usize]
+                    .iter()
+                    .map(move |(ident, link)| (kind, &**ident, link))
+            })
+    }
+
+    /// Puts back a link taken by [`IdentityIndex::links`] (restoring a snapshot).
+    pub fn restore_link(&mut self, kind: IdentKind, ident: &str, link: Link) {
+        self.links[kind as usize].insert(Box::from(ident), link);
     }
 
     /// Number of identifiers indexed.

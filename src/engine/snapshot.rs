@@ -1,0 +1,906 @@
+//! The engine's whole state as plain data, so that an edge can store it (the Kafka changelog)
+//! and another process can carry on from it.
+//!
+//! [`Engine::snapshot`] and [`Engine::restore`] are exact: an engine restored from a snapshot
+//! gives, for the same further input, the same outputs byte for byte as the engine the snapshot
+//! was taken from (tested below, and relied on by the Kafka edge's recovery).
+//!
+//! Interned handles ([`Sym`], [`RepIdx`]) are numbers private to one engine, so the snapshot
+//! names words and reps by their text. The interning order is kept too: restoring re-interns the
+//! words and reps in the same order, so an engine restored with the same roster numbers them as
+//! the original did, and anything ordered by handle stays in the same order.
+//!
+//! Derived indexes (customer key → slot, timers) are rebuilt rather than stored: only live
+//! housekeeping timers matter (a stale one is skipped when it fires anyway). So are the
+//! things derived from the rules: each customer's pool and who may be assigned from it.
+//!
+//! The lifecycle's queues (events waiting for the watermark, deadlines) are stored whole,
+//! stale deadlines included: their order is their content, so a heap rebuilt from them pops in
+//! the same order.
+//!
+//! Rules are named by id, not by index, so a process that restarts with changed rules carries
+//! on as a rules reload would (cooldowns of removed rules are dropped).
+
+use super::customer::{
+    Body, Customer, Emitted, Entry, Fold, Holding, Owner, Via, ASSIGNMENT_ORIGIN,
+};
+use super::lifecycle::{Book, Due};
+use super::reps::{RepIdx, Sym};
+use super::stats::OWNERSHIP_CHANGE_REASONS;
+use super::timers::TimerKind;
+use super::Engine;
+use crate::config::{Roster, Rules, Severity};
+use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::identity::{IdentKind, Link};
+use crate::ingest::RejectReason;
+use crate::output::{Output, OutputType};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+/// Bumped when the layout changes; a snapshot of another format is refused, not misread.
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+/// Everything an engine knows. Serialize it with any serde format.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub format: u32,
+    /// Every interned word, in interning order.
+    words: Vec<Arc<str>>,
+    /// Every rep id, in interning order.
+    reps: Vec<Arc<str>>,
+    clock: Option<i64>,
+    /// Set when a file's input ended: nothing can arrive before it any more.
+    drained_to: Option<i64>,
+    /// Slot generations and free slots: slot numbers order same-deadline timers.
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    customers: Vec<CustomerSnap>,
+    links: Vec<(String, Box<str>, Link)>,
+    shared_count: u64,
+    /// Accepted events per source: counts by contact kind, then ownership action.
+    event_counts: Vec<(Arc<str>, [u64; 13])>,
+    /// Alerts per (rule, severity).
+    alert_counts: Vec<(Arc<str>, String, u64)>,
+    stats: StatsSnap,
+    ledger: LedgerSnap,
+}
+
+/// An entry's order key: (time, order, tie).
+type KeySnap = (i64, u8, u64);
+
+/// The lifecycle's cross-customer state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct LedgerSnap {
+    /// Events waiting for the watermark: (key, customer key hash, slot, generation), sorted.
+    pending: Vec<(KeySnap, u64, u32, u32)>,
+    /// Deadlines: (time, customer key hash, kind, slot, generation), sorted.
+    deadlines: Vec<(i64, u64, String, u32, u32)>,
+    /// Per rep, in rep order: (owned, locked, claim day, claims, last assignment number).
+    books: Vec<(u32, u32, i64, u32, u64)>,
+    assignments: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct StatsSnap {
+    duplicates: u64,
+    rejected: Vec<(String, u64)>,
+    late_ownership_applied: u64,
+    reordered: u64,
+    claims: u64,
+    withdrawn: u64,
+    merges: u64,
+    customers_created: u64,
+    customers_evicted: u64,
+    ownership_changes: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct CustomerSnap {
+    slot: u32,
+    key: Arc<str>,
+    provisional: bool,
+    generation: u32,
+    identifiers: Vec<(String, Box<str>)>,
+    region: Option<Arc<str>>,
+    industry: Option<Arc<str>>,
+    tier: Option<Arc<str>>,
+    product_line: Option<Arc<str>>,
+    hold: HoldSnap,
+    base: FoldSnap,
+    log: Vec<EntrySnap>,
+    folded: usize,
+    head: FoldSnap,
+    emitted: Vec<EmittedSnap>,
+    finals: Vec<OutputSnap>,
+    housekeeping_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct HoldSnap {
+    owner: Option<OwnerSnap>,
+    follow_ups: u32,
+    inbound_waiting: Option<i64>,
+    warned_for: Option<i64>,
+    last_touch: Option<i64>,
+    dormant_noted: Option<i64>,
+    released: Option<(Arc<str>, i64)>,
+    waiting_since: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct OutputSnap {
+    id: String,
+    ty: String,
+    subject: Arc<str>,
+    time: i64,
+    data: String,
+    rule: Option<(Arc<str>, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct FoldSnap {
+    owner: Option<OwnerSnap>,
+    /// (rule id, hash of the rep set, time of the last alert).
+    cooldowns: Vec<(Arc<str>, u64, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct OwnerSnap {
+    rep: Arc<str>,
+    team: Option<Arc<str>>,
+    since: i64,
+    protected_until: i64,
+    via: String,
+    origin_event: Arc<str>,
+    origin_source: Option<Arc<str>>,
+    origin_kind: String,
+    account_team: Vec<Arc<str>>,
+    locked: bool,
+    won: bool,
+    cap_at: Option<i64>,
+    deal_by: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct EntrySnap {
+    t: i64,
+    order: u8,
+    tie: u64,
+    source: Option<Arc<str>>,
+    event_id: Arc<str>,
+    body: BodySnap,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum BodySnap {
+    Contact {
+        rep: Arc<str>,
+        team: Option<Arc<str>>,
+        role: Option<Arc<str>>,
+        kind: String,
+        direction: String,
+    },
+    Ownership {
+        action: String,
+        rep: Option<(Arc<str>, Option<Arc<str>>)>,
+        account_team: Vec<Arc<str>>,
+        occurred: i64,
+    },
+    OwnerState(Option<OwnerSnap>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct EmittedSnap {
+    key: KeySnap,
+    id: String,
+    ty: String,
+    /// The id of the collision rule that raised it.
+    rule: Option<Arc<str>>,
+}
+
+/// A snapshot that can't be restored: written by another format or damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreError(pub String);
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the engine state can't be restored: {}", self.0)
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+fn bad(what: &str, value: &str) -> RestoreError {
+    RestoreError(format!("unknown {what} `{value}` in the snapshot"))
+}
+
+/// Maps a word back to the `&'static str` the engine keeps for it.
+fn static_name(
+    value: &str,
+    what: &str,
+    names: impl IntoIterator<Item = &'static str>,
+) -> Result<&'static str, RestoreError> {
+    names
+        .into_iter()
+        .find(|n| *n == value)
+        .ok_or_else(|| bad(what, value))
+}
+
+fn kind_names() -> impl Iterator<Item = &'static str> {
+    ContactKind::ALL
+        .into_iter()
+        .map(ContactKind::as_str)
+        .chain(
+            OwnershipAction::ALL
+                .into_iter()
+                .map(OwnershipAction::as_str),
+        )
+        .chain([ASSIGNMENT_ORIGIN])
+}
+
+fn severity(s: &str) -> Result<&'static str, RestoreError> {
+    static_name(s, "severity", Severity::CHOICES.iter().map(|(s, _)| *s))
+}
+
+fn ident_kind(s: &str) -> Result<IdentKind, RestoreError> {
+    [IdentKind::Phone, IdentKind::Email, IdentKind::Company]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| bad("identifier kind", s))
+}
+
+fn output_type(s: &str) -> Result<OutputType, RestoreError> {
+    OutputType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| bad("output type", s))
+}
+
+impl Engine {
+    /// The engine's whole state (outputs not yet drained are not part of it: drain first).
+    pub fn snapshot(&self) -> Snapshot {
+        let word = |s: Sym| self.words.get(s).cloned();
+        let rep = |r: RepIdx| self.reps.get(r).id.clone();
+        let rule_id =
+            |ri: u16| -> Arc<str> { self.rules.collisions[ri as usize].id.as_str().into() };
+        let owner = |o: &Owner| OwnerSnap {
+            rep: rep(o.rep),
+            team: word(o.team),
+            since: o.since.0,
+            protected_until: o.protected_until.0,
+            via: o.via.as_str().to_string(),
+            origin_event: o.origin_event.clone(),
+            origin_source: word(o.origin_source),
+            origin_kind: o.origin_kind.to_string(),
+            account_team: o.account_team.iter().map(|r| rep(*r)).collect(),
+            locked: o.locked,
+            won: o.won,
+            cap_at: o.cap_at.map(|t| t.0),
+            deal_by: o.deal_by.map(|t| t.0),
+        };
+        let fold = |f: &Fold| FoldSnap {
+            owner: f.owner.as_ref().map(owner),
+            cooldowns: f
+                .cooldowns
+                .iter()
+                .map(|(r, h, t)| (rule_id(*r), *h, t.0))
+                .collect(),
+        };
+        let hold = |h: &Holding| HoldSnap {
+            owner: h.owner.as_ref().map(owner),
+            follow_ups: h.follow_ups,
+            inbound_waiting: h.inbound_waiting.map(|t| t.0),
+            warned_for: h.warned_for.map(|t| t.0),
+            last_touch: h.last_touch.map(|t| t.0),
+            dormant_noted: h.dormant_noted.map(|t| t.0),
+            released: h.released.map(|(r, t)| (rep(r), t.0)),
+            waiting_since: h.waiting_since.map(|t| t.0),
+        };
+        let entry = |e: &Entry| EntrySnap {
+            t: e.t.0,
+            order: e.order,
+            tie: e.tie,
+            source: word(e.source),
+            event_id: e.event_id.clone(),
+            body: match &e.body {
+                Body::Contact {
+                    rep: r,
+                    team,
+                    role,
+                    kind,
+                    direction,
+                } => BodySnap::Contact {
+                    rep: rep(*r),
+                    team: word(*team),
+                    role: word(*role),
+                    kind: kind.as_str().to_string(),
+                    direction: direction.as_str().to_string(),
+                },
+                Body::Ownership {
+                    action,
+                    rep: owner,
+                    account_team,
+                    occurred,
+                } => BodySnap::Ownership {
+                    action: action.as_str().to_string(),
+                    rep: owner.map(|(r, team)| (rep(r), word(team))),
+                    account_team: account_team.iter().map(|r| rep(*r)).collect(),
+                    occurred: occurred.0,
+                },
+                Body::OwnerState(o) => BodySnap::OwnerState(o.as_deref().map(owner)),
+            },
+        };
+        let output = |o: &Output| OutputSnap {
+            id: o.id.clone(),
+            ty: o.ty.as_str().to_string(),
+            subject: o.subject.clone(),
+            time: o.time.0,
+            data: o.data.clone(),
+            rule: o.rule.as_ref().map(|(r, s)| (r.clone(), s.to_string())),
+        };
+        let customers = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (slot as u32, c)))
+            .map(|(slot, c)| CustomerSnap {
+                slot,
+                key: c.key.clone(),
+                provisional: c.provisional,
+                generation: c.generation,
+                identifiers: c
+                    .identifiers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                    .collect(),
+                region: word(c.region),
+                industry: word(c.industry),
+                tier: word(c.tier),
+                product_line: word(c.product_line),
+                hold: hold(&c.hold),
+                base: fold(&c.base),
+                log: c.log.iter().map(entry).collect(),
+                folded: c.folded,
+                head: fold(&c.head),
+                emitted: c
+                    .emitted
+                    .iter()
+                    .map(|e| EmittedSnap {
+                        key: (e.key.0 .0, e.key.1, e.key.2),
+                        id: e.id.clone(),
+                        ty: e.ty.as_str().to_string(),
+                        rule: e.rule.map(rule_id),
+                    })
+                    .collect(),
+                finals: c.finals.iter().map(output).collect(),
+                housekeeping_at: c.housekeeping_at.map(|t| t.0),
+            })
+            .collect();
+        let mut alert_counts: Vec<(Arc<str>, String, u64)> = self
+            .alert_counts
+            .iter()
+            .map(|((rule, sev), n)| (rule.clone(), sev.to_string(), *n))
+            .collect();
+        alert_counts.sort();
+        let ledger = {
+            let l = &self.ledger;
+            let mut pending: Vec<_> = l
+                .pending
+                .iter()
+                .map(|Reverse(((t, o, tie), hash, slot, gen))| {
+                    ((t.0, *o, *tie), *hash, *slot, *gen)
+                })
+                .collect();
+            pending.sort();
+            let mut deadlines: Vec<_> = l.deadlines.iter().map(|Reverse(d)| *d).collect();
+            deadlines.sort();
+            LedgerSnap {
+                pending,
+                deadlines: deadlines
+                    .into_iter()
+                    .map(|(t, hash, due, slot, gen)| {
+                        (t.0, hash, due.as_str().to_string(), slot, gen)
+                    })
+                    .collect(),
+                books: l
+                    .books
+                    .iter()
+                    .map(|b| (b.owned, b.locked, b.claim_day, b.claims, b.last_assigned))
+                    .collect(),
+                assignments: l.assignments,
+            }
+        };
+        Snapshot {
+            format: SNAPSHOT_FORMAT,
+            words: (0..self.words.len())
+                .filter_map(|i| self.words.get(Sym(i as u32)).cloned())
+                .collect(),
+            reps: self.reps.list.iter().map(|r| r.id.clone()).collect(),
+            clock: self.clock.map(|t| t.0),
+            drained_to: self.drained_to.map(|t| t.0),
+            generations: self.generations.clone(),
+            free: self.free.clone(),
+            customers,
+            links: {
+                // Sorted: a snapshot's bytes don't depend on hash-map iteration order.
+                let mut links: Vec<(String, Box<str>, Link)> = self
+                    .identity
+                    .links()
+                    .map(|(k, ident, link)| {
+                        (k.as_str().to_string(), Box::from(ident), link.clone())
+                    })
+                    .collect();
+                links.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+                links
+            },
+            shared_count: self.identity.shared_count,
+            event_counts: self
+                .event_counts
+                .iter()
+                .enumerate()
+                .filter_map(|(src, row)| word(Sym(src as u32)).map(|w| (w, *row)))
+                .collect(),
+            alert_counts,
+            stats: StatsSnap {
+                duplicates: self.stats.duplicates,
+                rejected: self
+                    .stats
+                    .rejected
+                    .iter()
+                    .map(|(r, n)| (r.as_str().to_string(), *n))
+                    .collect(),
+                late_ownership_applied: self.stats.late_ownership_applied,
+                reordered: self.stats.reordered,
+                claims: self.stats.claims,
+                withdrawn: self.stats.withdrawn,
+                merges: self.stats.merges,
+                customers_created: self.stats.customers_created,
+                customers_evicted: self.stats.customers_evicted,
+                ownership_changes: self
+                    .stats
+                    .ownership_changes
+                    .iter()
+                    .map(|(r, n)| (r.to_string(), *n))
+                    .collect(),
+            },
+            ledger,
+        }
+    }
+
+    /// An engine with the given rules and roster that carries on from `snap`.
+    pub fn restore(
+        rules: Arc<Rules>,
+        roster: &Roster,
+        snap: &Snapshot,
+    ) -> Result<Engine, RestoreError> {
+        if snap.format != SNAPSHOT_FORMAT {
+            return Err(RestoreError(format!(
+                "it was written in format {}, this version reads format {SNAPSHOT_FORMAT}",
+                snap.format
+            )));
+        }
+        let mut e = Engine::new(rules, roster);
+        // Same interning order as the original: same handles when the roster is the same.
+        for w in &snap.words {
+            e.words.intern(w);
+        }
+        for r in &snap.reps {
+            e.reps.intern(r, &mut e.words);
+        }
+        e.clock = snap.clock.map(Timestamp);
+        e.drained_to = snap.drained_to.map(Timestamp);
+        e.generations = snap.generations.clone();
+        e.free = snap.free.clone();
+        e.slots = (0..snap.generations.len()).map(|_| None).collect();
+        for c in &snap.customers {
+            let cust = restore_customer(&mut e, c)?;
+            let slot = c.slot as usize;
+            if slot >= e.slots.len() {
+                return Err(RestoreError(format!(
+                    "customer {} is in slot {slot}, past the {} slots recorded",
+                    c.key,
+                    e.slots.len()
+                )));
+            }
+            if let Some(at) = cust.housekeeping_at {
+                e.timers
+                    .schedule(at, c.slot, cust.generation, TimerKind::Housekeeping);
+            }
+            e.by_key.insert(cust.key.clone(), c.slot);
+            e.slots[slot] = Some(cust);
+            // Derived from the customer's attributes and the rules in force now.
+            e.place_in_pool(c.slot);
+        }
+        for (kind, ident, link) in &snap.links {
+            e.identity
+                .restore_link(ident_kind(kind)?, ident, link.clone());
+        }
+        e.identity.shared_count = snap.shared_count;
+        for (source, row) in &snap.event_counts {
+            let src = e.words.intern(source).0 as usize;
+            if e.event_counts.len() <= src {
+                e.event_counts.resize(src + 1, [0; 13]);
+            }
+            e.event_counts[src] = *row;
+        }
+        for (rule, sev, n) in &snap.alert_counts {
+            e.alert_counts.insert((rule.clone(), severity(sev)?), *n);
+        }
+        let s = &snap.stats;
+        e.stats.duplicates = s.duplicates;
+        for (reason, n) in &s.rejected {
+            let r = RejectReason::ALL
+                .into_iter()
+                .find(|r| r.as_str() == reason)
+                .ok_or_else(|| bad("rejection reason", reason))?;
+            e.stats.rejected.insert(r, *n);
+        }
+        e.stats.late_ownership_applied = s.late_ownership_applied;
+        e.stats.reordered = s.reordered;
+        e.stats.claims = s.claims;
+        e.stats.withdrawn = s.withdrawn;
+        e.stats.merges = s.merges;
+        e.stats.customers_created = s.customers_created;
+        e.stats.customers_evicted = s.customers_evicted;
+        for (reason, n) in &s.ownership_changes {
+            let r = static_name(reason, "ownership change", OWNERSHIP_CHANGE_REASONS)?;
+            e.stats.ownership_changes.insert(r, *n);
+        }
+        let l = &snap.ledger;
+        e.ledger.pending = l
+            .pending
+            .iter()
+            .map(|&((t, o, tie), hash, slot, gen)| {
+                Reverse(((Timestamp(t), o, tie), hash, slot, gen))
+            })
+            .collect();
+        e.ledger.deadlines = l
+            .deadlines
+            .iter()
+            .map(|(t, hash, due, slot, gen)| {
+                let due = Due::ALL
+                    .into_iter()
+                    .find(|d| d.as_str() == due)
+                    .ok_or_else(|| bad("deadline kind", due))?;
+                Ok(Reverse((Timestamp(*t), *hash, due, *slot, *gen)))
+            })
+            .collect::<Result<_, RestoreError>>()?;
+        e.ledger.books = l
+            .books
+            .iter()
+            .map(|&(owned, locked, claim_day, claims, last_assigned)| Book {
+                owned,
+                locked,
+                claim_day,
+                claims,
+                last_assigned,
+            })
+            .collect();
+        e.ledger.assignments = l.assignments;
+        // Reps first seen in events joined the intern table after the engine was built.
+        let (rules, reps, words, exempt) = (&e.rules, &e.reps, &e.words, &e.exempt_roles);
+        e.ledger.set_pool_reps(rules, reps, words, exempt);
+        Ok(e)
+    }
+}
+
+fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, RestoreError> {
+    let mut cust = Customer::new(c.key.clone(), c.provisional, c.generation);
+    for (kind, ident) in &c.identifiers {
+        cust.identifiers.push((ident_kind(kind)?, ident.clone()));
+    }
+    cust.region = sym(e, &c.region);
+    cust.industry = sym(e, &c.industry);
+    cust.tier = sym(e, &c.tier);
+    cust.product_line = sym(e, &c.product_line);
+    cust.base = restore_fold(e, &c.base)?;
+    cust.head = restore_fold(e, &c.head)?;
+    let h = &c.hold;
+    cust.hold = Holding {
+        owner: h.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?,
+        follow_ups: h.follow_ups,
+        inbound_waiting: h.inbound_waiting.map(Timestamp),
+        warned_for: h.warned_for.map(Timestamp),
+        last_touch: h.last_touch.map(Timestamp),
+        dormant_noted: h.dormant_noted.map(Timestamp),
+        released: h
+            .released
+            .as_ref()
+            .map(|(r, t)| (e.reps.intern(r, &mut e.words), Timestamp(*t))),
+        waiting_since: h.waiting_since.map(Timestamp),
+    };
+    for s in &c.log {
+        let body = match &s.body {
+            BodySnap::Contact {
+                rep,
+                team,
+                role,
+                kind,
+                direction,
+            } => Body::Contact {
+                rep: e.reps.intern(rep, &mut e.words),
+                team: sym(e, team),
+                role: sym(e, role),
+                kind: ContactKind::parse(kind).ok_or_else(|| bad("contact kind", kind))?,
+                direction: [Direction::Outbound, Direction::Inbound]
+                    .into_iter()
+                    .find(|d| d.as_str() == direction)
+                    .ok_or_else(|| bad("direction", direction))?,
+            },
+            BodySnap::Ownership {
+                action,
+                rep,
+                account_team,
+                occurred,
+            } => Body::Ownership {
+                action: OwnershipAction::parse(action)
+                    .ok_or_else(|| bad("ownership action", action))?,
+                rep: rep
+                    .as_ref()
+                    .map(|(r, team)| (e.reps.intern(r, &mut e.words), sym(e, team))),
+                account_team: account_team
+                    .iter()
+                    .map(|r| e.reps.intern(r, &mut e.words))
+                    .collect(),
+                occurred: Timestamp(*occurred),
+            },
+            BodySnap::OwnerState(o) => Body::OwnerState(
+                o.as_ref()
+                    .map(|o| restore_owner(e, o).map(Box::new))
+                    .transpose()?,
+            ),
+        };
+        cust.log.push(Entry {
+            t: Timestamp(s.t),
+            order: s.order,
+            tie: s.tie,
+            source: sym(e, &s.source),
+            event_id: s.event_id.clone(),
+            body,
+        });
+    }
+    if c.folded > cust.log.len() {
+        return Err(RestoreError(format!(
+            "customer {} has {} entries folded of {}",
+            c.key,
+            c.folded,
+            cust.log.len()
+        )));
+    }
+    cust.folded = c.folded;
+    for em in &c.emitted {
+        cust.emitted.push(Emitted {
+            key: (Timestamp(em.key.0), em.key.1, em.key.2),
+            id: em.id.clone(),
+            ty: output_type(&em.ty)?,
+            // A rule removed since is forgotten, as a rules reload forgets it.
+            rule: em.rule.as_deref().and_then(|id| rule_index(e, id)),
+        });
+    }
+    for o in &c.finals {
+        cust.finals.push(Output {
+            id: o.id.clone(),
+            ty: output_type(&o.ty)?,
+            subject: o.subject.clone(),
+            time: Timestamp(o.time),
+            data: o.data.clone(),
+            rule: o
+                .rule
+                .as_ref()
+                .map(|(r, s)| severity(s).map(|s| (r.clone(), s)))
+                .transpose()?,
+        });
+    }
+    cust.housekeeping_at = c.housekeeping_at.map(Timestamp);
+    Ok(cust)
+}
+
+fn sym(e: &mut Engine, word: &Option<Arc<str>>) -> Sym {
+    e.words.intern_opt(word.as_deref())
+}
+
+fn rule_index(e: &Engine, id: &str) -> Option<u16> {
+    e.rules
+        .collisions
+        .iter()
+        .position(|r| r.id == id)
+        .map(|i| i as u16)
+}
+
+fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
+    Ok(Owner {
+        rep: e.reps.intern(&o.rep, &mut e.words),
+        team: sym(e, &o.team),
+        since: Timestamp(o.since),
+        protected_until: Timestamp(o.protected_until),
+        via: Via::ALL
+            .into_iter()
+            .find(|v| v.as_str() == o.via)
+            .ok_or_else(|| bad("ownership origin", &o.via))?,
+        origin_event: o.origin_event.clone(),
+        origin_source: sym(e, &o.origin_source),
+        origin_kind: static_name(&o.origin_kind, "event kind", kind_names())?,
+        account_team: o
+            .account_team
+            .iter()
+            .map(|r| e.reps.intern(r, &mut e.words))
+            .collect(),
+        locked: o.locked,
+        won: o.won,
+        cap_at: o.cap_at.map(Timestamp),
+        deal_by: o.deal_by.map(Timestamp),
+    })
+}
+
+fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
+    let owner = f.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?;
+    Ok(Fold {
+        owner,
+        // Cooldowns of a rule removed since are dropped, as a rules reload drops them.
+        cooldowns: f
+            .cooldowns
+            .iter()
+            .filter_map(|(r, h, t)| rule_index(e, r).map(|ri| (ri, *h, Timestamp(*t))))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{write_events, GenConfig};
+    use crate::ingest::Ingest;
+
+    /// Runs `lines` through `engine`, returning every output line.
+    fn feed(engine: &mut Engine, ingest: &mut Ingest, lines: &[&[u8]]) -> Vec<String> {
+        let tz = engine.rules().settings.time_zone;
+        let source = engine.rules().settings.output_source.clone();
+        let mut out = Vec::new();
+        for line in lines {
+            let Ok(event) = ingest.parse(line, None, "default") else {
+                continue;
+            };
+            let now = event
+                .occurred_at()
+                .max(engine.clock().unwrap_or(event.occurred_at()));
+            let _ = engine.handle_event(&event, now);
+            out.extend(engine.drain_outputs().map(|o| o.to_cloudevent(&source, tz)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_restored_engine_continues_byte_for_byte() {
+        let cfg = GenConfig {
+            seed: 11,
+            customers: 400,
+            reps: 30,
+            events: 12_000,
+            days: 40,
+            out_of_order: 0.05,
+            duplicates: 0.02,
+            ..GenConfig::default()
+        };
+        let mut stream = Vec::new();
+        write_events(&cfg, &mut stream).expect("generates");
+        let roster_text = crate::gen::roster_yaml(&cfg);
+        let roster = Roster::parse(&roster_text, std::path::Path::new("roster.yaml"))
+            .expect("generated roster is valid");
+        let rules = Arc::new(Rules::embedded());
+        let lines: Vec<&[u8]> = stream.split(|b| *b == b'\n').collect();
+
+        let finish = |engine: &mut Engine, out: &mut Vec<String>| {
+            let tz = engine.rules().settings.time_zone;
+            let source = engine.rules().settings.output_source.clone();
+            engine.finish();
+            out.extend(engine.drain_outputs().map(|o| o.to_cloudevent(&source, tz)));
+        };
+        let mut whole = Engine::new(rules.clone(), &roster);
+        let mut ingest = Ingest::new(rules.clone());
+        let mut expected = feed(&mut whole, &mut ingest, &lines);
+        finish(&mut whole, &mut expected);
+        // The shipped rules turn every lifecycle family on; the stream must exercise them, or
+        // this test would not cover the state they keep.
+        for ty in [
+            "leadguard.collision.detected",
+            "leadguard.ownership.claimed",
+            "leadguard.ownership.assigned",
+            "leadguard.ownership.released",
+            "leadguard.ownership.extended",
+            "leadguard.reclaim.warning",
+            "leadguard.sla.breached",
+        ] {
+            let n = expected.iter().filter(|l| l.contains(ty)).count();
+            assert!(n > 0, "the stream gives no {ty}");
+        }
+
+        // Cut at several points, going through JSON as the Kafka edge does.
+        for cut in [1, 777, 5_000, 11_000] {
+            let mut first = Engine::new(rules.clone(), &roster);
+            let mut ingest = Ingest::new(rules.clone());
+            let mut got = feed(&mut first, &mut ingest, &lines[..cut]);
+            let json = serde_json::to_vec(&first.snapshot()).expect("serializes");
+            let snap: Snapshot = serde_json::from_slice(&json).expect("deserializes");
+            assert_eq!(snap, first.snapshot(), "JSON round trip is lossless");
+            if cut > 1 {
+                assert!(
+                    !snap.ledger.deadlines.is_empty() && !snap.ledger.books.is_empty(),
+                    "lifecycle state at line {cut}"
+                );
+            }
+            let mut second = Engine::restore(rules.clone(), &roster, &snap).expect("restores");
+            assert_eq!(
+                second.snapshot(),
+                snap,
+                "restore then snapshot is the identity"
+            );
+            let (a, b) = (second.state_size(), first.state_size());
+            assert_eq!(
+                (a.customers, a.owned, a.log_entries, a.identifiers),
+                (b.customers, b.owned, b.log_entries, b.identifiers)
+            );
+            got.extend(feed(&mut second, &mut ingest, &lines[cut..]));
+            finish(&mut second, &mut got);
+            assert_eq!(got.len(), expected.len(), "cut at line {cut}");
+            assert!(
+                got == expected,
+                "outputs differ after a restore at line {cut}"
+            );
+            assert_eq!(second.stats(), whole.stats(), "counters carry over");
+        }
+    }
+
+    #[test]
+    fn rules_are_named_by_id_so_a_restart_with_reordered_rules_keeps_cooldowns() {
+        let rules = Arc::new(Rules::embedded());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let mut ingest = Ingest::new(rules.clone());
+        let call = |id: &str, rep: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T09:0{id}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
+            )
+        };
+        let (a, b) = (call("1", "r1"), call("2", "r2"));
+        feed(&mut engine, &mut ingest, &[a.as_bytes(), b.as_bytes()]);
+        let snap = engine.snapshot();
+        let cooled: Vec<Arc<str>> = snap.customers[0]
+            .head
+            .cooldowns
+            .iter()
+            .map(|c| c.0.clone())
+            .collect();
+        assert!(!cooled.is_empty(), "two reps on one customer make an alert");
+
+        let mut reordered = Rules::embedded();
+        reordered.collisions.reverse();
+        let reordered = Arc::new(reordered);
+        let restored =
+            Engine::restore(reordered.clone(), &Roster::default(), &snap).expect("restores");
+        let cust = restored
+            .slots
+            .iter()
+            .flatten()
+            .next()
+            .expect("one customer");
+        let names: Vec<&str> = cust
+            .head
+            .cooldowns
+            .iter()
+            .map(|(ri, _, _)| reordered.collisions[*ri as usize].id.as_str())
+            .collect();
+        assert_eq!(names, cooled.iter().map(|c| &**c).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_is_refused() {
+        let rules = Arc::new(Rules::embedded());
+        let mut snap = Engine::new(rules.clone(), &Roster::default()).snapshot();
+        snap.format = SNAPSHOT_FORMAT + 1;
+        let err = Engine::restore(rules, &Roster::default(), &snap)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("format"), "{err}");
+    }
+}
