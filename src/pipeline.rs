@@ -72,7 +72,8 @@ pub struct Pipeline<O: Write, D: Write> {
     out: O,
     dead: D,
     pub counts: Counts,
-    line_buf: String,
+    /// The CloudEvents lines of the message being processed.
+    line_buf: Vec<u8>,
     metrics: Option<Arc<Metrics>>,
     notifier: Option<crate::notify::NotifierHandle>,
     /// When the message being processed was received (for the receipt → output latency).
@@ -120,7 +121,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             out,
             dead,
             counts: Counts::default(),
-            line_buf: String::new(),
+            line_buf: Vec::new(),
             metrics: None,
             notifier: None,
             received: None,
@@ -241,10 +242,12 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     fn flush_outputs(&mut self) -> io::Result<()> {
-        let settings = &self.engine.rules().settings;
-        let (source, tz) = (settings.output_source.clone(), settings.time_zone);
+        let rules = self.engine.rules().clone();
+        let (source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
         let mut n = 0;
         let received = self.received.take();
+        // All outputs of a message go into one reused buffer and to the writer at once.
+        self.line_buf.clear();
         for o in self.engine.drain_outputs() {
             if let Some(m) = &self.metrics {
                 m.observe_output(&o, received, self.event_latency);
@@ -252,11 +255,12 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             if let Some(n) = &self.notifier {
                 n.submit(&o);
             }
-            self.line_buf.clear();
-            self.line_buf.push_str(&o.to_cloudevent(&source, tz));
-            self.line_buf.push('\n');
-            self.out.write_all(self.line_buf.as_bytes())?;
+            o.write_cloudevent(&mut self.line_buf, source, tz);
+            self.line_buf.push(b'\n');
             n += 1;
+        }
+        if !self.line_buf.is_empty() {
+            self.out.write_all(&self.line_buf)?;
         }
         self.counts.outputs += n;
         Ok(())
