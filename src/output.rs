@@ -173,13 +173,13 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 
 /// The deterministic id: 32 lower-case hex digits.
 pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(ty.as_bytes());
-    h.update(&[0]);
-    h.update(subject.as_bytes());
-    h.update(&[0]);
-    h.update(data.as_bytes());
-    let digest = h.digest128();
+    let digest = crate::digest::xxh3_128_parts([
+        ty.as_bytes(),
+        &[0],
+        subject.as_bytes(),
+        &[0],
+        data.as_bytes(),
+    ]);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
     for (i, c) in id.iter_mut().enumerate() {

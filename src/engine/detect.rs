@@ -397,12 +397,8 @@ fn cooldown_allows(
     reps: &[&str],
     t: Timestamp,
 ) -> bool {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for r in reps {
-        h.update(r.as_bytes());
-        h.update(&[0]);
-    }
-    let set = h.digest();
+    // The ids, each followed by a 0 byte.
+    let set = crate::digest::xxh3_64_parts(reps.iter().flat_map(|r| [r.as_bytes(), &[0u8][..]]));
     let ri = rule_index as u16;
     if let Some(slot) = fold
         .cooldowns
