@@ -364,6 +364,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_zone_offsets_agree_with_the_zone_table() {
+        // Zones with daylight saving and one without, through a year and its transitions, at a
+        // step that lands inside every hour at varying minutes. Lord Howe (a 30-minute shift)
+        // and St. John's change at half past a UTC hour: a cache that trusted one lookup per
+        // hour would be wrong for half of those hours.
+        let zones = [
+            chrono_tz::Asia::Shanghai,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::America::St_Johns,
+        ];
+        let start = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap().0;
+        for tz in zones {
+            let mut ms = start;
+            while ms < start + 366 * 86_400_000 {
+                assert_eq!(zone_offset(tz, ms), lookup_offset(tz, ms), "{tz} at {ms}");
+                ms += 13 * 60_000 + 7_001;
+            }
+        }
+    }
+
+    #[test]
     fn spans_round_trip() {
         for (text, ms) in [
             ("90s", 90_000),
