@@ -4,7 +4,10 @@
 //! Run: `cargo bench --bench throughput`. Figures, machine and date are kept in
 //! `benches/RESULTS.md`; re-measure and update it when the core changes.
 //!
-//! - `core`: parsed events in, outputs out (`Engine::handle_event` + `drain_outputs`), one core.
+//! - `core`: parsed events in, outputs out (`Engine::handle_event` + `drain_outputs`), one core,
+//!   with the shipped rules (every ownership-lifecycle family on).
+//! - `core_collisions`: the same with collision detection only (the shipped collision rules,
+//!   identity, exemptions and first-touch claims; no pools, SLAs, extension or reclaims).
 //! - `replay`: JSON lines in, CloudEvents JSON lines out (`pipeline::replay` into a sink).
 //! - After the timings, a memory report: live heap per tracked customer, measured with a
 //!   counting allocator around one full run of the core.
@@ -46,6 +49,7 @@ static ALLOC: Counting = Counting;
 
 struct Fixture {
     rules: Arc<Rules>,
+    collisions: Arc<Rules>,
     roster: Roster,
     lines: Vec<u8>,
     events: Vec<Event>,
@@ -54,6 +58,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let generated = generate(&GenConfig::benchmark());
     let rules = Arc::new(Rules::embedded());
+    let collisions = Arc::new(collisions_only(Rules::embedded()));
     let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
     let mut ingest = Ingest::new(rules.clone());
     let events: Vec<Event> = generated
@@ -64,14 +69,32 @@ fn fixture() -> Fixture {
         .collect();
     Fixture {
         rules,
+        collisions,
         roster,
         lines: generated.lines,
         events,
     }
 }
 
-fn run_core(f: &Fixture, events: Vec<Event>) -> (usize, Engine) {
-    let mut engine = Engine::new(f.rules.clone(), &f.roster);
+/// The shipped rules without the ownership lifecycle: collision rules, identity, exemptions and
+/// first-touch claims with a plain 10-day protection (no pools, SLAs, extension, warnings or
+/// reclaims). The same as `collisions_only` in `examples/profile_core.rs`.
+fn collisions_only(rules: Rules) -> Rules {
+    Rules {
+        ownership: leadguard::config::OwnershipRules {
+            first_touch: rules.ownership.first_touch,
+            follow_up_kinds: rules.ownership.follow_up_kinds,
+            release_on_expiry: false,
+            ..Default::default()
+        },
+        pools: Vec::new(),
+        sla: Default::default(),
+        ..rules
+    }
+}
+
+fn run_core(f: &Fixture, rules: &Arc<Rules>, events: Vec<Event>) -> (usize, Engine) {
+    let mut engine = Engine::new(rules.clone(), &f.roster);
     let mut outputs = 0;
     for e in events {
         let now = e
@@ -92,7 +115,14 @@ fn benches(c: &mut Criterion) {
     group.bench_function("core", |b| {
         b.iter_batched(
             || f.events.clone(),
-            |events| run_core(&f, events).0,
+            |events| run_core(&f, &f.rules, events).0,
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("core_collisions", |b| {
+        b.iter_batched(
+            || f.events.clone(),
+            |events| run_core(&f, &f.collisions, events).0,
             BatchSize::PerIteration,
         )
     });
@@ -119,7 +149,7 @@ fn benches(c: &mut Criterion) {
     // Memory report: live heap held by the engine after the whole stream.
     let before = LIVE.load(Ordering::Relaxed);
     let events = f.events.clone();
-    let (outputs, engine) = run_core(&f, events);
+    let (outputs, engine) = run_core(&f, &f.rules, events);
     let held = LIVE.load(Ordering::Relaxed) - before;
     let size = engine.state_size();
     let stats = engine.stats();

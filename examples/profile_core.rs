@@ -1,5 +1,8 @@
 //! Feeds the benchmark stream through the core once, for profilers:
 //! `cargo build --release --example profile_core && perf record -g target/release/examples/profile_core`.
+//! The argument is the number of rounds. `COLLISIONS_ONLY=1`: the shipped collision rules and
+//! first-touch claims without the ownership lifecycle (as `throughput/core_collisions`);
+//! `NO_RULES=1`: no detection at all (the per-event bookkeeping alone).
 
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
@@ -16,6 +19,9 @@ fn main() {
     let cfg = GenConfig::benchmark();
     let generated = generate(&cfg);
     let mut rules = Rules::embedded();
+    if std::env::var_os("COLLISIONS_ONLY").is_some() {
+        rules = collisions_only(rules);
+    }
     if std::env::var_os("NO_RULES").is_some() {
         rules.collisions.clear();
         rules.ownership.first_touch = None;
@@ -52,8 +58,26 @@ fn main() {
     }
     secs /= rounds as f64;
     eprintln!(
-        "{n} events, {outputs} outputs in {secs:.2}s: {:.0} events/s; reordered {}",
+        "{n} events, {outputs} outputs in {secs:.2}s: {:.0} events/s; reordered {}; {:?}",
         n as f64 / secs,
-        engine.stats().reordered
+        engine.stats().reordered,
+        engine.state_size()
     );
+}
+
+/// The shipped rules without the ownership lifecycle: collision rules, identity, exemptions and
+/// first-touch claims with a plain 10-day protection (no pools, SLAs, extension, warnings or
+/// reclaims). The same as `collisions_only` in `benches/throughput.rs`.
+fn collisions_only(rules: Rules) -> Rules {
+    Rules {
+        ownership: leadguard::config::OwnershipRules {
+            first_touch: rules.ownership.first_touch,
+            follow_up_kinds: rules.ownership.follow_up_kinds,
+            release_on_expiry: false,
+            ..Default::default()
+        },
+        pools: Vec::new(),
+        sla: Default::default(),
+        ..rules
+    }
 }

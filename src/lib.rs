@@ -45,6 +45,7 @@
 pub mod api;
 pub mod calendar;
 pub mod config;
+pub mod digest;
 pub mod engine;
 pub mod event;
 pub mod gen;

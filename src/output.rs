@@ -130,59 +130,77 @@ impl Output {
 
     /// The CloudEvent as one line of JSON (no trailing newline).
     pub fn to_cloudevent(&self, source: &str, tz: chrono_tz::Tz) -> String {
-        let mut s = String::with_capacity(self.data.len() + 256);
-        s.push_str("{\"specversion\":\"1.0\",\"id\":");
-        push_json_str(&mut s, &self.id);
-        s.push_str(",\"source\":");
-        push_json_str(&mut s, source);
-        s.push_str(",\"type\":");
-        push_json_str(&mut s, self.ty.as_str());
-        s.push_str(",\"time\":");
-        push_json_str(&mut s, &self.time.to_rfc3339_in(tz));
-        s.push_str(",\"subject\":");
-        push_json_str(&mut s, &self.subject);
-        s.push_str(",\"datacontenttype\":\"application/json\",\"data\":");
-        s.push_str(&self.data);
-        s.push('}');
-        s
+        let mut out = Vec::with_capacity(self.data.len() + 256);
+        self.write_cloudevent(&mut out, source, tz);
+        String::from_utf8(out).expect("JSON text is UTF-8")
+    }
+
+    /// Appends the CloudEvent's JSON line (no trailing newline) to `out`: the writers reuse
+    /// one buffer for every output instead of building a string each.
+    pub fn write_cloudevent(&self, out: &mut Vec<u8>, source: &str, tz: chrono_tz::Tz) {
+        out.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
+        push_json_str(out, &self.id);
+        out.extend_from_slice(b",\"source\":");
+        push_json_str(out, source);
+        out.extend_from_slice(b",\"type\":");
+        push_json_str(out, self.ty.as_str());
+        out.extend_from_slice(b",\"time\":\"");
+        // RFC 3339 text has nothing to escape.
+        self.time.write_rfc3339_in(tz, out);
+        out.extend_from_slice(b"\",\"subject\":");
+        push_json_str(out, &self.subject);
+        out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"data\":");
+        out.extend_from_slice(self.data.as_bytes());
+        out.push(b'}');
     }
 }
 
 /// Appends `s` as a JSON string (quotes, escapes for `"`, `\\` and control characters).
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
+    // Every byte that needs escaping is ASCII, so scanning bytes is exact for UTF-8 text.
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
         } else {
-            out.push_str(esc);
+            out.extend_from_slice(esc);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// The deterministic id: 32 lower-case hex digits.
 pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(ty.as_bytes());
-    h.update(&[0]);
-    h.update(subject.as_bytes());
-    h.update(&[0]);
-    h.update(data.as_bytes());
-    format!("{:032x}", h.digest128())
+    let digest = crate::digest::xxh3_128_parts([
+        ty.as_bytes(),
+        &[0],
+        subject.as_bytes(),
+        &[0],
+        data.as_bytes(),
+    ]);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (i, c) in id.iter_mut().enumerate() {
+        *c = HEX[((digest >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    String::from_utf8(id.to_vec()).expect("hex digits")
 }
 
 #[cfg(test)]
@@ -199,10 +217,22 @@ mod tests {
             "\u{1}\u{1f}",
             "phone:+8613800138000",
         ] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
         }
+    }
+
+    #[test]
+    fn ids_are_32_hex_digits_of_the_hash() {
+        let id = content_id("t", "s", "{}");
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(b"t\0s\0{}");
+        assert_eq!(id, format!("{:032x}", h.digest128()));
     }
 }
 

@@ -122,15 +122,18 @@ impl Timestamp {
     /// milliseconds only when not zero). Formatted by hand: alerts carry several timestamps
     /// and chrono's general formatter dominated the cost of rendering one.
     pub fn to_rfc3339_in(self, tz: Tz) -> String {
-        use chrono::Offset;
-        let Some(utc) = DateTime::from_timestamp_millis(self.0) else {
-            return self.0.to_string();
+        let mut out = Vec::with_capacity(32);
+        self.write_rfc3339_in(tz, &mut out);
+        String::from_utf8(out).expect("RFC 3339 text is ASCII")
+    }
+
+    /// Appends [`Self::to_rfc3339_in`]'s text to `out` (no allocation once `out` has room).
+    pub fn write_rfc3339_in(self, tz: Tz, out: &mut Vec<u8>) {
+        let Some(offset) = zone_offset(tz, self.0) else {
+            out.extend_from_slice(self.0.to_string().as_bytes());
+            return;
         };
-        let offset = tz
-            .offset_from_utc_datetime(&utc.naive_utc())
-            .fix()
-            .local_minus_utc();
-        format_rfc3339(self.0 + i64::from(offset) * 1000, offset)
+        format_rfc3339(self.0 + i64::from(offset) * 1000, offset, out)
     }
 
     /// RFC 3339 in UTC (`...Z`).
@@ -142,9 +145,54 @@ impl Timestamp {
     }
 }
 
+/// Entries of the per-thread cache of zone offsets: (zone, UTC hour, offset in seconds).
+const OFFSET_CACHE: usize = 256;
+const HOUR_MS: i64 = 3_600_000;
+
+thread_local! {
+    static OFFSETS: std::cell::RefCell<[(Option<Tz>, i64, i32); OFFSET_CACHE]> =
+        const { std::cell::RefCell::new([(None, 0, 0); OFFSET_CACHE]) };
+}
+
+/// The offset of `tz` from UTC at `ms`, in seconds; `None` outside chrono's range.
+///
+/// Looking an offset up in the zone's transition table was a good part of rendering an
+/// output, and outputs cite a few instants over and over. So offsets are cached per UTC hour
+/// when the zone has the same offset at both ends of the hour: no zone in the tz database
+/// changes its offset twice within one hour, so the whole hour has that offset. Hours with a
+/// transition inside are looked up every time.
+fn zone_offset(tz: Tz, ms: i64) -> Option<i32> {
+    let hour = ms.div_euclid(HOUR_MS);
+    let i = hour.rem_euclid(OFFSET_CACHE as i64) as usize;
+    if let Some(offset) = OFFSETS.with_borrow(|c| {
+        let (z, h, o) = c[i];
+        (z == Some(tz) && h == hour).then_some(o)
+    }) {
+        return Some(offset);
+    }
+    let offset = lookup_offset(tz, ms)?;
+    let start = hour * HOUR_MS;
+    if lookup_offset(tz, start) == Some(offset)
+        && lookup_offset(tz, start + HOUR_MS - 1) == Some(offset)
+    {
+        OFFSETS.with_borrow_mut(|c| c[i] = (Some(tz), hour, offset));
+    }
+    Some(offset)
+}
+
+fn lookup_offset(tz: Tz, ms: i64) -> Option<i32> {
+    use chrono::Offset;
+    let utc = DateTime::from_timestamp_millis(ms)?;
+    Some(
+        tz.offset_from_utc_datetime(&utc.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
+}
+
 /// Writes `local_ms` (milliseconds since the epoch, already shifted into the zone) with the
 /// given offset in seconds.
-fn format_rfc3339(local_ms: i64, offset_secs: i32) -> String {
+fn format_rfc3339(local_ms: i64, offset_secs: i32, dest: &mut Vec<u8>) {
     let days = local_ms.div_euclid(86_400_000);
     let ms_of_day = local_ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -155,7 +203,9 @@ fn format_rfc3339(local_ms: i64, offset_secs: i32) -> String {
         ms_of_day % 1000,
     );
     if !(0..=9999).contains(&y) {
-        return format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+        let text = format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+        dest.extend_from_slice(text.as_bytes());
+        return;
     }
     let off = offset_secs.unsigned_abs();
     // Written digit by digit: `write!` with padding was most of the cost of an alert.
@@ -179,7 +229,7 @@ fn format_rfc3339(local_ms: i64, offset_secs: i32) -> String {
     out.num(u64::from(off / 3600), 2);
     out.byte(b':');
     out.num(u64::from(off / 60 % 60), 2);
-    String::from_utf8(out.buf[..out.len].to_vec()).expect("ASCII digits")
+    dest.extend_from_slice(&out.buf[..out.len]);
 }
 
 /// A fixed buffer for an RFC 3339 timestamp.
@@ -312,6 +362,29 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_zone_offsets_agree_with_the_zone_table() {
+        // Zones with daylight saving and one without, through a year and its transitions, at a
+        // step that lands inside every hour at varying minutes. Lord Howe (a 30-minute shift)
+        // and St. John's change at half past a UTC hour: a cache that trusted one lookup per
+        // hour would be wrong for half of those hours.
+        let zones = [
+            chrono_tz::Asia::Shanghai,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::America::St_Johns,
+        ];
+        let start = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap().0;
+        for tz in zones {
+            let mut ms = start;
+            while ms < start + 366 * 86_400_000 {
+                assert_eq!(zone_offset(tz, ms), lookup_offset(tz, ms), "{tz} at {ms}");
+                ms += 13 * 60_000 + 7_001;
+            }
+        }
+    }
 
     #[test]
     fn spans_round_trip() {

@@ -136,6 +136,39 @@ impl Ctx<'_> {
 }
 
 /// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
+/// Whether two owners are equal in every field. Written out field by field (no `..`), so a
+/// field added to `Owner` must be added here too.
+fn same_owner(a: &Owner, b: &Owner) -> bool {
+    let Owner {
+        rep,
+        team,
+        since,
+        protected_until,
+        via,
+        origin_event,
+        origin_source,
+        origin_kind,
+        account_team,
+        locked,
+        won,
+        cap_at,
+        deal_by,
+    } = a;
+    *rep == b.rep
+        && *team == b.team
+        && *since == b.since
+        && *protected_until == b.protected_until
+        && *via == b.via
+        && (Arc::ptr_eq(origin_event, &b.origin_event) || **origin_event == *b.origin_event)
+        && *origin_source == b.origin_source
+        && *origin_kind == b.origin_kind
+        && *account_team == b.account_team
+        && *locked == b.locked
+        && *won == b.won
+        && *cap_at == b.cap_at
+        && *deal_by == b.deal_by
+}
+
 pub fn step(
     ctx: &Ctx<'_>,
     fold: &mut Fold,
@@ -152,7 +185,18 @@ pub fn step(
             account_team,
             occurred,
         } => speculate_ownership(ctx, fold, e, *action, *rep, account_team, *occurred),
-        Body::OwnerState(owner) => fold.owner = owner.as_deref().cloned(),
+        Body::OwnerState(owner) => {
+            // Usually the lifecycle confirms what detection already assumed: keeping the equal
+            // owner spares touching (and missing in cache) its shared strings.
+            let same = match (&fold.owner, owner.as_deref()) {
+                (Some(a), Some(b)) => same_owner(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                fold.owner = owner.as_deref().cloned();
+            }
+        }
         Body::Contact {
             rep,
             team,
@@ -353,12 +397,8 @@ fn cooldown_allows(
     reps: &[&str],
     t: Timestamp,
 ) -> bool {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for r in reps {
-        h.update(r.as_bytes());
-        h.update(&[0]);
-    }
-    let set = h.digest();
+    // The ids, each followed by a 0 byte.
+    let set = crate::digest::xxh3_64_parts(reps.iter().flat_map(|r| [r.as_bytes(), &[0u8][..]]));
     let ri = rule_index as u16;
     if let Some(slot) = fold
         .cooldowns

@@ -856,7 +856,53 @@ impl Engine {
         }
     }
 
+    /// Whether a deadline can still do anything. Most deadlines in the heap are stale (the
+    /// owner followed up, the customer changed hands, the SLA was met); telling so from the
+    /// customer's state as it is, without copying it, keeps firing them cheap. Each test is the
+    /// one `fire_due` makes before acting, so a `false` here never skips an action.
+    fn due_may_act(&self, slot: u32, at: Timestamp, due: Due) -> bool {
+        let Some(cust) = self.slots[slot as usize].as_ref() else {
+            return false;
+        };
+        let rules = &self.rules;
+        let hold = &cust.hold;
+        let holds = |o: &&Owner| !o.won && !o.locked && rules.ownership.release_on_expiry;
+        let owner = hold.owner.as_ref();
+        match due {
+            Due::Reclaim => owner.filter(holds).is_some_and(|o| o.protected_until == at),
+            Due::NoDeal => owner.filter(holds).is_some_and(|o| o.deal_by == Some(at)),
+            Due::Warning => owner.filter(holds).is_some() && rules.ownership.warn_before.is_some(),
+            Due::FirstFollowUp | Due::FollowUps => {
+                let (Some(sla), Some(o)) = (rules.sla.new_lead, owner) else {
+                    return false;
+                };
+                let (span, need) = match due {
+                    Due::FirstFollowUp => (sla.first_within.unwrap_or(sla.within), 1),
+                    _ => (sla.within, sla.follow_ups),
+                };
+                o.since + span == at && hold.follow_ups < need
+            }
+            Due::Inbound => {
+                rules.sla.inbound_response.is_some()
+                    && owner.is_some()
+                    && hold.inbound_waiting.is_some()
+            }
+            Due::Dormant => {
+                let (Some(d), Some(o), Some(last)) =
+                    (rules.ownership.dormant_after, owner, hold.last_touch)
+                else {
+                    return false;
+                };
+                o.won && last + d == at && hold.dormant_noted != Some(at)
+            }
+            Due::Assign => cust.pool.is_some() && owner.is_none() && hold.waiting_since.is_some(),
+        }
+    }
+
     fn fire_due(&mut self, slot: u32, at: Timestamp, due: Due) {
+        if !self.due_may_act(slot, at, due) {
+            return;
+        }
         let rules = self.rules.clone();
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         let pool = cust.pool;

@@ -866,15 +866,16 @@ impl Engine {
 /// events in this order never causes a re-fold; any other order within the allowed lateness
 /// gives the same standing outputs.
 pub fn canonical_order(event: &Event) -> (Timestamp, u8, u64) {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(event.source().as_bytes());
-    h.update(&[0]);
-    h.update(event.event_id().as_bytes());
+    let hash = crate::digest::xxh3_64_parts([
+        event.source().as_bytes(),
+        &[0],
+        event.event_id().as_bytes(),
+    ]);
     let order = match event {
         Event::Ownership(_) => 0,
         Event::Activity(_) => 1,
     };
-    (event.occurred_at(), order, h.digest())
+    (event.occurred_at(), order, hash)
 }
 
 fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Output {
