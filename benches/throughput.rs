@@ -58,7 +58,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let generated = generate(&GenConfig::benchmark());
     let rules = Arc::new(Rules::embedded());
-    let collisions = Arc::new(collisions_only(Rules::embedded()));
+    let collisions = Arc::new(Rules::without_lifecycle(Rules::embedded()));
     let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
     let mut ingest = Ingest::new(rules.clone());
     let events: Vec<Event> = generated
@@ -73,23 +73,6 @@ fn fixture() -> Fixture {
         roster,
         lines: generated.lines,
         events,
-    }
-}
-
-/// The shipped rules without the ownership lifecycle: collision rules, identity, exemptions and
-/// first-touch claims with a plain 10-day protection (no pools, SLAs, extension, warnings or
-/// reclaims). The same as `collisions_only` in `examples/profile_core.rs`.
-fn collisions_only(rules: Rules) -> Rules {
-    Rules {
-        ownership: leadguard::config::OwnershipRules {
-            first_touch: rules.ownership.first_touch,
-            follow_up_kinds: rules.ownership.follow_up_kinds,
-            release_on_expiry: false,
-            ..Default::default()
-        },
-        pools: Vec::new(),
-        sla: Default::default(),
-        ..rules
     }
 }
 

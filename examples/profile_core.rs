@@ -20,7 +20,7 @@ fn main() {
     let generated = generate(&cfg);
     let mut rules = Rules::embedded();
     if std::env::var_os("COLLISIONS_ONLY").is_some() {
-        rules = collisions_only(rules);
+        rules = Rules::without_lifecycle(rules);
     }
     if std::env::var_os("NO_RULES").is_some() {
         rules.collisions.clear();
@@ -63,21 +63,4 @@ fn main() {
         engine.stats().reordered,
         engine.state_size()
     );
-}
-
-/// The shipped rules without the ownership lifecycle: collision rules, identity, exemptions and
-/// first-touch claims with a plain 10-day protection (no pools, SLAs, extension, warnings or
-/// reclaims). The same as `collisions_only` in `benches/throughput.rs`.
-fn collisions_only(rules: Rules) -> Rules {
-    Rules {
-        ownership: leadguard::config::OwnershipRules {
-            first_touch: rules.ownership.first_touch,
-            follow_up_kinds: rules.ownership.follow_up_kinds,
-            release_on_expiry: false,
-            ..Default::default()
-        },
-        pools: Vec::new(),
-        sla: Default::default(),
-        ..rules
-    }
 }

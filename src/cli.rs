@@ -8,7 +8,7 @@ use leadguard::config::{Roster, Rules};
 use leadguard::host::{self, EngineHandle};
 use leadguard::pipeline::{self, Origin, Pipeline};
 use leadguard::telemetry::{self, LogFormat, Metrics, FILE_PARTITION};
-use leadguard::time::Timestamp;
+use leadguard::time::wall_clock;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -390,14 +390,7 @@ fn replay(input: String, stream_continues: bool, io: IoArgs) -> Result<()> {
 /// metrics and notifications run on a small async runtime beside the Kafka stages.
 fn run_kafka(flags: &leadguard::kafka::KafkaFlags, io: &IoArgs, serve: ServeArgs) -> Result<()> {
     let path = flags.config.as_deref().expect("checked by the caller");
-    let env = std::env::vars().collect();
-    let settings = leadguard::kafka::KafkaSettings::load(path, &env, flags).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!(
-            "the Kafka settings have problems; nothing was started:\n{}",
-            lines.join("\n")
-        )
-    })?;
+    let settings = load_kafka_settings(path, flags)?;
     let rules_dir = io.rules.as_deref().or(settings.rules.as_deref());
     let rules_at = rules_path(rules_dir);
     let rules = Arc::new(load_rules(rules_dir)?);
@@ -494,6 +487,22 @@ fn run_kafka(flags: &leadguard::kafka::KafkaFlags, io: &IoArgs, serve: ServeArgs
     result
 }
 
+/// Reads the Kafka settings file with the environment and flags over it, reporting every problem.
+fn load_kafka_settings(
+    path: &Path,
+    flags: &leadguard::kafka::KafkaFlags,
+) -> Result<leadguard::kafka::KafkaSettings> {
+    let env = std::env::vars().collect();
+    leadguard::kafka::KafkaSettings::load(path, &env, flags).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "{}: the Kafka settings have problems; nothing was started:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })
+}
+
 /// Reads the notifications file, if one is given, reporting every problem in it.
 fn load_notifications(path: Option<&Path>) -> Result<Option<leadguard::notify::NotifyConfig>> {
     let Some(path) = path else { return Ok(None) };
@@ -540,13 +549,6 @@ async fn stop_api(server: ApiTask) {
         Err(e) => tracing::warn!("the API server task failed: {e}"),
         Ok(Ok(())) => {}
     }
-}
-
-fn wall_clock() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp(ms)
 }
 
 /// One line handed from the reader thread to the engine loop.
@@ -926,17 +928,7 @@ fn report(input: &str, html: Option<&Path>, top: usize) -> Result<()> {
 
 /// `report --config FILE`: the outputs as they are in Kafka (read committed).
 fn report_topics(config: &Path, topics: &[String], html: Option<&Path>, top: usize) -> Result<()> {
-    let env = std::env::vars().collect();
-    let flags = leadguard::kafka::KafkaFlags {
-        config: Some(config.to_path_buf()),
-        brokers: None,
-        group_id: None,
-        instance_id: None,
-    };
-    let settings = leadguard::kafka::KafkaSettings::load(config, &env, &flags).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("the Kafka settings have problems:\n{}", lines.join("\n"))
-    })?;
+    let settings = load_kafka_settings(config, &Default::default())?;
     let topics: Vec<String> = if topics.is_empty() {
         let t = &settings.topics;
         let mut v = vec![t.alerts.clone()];

@@ -224,9 +224,7 @@ impl Metrics {
             self.receipt_to_output.observe(at.elapsed().as_secs_f64());
         }
         if event_latency {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now_ms = crate::time::wall_clock().0;
             self.event_to_output
                 .observe((now_ms - out.time.0).max(0) as f64 / 1000.0);
         }

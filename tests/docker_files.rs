@@ -514,16 +514,10 @@ fn configs_mounted_into_containers_are_where_they_are_read() {
 
 /// docker/leadguard.yaml as `leadguard run --config` reads it (no environment, no flags).
 fn kafka_settings() -> leadguard::kafka::KafkaSettings {
-    let flags = leadguard::kafka::KafkaFlags {
-        config: None,
-        brokers: None,
-        group_id: None,
-        instance_id: None,
-    };
     leadguard::kafka::KafkaSettings::load(
         &docker().join("leadguard.yaml"),
         &Default::default(),
-        &flags,
+        &Default::default(),
     )
     .unwrap_or_else(|e| panic!("docker/leadguard.yaml: {e:?}"))
 }

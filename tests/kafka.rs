@@ -136,13 +136,7 @@ fn end_to_end_through_the_repartition_topic_equals_replay() {
 
     let got = all_outputs(&broker);
     let c = compare(&got, &reference);
-    assert!(
-        c.missing.is_empty() && c.unexpected.is_empty(),
-        "{} missing, {} unexpected of {} reference outputs",
-        c.missing.len(),
-        c.unexpected.len(),
-        reference.len()
-    );
+    c.assert_complete(&reference, "end to end");
     assert_eq!(c.duplicates, 0, "no crash, no repeated output");
 
     // `leadguard report --config` reads the output topics and counts what a report over the
@@ -358,13 +352,7 @@ fn crash_and_restart(name: &str, mode: &str, events: usize, crashes: usize, seed
         c.missing.len(),
         c.unexpected.len()
     );
-    assert!(
-        c.missing.is_empty() && c.unexpected.is_empty(),
-        "after {crashes} crashes: {} missing, {} unexpected of {} reference outputs",
-        c.missing.len(),
-        c.unexpected.len(),
-        reference.len()
-    );
+    c.assert_complete(&reference, &format!("after {crashes} crashes"));
 }
 
 #[test]
@@ -461,13 +449,7 @@ fn scale_out_three_instances_one_killed() {
         taken_over > partitions as usize / 2,
         "the survivors took partitions over"
     );
-    assert!(
-        c.missing.is_empty() && c.unexpected.is_empty(),
-        "{} missing, {} unexpected of {}",
-        c.missing.len(),
-        c.unexpected.len(),
-        reference.len()
-    );
+    c.assert_complete(&reference, name);
 }
 
 /// The broker goes away mid-stream (every connection cut and refused for a while) and comes
@@ -518,13 +500,7 @@ fn broker_outage_mid_stream() {
         reference.len(),
         c.duplicates
     );
-    assert!(
-        c.missing.is_empty() && c.unexpected.is_empty(),
-        "{} missing, {} unexpected of {}",
-        c.missing.len(),
-        c.unexpected.len(),
-        reference.len()
-    );
+    c.assert_complete(&reference, name);
 }
 
 /// With the wall clock, a quiet partition that is caught up follows the wall clock: an event

@@ -251,6 +251,23 @@ const SECTIONS: &[&str] = &[
 ];
 
 impl Rules {
+    /// These rules without the ownership lifecycle: collision rules, identity, exemptions and
+    /// first-touch claims with a plain protection period — no pools, SLAs, extension, warnings
+    /// or reclaims. For measuring collision detection on its own (benchmarks).
+    pub fn without_lifecycle(self) -> Rules {
+        Rules {
+            ownership: crate::config::OwnershipRules {
+                first_touch: self.ownership.first_touch,
+                follow_up_kinds: self.ownership.follow_up_kinds,
+                release_on_expiry: false,
+                ..Default::default()
+            },
+            pools: Vec::new(),
+            sla: Default::default(),
+            ..self
+        }
+    }
+
     /// The longest span any rule looks back from an event (windows and cooldowns): how long a
     /// contact must be remembered.
     pub fn horizon(&self) -> Span {

@@ -7,6 +7,7 @@ use super::stage::{Stage, StartAt};
 use super::task::{Message as TaskMessage, Start, Task, TaskContext, TopicParsing};
 use crate::host::{EngineHandle, Query};
 use crate::ingest::Ingest;
+use crate::time::wall_clock;
 use anyhow::{anyhow, Context as _, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -306,13 +307,6 @@ fn add(total: &mut super::task::TaskCounts, c: &super::task::TaskCounts) {
     total.dead_letters += c.dead_letters;
     total.snapshots += c.snapshots;
     total.ticks += c.ticks;
-}
-
-fn wall_clock() -> crate::time::Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    crate::time::Timestamp(ms)
 }
 
 impl Stage for EngineStage {

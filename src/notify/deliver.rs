@@ -314,12 +314,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Sends one message with retries; true when the platform accepted it. `alert` names the alert
 /// being sent, so that a withdrawal stops the retries.
 async fn send(
@@ -335,7 +329,7 @@ async fn send(
     loop {
         attempt += 1;
         // Signed per attempt: the platforms refuse timestamps that are too old.
-        let request = message::sign(ch, body.clone(), now_ms());
+        let request = message::sign(ch, body.clone(), crate::time::wall_clock().0);
         let (verdict, asked) = match shared
             .client
             .post(&request.url)

@@ -471,6 +471,20 @@ pub struct Comparison {
     pub duplicates: usize,
 }
 
+impl Comparison {
+    /// Fails unless every reference output is there and nothing else (repeats are allowed:
+    /// they are counted in `duplicates`).
+    pub fn assert_complete(&self, reference: &[String], context: &str) {
+        assert!(
+            self.missing.is_empty() && self.unexpected.is_empty(),
+            "{context}: {} missing, {} unexpected of {} reference outputs",
+            self.missing.len(),
+            self.unexpected.len(),
+            reference.len()
+        );
+    }
+}
+
 pub fn compare(got: &[String], reference: &[String]) -> Comparison {
     let got_set: BTreeSet<&String> = got.iter().collect();
     let ref_set: BTreeSet<&String> = reference.iter().collect();
