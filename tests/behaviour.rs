@@ -5,6 +5,8 @@
 //! - `rules/` — the rules directory for the case (default: the shipped `rules/`);
 //! - `roster.yaml` — the roster (optional);
 //! - `source.txt` — the name of a `sources:` mapping to read the input with (optional);
+//! - `stream-continues` — present: the input is a stream read this far, as `replay
+//!   --stream-continues` reads it (decisions waiting for the allowed lateness stay pending);
 //! - `expected.jsonl` — the output events, one per line (required; may be empty);
 //! - `expected-dead-letters.jsonl` — the refused messages (absent means: none);
 //! - `expected-metrics.txt` — lines that must appear in the metrics text (optional);
@@ -56,6 +58,7 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
     )?;
     let registry = leadguard::telemetry::Metrics::new();
     p.attach_metrics(registry.clone(), false);
+    p.set_stream_continues(dir.join("stream-continues").exists());
     pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl").map_err(|e| e.to_string())?;
     registry.report_partition(leadguard::telemetry::FILE_PARTITION, p.report(0));
     let metrics = registry.render();

@@ -216,13 +216,16 @@ impl Engine {
         let Some(w) = self.watermark() else {
             return;
         };
+        // An event at the watermark may still have company (a later arrival at the same
+        // time); once the input has ended ([`Engine::finish`]) it can't, so it is final too.
+        let drained = self.drained_to;
         loop {
             let next_event = self
                 .ledger
                 .pending
                 .peek()
                 .map(|Reverse(p)| p.0 .0)
-                .filter(|t| *t < w);
+                .filter(|t| *t < w || drained.is_some_and(|d| *t <= d));
             let next_due = self
                 .ledger
                 .deadlines
