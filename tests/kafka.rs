@@ -254,8 +254,10 @@ fn check_api_in_kafka_mode(api: &str, stream: &[u8]) {
 }
 
 /// Client settings for tests: a killed member is noticed within seconds, not the default 45 s;
-/// one record per batch (see `support::TANSU_PRODUCER`).
-const FAST_GROUP: &str = "librdkafka:\n  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"1000\"\n  batch.num.messages: \"1\"\n";
+/// a rebalance waits at most 30 s for a member that doesn't rejoin (the rebalance timeout is
+/// `max.poll.interval.ms`, 5 minutes by default: as long as a test's whole wait); one record
+/// per batch (see `support::TANSU_PRODUCER`).
+const FAST_GROUP: &str = "librdkafka:\n  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"1000\"\n  max.poll.interval.ms: \"30000\"\n  batch.num.messages: \"1\"\n";
 
 fn in_place_config(mode: &str, snapshot_every: u64) -> String {
     format!(

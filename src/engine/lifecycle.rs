@@ -15,6 +15,7 @@
 
 use super::customer::{Body, Entry, Holding, Key, Owner, Via};
 use super::reps::{RepIdx, Sym};
+use super::timers::Wheel;
 use super::Engine;
 use crate::calendar::local_date;
 use crate::config::{CollisionKind, Resolution, Strategy};
@@ -70,8 +71,8 @@ impl Due {
 
 /// A pending final event: (key, customer key hash, slot, generation).
 pub(super) type PendingEvent = (Key, u64, u32, u32);
-/// A pending deadline: (time, customer key hash, kind, slot, generation).
-pub(super) type Deadline = (Timestamp, u64, Due, u32, u32);
+/// A pending deadline, due at its wheel time: (customer key hash, kind, slot, generation).
+pub(super) type Deadline = (u64, Due, u32, u32);
 
 /// Per-rep bookkeeping across customers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +90,7 @@ pub(super) struct Book {
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub(super) pending: BinaryHeap<Reverse<PendingEvent>>,
-    pub(super) deadlines: BinaryHeap<Reverse<Deadline>>,
+    pub(super) deadlines: Wheel<Deadline>,
     pub(super) books: Vec<Book>,
     pub(super) assignments: u64,
     /// Per pool: the roster's reps who may be assigned its customers (in the pool's teams, not
@@ -207,7 +208,7 @@ impl Engine {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         self.ledger
             .deadlines
-            .push(Reverse((at, cust.key_hash, due, slot, cust.generation)));
+            .schedule(at, (cust.key_hash, due, slot, cust.generation));
     }
 
     /// Handles, in event-time order, every final event and every deadline the watermark has
@@ -226,16 +227,11 @@ impl Engine {
                 .peek()
                 .map(|Reverse(p)| p.0 .0)
                 .filter(|t| *t < w || drained.is_some_and(|d| *t <= d));
-            let next_due = self
-                .ledger
-                .deadlines
-                .peek()
-                .map(|Reverse(d)| d.0)
-                .filter(|t| *t <= w);
+            let next_due = self.ledger.deadlines.peek_due(w).map(|(t, _)| t);
             match (next_event, next_due) {
                 (_, Some(d)) if next_event.is_none_or(|e| d <= e) => {
-                    let Reverse((at, _, due, slot, generation)) =
-                        self.ledger.deadlines.pop().expect("peeked");
+                    let (at, (_, due, slot, generation)) =
+                        self.ledger.deadlines.pop_due(w).expect("peeked");
                     if self.live(slot, generation) {
                         self.fire_due(slot, at, due);
                     }

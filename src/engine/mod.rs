@@ -767,7 +767,7 @@ impl Engine {
         let at = newest + self.horizon + Span(1);
         cust.housekeeping_at = Some(at);
         self.timers
-            .schedule(at, slot, cust.generation, TimerKind::Housekeeping);
+            .schedule(at, (slot, cust.generation, TimerKind::Housekeeping));
     }
 
     fn fire_timers(&mut self) {
@@ -776,7 +776,7 @@ impl Engine {
         let Some(watermark) = self.watermark() else {
             return;
         };
-        while let Some((at, slot, generation, kind)) = self.timers.pop_due(watermark) {
+        while let Some((at, (slot, generation, kind))) = self.timers.pop_due(watermark) {
             let live = self.slots[slot as usize]
                 .as_ref()
                 .is_some_and(|c| c.generation == generation && c.housekeeping_at == Some(at));

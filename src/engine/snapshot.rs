@@ -394,7 +394,11 @@ impl Engine {
                 })
                 .collect();
             pending.sort();
-            let mut deadlines: Vec<_> = l.deadlines.iter().map(|Reverse(d)| *d).collect();
+            let mut deadlines: Vec<_> = l
+                .deadlines
+                .iter()
+                .map(|&(at, (hash, due, slot, gen))| (at, hash, due, slot, gen))
+                .collect();
             deadlines.sort();
             LedgerSnap {
                 pending,
@@ -506,7 +510,7 @@ impl Engine {
             }
             if let Some(at) = cust.housekeeping_at {
                 e.timers
-                    .schedule(at, c.slot, cust.generation, TimerKind::Housekeeping);
+                    .schedule(at, (c.slot, cust.generation, TimerKind::Housekeeping));
             }
             e.by_key.insert(cust.key.clone(), c.slot);
             e.slots[slot] = Some(cust);
@@ -556,17 +560,15 @@ impl Engine {
                 Reverse(((Timestamp(t), o, tie), hash, slot, gen))
             })
             .collect();
-        e.ledger.deadlines = l
-            .deadlines
-            .iter()
-            .map(|(t, hash, due, slot, gen)| {
-                let due = Due::ALL
-                    .into_iter()
-                    .find(|d| d.as_str() == due)
-                    .ok_or_else(|| bad("deadline kind", due))?;
-                Ok(Reverse((Timestamp(*t), *hash, due, *slot, *gen)))
-            })
-            .collect::<Result<_, RestoreError>>()?;
+        for (t, hash, due, slot, gen) in &l.deadlines {
+            let due = Due::ALL
+                .into_iter()
+                .find(|d| d.as_str() == due)
+                .ok_or_else(|| bad("deadline kind", due))?;
+            e.ledger
+                .deadlines
+                .schedule(Timestamp(*t), (*hash, due, *slot, *gen));
+        }
         e.ledger.books = l
             .books
             .iter()

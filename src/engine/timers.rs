@@ -5,7 +5,7 @@
 //! generation changes when the slot is reused, so a timer of an evicted customer is ignored.
 //! Timers are never cancelled: a stale one is recognised and skipped when it fires.
 //!
-//! The table is a coarse timing wheel: deadlines are grouped in buckets of about an hour, kept
+//! The table is a coarse timing wheel ([`Wheel`], also used for the lifecycle's deadlines): deadlines are grouped in buckets of about an hour, kept
 //! in an ordered map, each bucket sorted when it is due. Pushing and popping touch one small
 //! vector instead of walking a heap of every customer's timer (which missed cache on each level).
 
@@ -19,25 +19,44 @@ pub enum TimerKind {
     Housekeeping,
 }
 
-type Timer = (Timestamp, u32, u32, TimerKind);
+/// A housekeeping timer: (slot, generation, kind), due at its wheel time.
+pub type Timer = (u32, u32, TimerKind);
 
 /// log2 of the bucket width in milliseconds (2^22 ms ≈ 70 minutes).
 const BUCKET_SHIFT: u32 = 22;
 
-#[derive(Debug, Default)]
-pub struct TimerTable {
-    /// Bucket number → timers; the first bucket, once due, is kept sorted in *descending*
-    /// order so the earliest timer pops from the end.
-    buckets: BTreeMap<i64, Vec<Timer>>,
+/// A coarse timing wheel of `(time, item)` entries, popped in `(time, item)` order.
+///
+/// Used for housekeeping timers and the lifecycle's deadlines: both are pushed far more often
+/// than they act (most are stale when due), so pushing must be cheap and must not grow a
+/// structure that every pop walks.
+#[derive(Debug)]
+pub struct Wheel<T> {
+    /// Bucket number → entries; the first bucket, once due, is kept sorted in *descending*
+    /// order so the earliest entry pops from the end.
+    buckets: BTreeMap<i64, Vec<(Timestamp, T)>>,
     /// Whether the first bucket is sorted.
     first_sorted: bool,
     len: usize,
 }
 
-impl TimerTable {
-    pub fn schedule(&mut self, at: Timestamp, slot: u32, generation: u32, kind: TimerKind) {
+impl<T> Default for Wheel<T> {
+    fn default() -> Self {
+        Wheel {
+            buckets: BTreeMap::new(),
+            first_sorted: false,
+            len: 0,
+        }
+    }
+}
+
+/// The housekeeping timers.
+pub type TimerTable = Wheel<Timer>;
+
+impl<T: Ord + Copy> Wheel<T> {
+    pub fn schedule(&mut self, at: Timestamp, item: T) {
         let bucket = at.0 >> BUCKET_SHIFT;
-        let timer = (at, slot, generation, kind);
+        let entry = (at, item);
         let is_first = self
             .buckets
             .first_key_value()
@@ -45,10 +64,10 @@ impl TimerTable {
         let v = self.buckets.entry(bucket).or_default();
         if is_first && self.first_sorted && !v.is_empty() {
             // Keep the due bucket sorted (descending).
-            let pos = v.partition_point(|t| *t > timer);
-            v.insert(pos, timer);
+            let pos = v.partition_point(|t| *t > entry);
+            v.insert(pos, entry);
         } else {
-            v.push(timer);
+            v.push(entry);
             if is_first && v.len() > 1 {
                 self.first_sorted = false;
             } else if is_first {
@@ -58,8 +77,8 @@ impl TimerTable {
         self.len += 1;
     }
 
-    /// Removes and returns the earliest timer due at or before `now`.
-    pub fn pop_due(&mut self, now: Timestamp) -> Option<Timer> {
+    /// The earliest entry due at or before `now`, if any (sorting its bucket if needed).
+    pub fn peek_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         loop {
             let mut first = self.buckets.first_entry()?;
             if *first.key() > now.0 >> BUCKET_SHIFT {
@@ -69,30 +88,38 @@ impl TimerTable {
                 first.get_mut().sort_unstable_by(|a, b| b.cmp(a));
                 self.first_sorted = true;
             }
-            let v = first.get_mut();
-            match v.last() {
+            match first.get().last() {
                 None => {
                     first.remove();
                     self.first_sorted = false;
-                    continue;
                 }
-                Some(t) if t.0 <= now => {
-                    let t = v.pop().expect("non-empty");
-                    self.len -= 1;
-                    if v.is_empty() {
-                        first.remove();
-                        self.first_sorted = false;
-                    }
-                    return Some(t);
-                }
+                Some(t) if t.0 <= now => return Some(*t),
                 Some(_) => return None,
             }
         }
     }
 
+    /// Removes and returns the earliest entry due at or before `now`.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
+        self.peek_due(now)?;
+        let mut first = self.buckets.first_entry().expect("peeked");
+        let t = first.get_mut().pop().expect("peeked");
+        self.len -= 1;
+        if first.get().is_empty() {
+            first.remove();
+            self.first_sorted = false;
+        }
+        Some(t)
+    }
+
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let (_, v) = self.buckets.first_key_value()?;
         v.iter().map(|t| t.0).min()
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Timestamp, T)> {
+        self.buckets.values().flatten()
     }
 
     #[allow(clippy::len_without_is_empty)]
@@ -115,8 +142,8 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let at = Timestamp(1_790_000_000_000 + x.rem_euclid(30 * 86_400_000));
-            table.schedule(at, i % 97, i, TimerKind::Housekeeping);
-            expected.push((at, i % 97, i, TimerKind::Housekeeping));
+            table.schedule(at, (i % 97, i, TimerKind::Housekeeping));
+            expected.push((at, (i % 97, i, TimerKind::Housekeeping)));
         }
         expected.sort();
         let mut fired = Vec::new();
@@ -138,16 +165,28 @@ mod tests {
     fn a_timer_set_into_the_due_bucket_keeps_the_order() {
         let mut table = TimerTable::default();
         let base = Timestamp(1_790_000_000_000 & !((1 << BUCKET_SHIFT) - 1));
-        table.schedule(base + crate::time::Span(500), 1, 1, TimerKind::Housekeeping);
-        table.schedule(base + crate::time::Span(100), 2, 1, TimerKind::Housekeeping);
+        table.schedule(
+            base + crate::time::Span(500),
+            (1, 1, TimerKind::Housekeeping),
+        );
+        table.schedule(
+            base + crate::time::Span(100),
+            (2, 1, TimerKind::Housekeeping),
+        );
         assert_eq!(
-            table.pop_due(base + crate::time::Span(100)).map(|t| t.1),
+            table.pop_due(base + crate::time::Span(100)).map(|t| t.1 .0),
             Some(2)
         );
-        table.schedule(base + crate::time::Span(300), 3, 1, TimerKind::Housekeeping);
-        table.schedule(base + crate::time::Span(200), 4, 1, TimerKind::Housekeeping);
+        table.schedule(
+            base + crate::time::Span(300),
+            (3, 1, TimerKind::Housekeeping),
+        );
+        table.schedule(
+            base + crate::time::Span(200),
+            (4, 1, TimerKind::Housekeeping),
+        );
         let order: Vec<u32> = std::iter::from_fn(|| table.pop_due(base + crate::time::Span(1000)))
-            .map(|t| t.1)
+            .map(|t| t.1 .0)
             .collect();
         assert_eq!(order, vec![4, 3, 1]);
     }

@@ -5,7 +5,7 @@
 
 pub mod broker;
 
-pub use broker::{wait_for, Broker};
+pub use broker::{wait_for, wait_until, Broker};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -261,15 +261,14 @@ pub fn wait_until_processed(
     limit: Duration,
 ) {
     let want = ends(broker, topic, partitions);
-    wait_for(
-        &format!("group {group} to commit all of {topic} ({want:?})"),
-        limit,
-        || {
-            committed(broker, group, topic, partitions)
-                .iter()
-                .zip(&want)
-                .all(|(c, w)| w.is_none() || c >= w)
-        },
+    let mut last = Vec::new();
+    let done = wait_until(limit, || {
+        last = committed(broker, group, topic, partitions);
+        last.iter().zip(&want).all(|(c, w)| w.is_none() || c >= w)
+    });
+    assert!(
+        done,
+        "gave up after {limit:?} waiting for group {group} to commit all of {topic}: ends {want:?}, committed {last:?}"
     );
 }
 
@@ -371,6 +370,15 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what each instance was doing: CI keeps no temp files.
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
