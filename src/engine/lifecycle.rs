@@ -26,7 +26,6 @@ use crate::output::{
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// What a lifecycle deadline is for. The order is the firing order at equal times.
@@ -69,8 +68,13 @@ impl Due {
     }
 }
 
-/// A pending final event: (key, customer key hash, slot, generation).
-pub(super) type PendingEvent = (Key, u64, u32, u32);
+/// An event waiting to be final, at its event time: (the rest of its key: order and tie;
+/// customer key hash, slot, generation).
+pub(super) type PendingEvent = (u8, u64, u64, u32, u32);
+
+/// log2 of the bucket width of the events waiting for the watermark (2^16 ms ≈ 65 s, about the
+/// allowed lateness: new events land in a later bucket than the one being drained).
+const PENDING_SHIFT: u32 = 16;
 /// A pending deadline, due at its wheel time: (customer key hash, kind, slot, generation).
 pub(super) type Deadline = (u64, Due, u32, u32);
 
@@ -89,7 +93,7 @@ pub(super) struct Book {
 /// The lifecycle's global state.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    pub(super) pending: BinaryHeap<Reverse<PendingEvent>>,
+    pub(super) pending: Wheel<PendingEvent, PENDING_SHIFT>,
     pub(super) deadlines: Wheel<Deadline>,
     pub(super) books: Vec<Book>,
     pub(super) assignments: u64,
@@ -160,20 +164,14 @@ impl Ledger {
 
     /// Moves the pending entries of one customer slot to another (after a merge).
     pub(super) fn redirect(&mut self, from: u32, to: u32, generation: u32, hash: u64) {
-        if !self.pending.iter().any(|Reverse(p)| p.2 == from) {
+        if !self.pending.iter().any(|(_, p)| p.3 == from) {
             return;
         }
-        let items: Vec<_> = std::mem::take(&mut self.pending).into_vec();
-        self.pending = items
-            .into_iter()
-            .map(|Reverse(p)| {
-                if p.2 == from {
-                    Reverse((p.0, hash, to, generation))
-                } else {
-                    Reverse(p)
-                }
-            })
-            .collect();
+        self.pending.update(|p| {
+            if p.3 == from {
+                *p = (p.0, p.1, hash, to, generation);
+            }
+        });
     }
 }
 
@@ -199,9 +197,10 @@ impl Engine {
     /// Queues an accepted event for the lifecycle, to be handled once it is final.
     pub(super) fn lifecycle_enqueue(&mut self, slot: u32, key: Key) {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
+        let (t, order, tie) = key;
         self.ledger
             .pending
-            .push(Reverse((key, cust.key_hash, slot, cust.generation)));
+            .schedule(t, (order, tie, cust.key_hash, slot, cust.generation));
     }
 
     fn schedule_due(&mut self, slot: u32, at: Timestamp, due: Due) {
@@ -219,14 +218,12 @@ impl Engine {
         };
         // An event at the watermark may still have company (a later arrival at the same
         // time); once the input has ended ([`Engine::finish`]) it can't, so it is final too.
-        let drained = self.drained_to;
+        let final_to = match self.drained_to {
+            Some(d) => d.max(w),
+            None => w - Span(1),
+        };
         loop {
-            let next_event = self
-                .ledger
-                .pending
-                .peek()
-                .map(|Reverse(p)| p.0 .0)
-                .filter(|t| *t < w || drained.is_some_and(|d| *t <= d));
+            let next_event = self.ledger.pending.peek_due(final_to).map(|(t, _)| t);
             let next_due = self.ledger.deadlines.peek_due(w).map(|(t, _)| t);
             match (next_event, next_due) {
                 (_, Some(d)) if next_event.is_none_or(|e| d <= e) => {
@@ -237,10 +234,10 @@ impl Engine {
                     }
                 }
                 (Some(_), _) => {
-                    let Reverse((key, _, slot, generation)) =
-                        self.ledger.pending.pop().expect("peeked");
+                    let (t, (order, tie, _, slot, generation)) =
+                        self.ledger.pending.pop_due(final_to).expect("peeked");
                     if self.live(slot, generation) {
-                        self.finalize(slot, key);
+                        self.finalize(slot, (t, order, tie));
                     }
                 }
                 _ => break,

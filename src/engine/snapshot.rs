@@ -36,7 +36,6 @@ use crate::ingest::RejectReason;
 use crate::output::{Output, OutputType};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
 use std::sync::Arc;
 
 /// Bumped when the layout changes; a snapshot of another format is refused, not misread.
@@ -389,9 +388,7 @@ impl Engine {
             let mut pending: Vec<_> = l
                 .pending
                 .iter()
-                .map(|Reverse(((t, o, tie), hash, slot, gen))| {
-                    ((t.0, *o, *tie), *hash, *slot, *gen)
-                })
+                .map(|&(t, (o, tie, hash, slot, gen))| ((t.0, o, tie), hash, slot, gen))
                 .collect();
             pending.sort();
             let mut deadlines: Vec<_> = l
@@ -553,13 +550,11 @@ impl Engine {
             e.stats.ownership_changes.insert(r, *n);
         }
         let l = &snap.ledger;
-        e.ledger.pending = l
-            .pending
-            .iter()
-            .map(|&((t, o, tie), hash, slot, gen)| {
-                Reverse(((Timestamp(t), o, tie), hash, slot, gen))
-            })
-            .collect();
+        for &((t, o, tie), hash, slot, gen) in &l.pending {
+            e.ledger
+                .pending
+                .schedule(Timestamp(t), (o, tie, hash, slot, gen));
+        }
         for (t, hash, due, slot, gen) in &l.deadlines {
             let due = Due::ALL
                 .into_iter()

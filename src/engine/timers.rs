@@ -22,16 +22,20 @@ pub enum TimerKind {
 /// A housekeeping timer: (slot, generation, kind), due at its wheel time.
 pub type Timer = (u32, u32, TimerKind);
 
-/// log2 of the bucket width in milliseconds (2^22 ms ≈ 70 minutes).
+/// log2 of the default bucket width in milliseconds (2^22 ms ≈ 70 minutes).
 const BUCKET_SHIFT: u32 = 22;
 
 /// A coarse timing wheel of `(time, item)` entries, popped in `(time, item)` order.
 ///
-/// Used for housekeeping timers and the lifecycle's deadlines: both are pushed far more often
-/// than they act (most are stale when due), so pushing must be cheap and must not grow a
-/// structure that every pop walks.
+/// Used for housekeeping timers, the lifecycle's deadlines and the events waiting for the
+/// watermark: all are pushed far more often than they act (most timers are stale when due), so
+/// pushing must be cheap and must not grow a structure that every pop walks.
+///
+/// `SHIFT` is log2 of the bucket width in milliseconds. An entry scheduled into the first
+/// bucket once it is due is inserted in order (a move of the bucket's tail), so the width
+/// should keep most new entries out of the bucket being drained.
 #[derive(Debug)]
-pub struct Wheel<T> {
+pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
     /// Bucket number → entries; the first bucket, once due, is kept sorted in *descending*
     /// order so the earliest entry pops from the end.
     buckets: BTreeMap<i64, Vec<(Timestamp, T)>>,
@@ -40,7 +44,7 @@ pub struct Wheel<T> {
     len: usize,
 }
 
-impl<T> Default for Wheel<T> {
+impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
     fn default() -> Self {
         Wheel {
             buckets: BTreeMap::new(),
@@ -53,9 +57,9 @@ impl<T> Default for Wheel<T> {
 /// The housekeeping timers.
 pub type TimerTable = Wheel<Timer>;
 
-impl<T: Ord + Copy> Wheel<T> {
+impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     pub fn schedule(&mut self, at: Timestamp, item: T) {
-        let bucket = at.0 >> BUCKET_SHIFT;
+        let bucket = at.0 >> SHIFT;
         let entry = (at, item);
         let is_first = self
             .buckets
@@ -81,7 +85,7 @@ impl<T: Ord + Copy> Wheel<T> {
     pub fn peek_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         loop {
             let mut first = self.buckets.first_entry()?;
-            if *first.key() > now.0 >> BUCKET_SHIFT {
+            if *first.key() > now.0 >> SHIFT {
                 return None;
             }
             if !self.first_sorted {
@@ -115,6 +119,17 @@ impl<T: Ord + Copy> Wheel<T> {
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let (_, v) = self.buckets.first_key_value()?;
         v.iter().map(|t| t.0).min()
+    }
+
+    /// Changes entries in place (their times stay).
+    pub fn update(&mut self, mut f: impl FnMut(&mut T)) {
+        for v in self.buckets.values_mut() {
+            for (_, item) in v.iter_mut() {
+                f(item);
+            }
+        }
+        // The order within the due bucket may have changed.
+        self.first_sorted = false;
     }
 
     /// Every entry, in no particular order.
