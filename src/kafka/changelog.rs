@@ -1,17 +1,25 @@
 //! A partition's engine state in the changelog topic.
 //!
 //! Changelog partition *p* holds the state of state partition *p* as:
-//! - `chunk/<n>`: the n-th piece of the latest snapshot ([`crate::engine::snapshot::Snapshot`]
-//!   as JSON), with the snapshot's id in a header;
-//! - `manifest`: which snapshot is complete (id, number of chunks, and the input offset it was
-//!   taken at);
+//! - `chunk/<snapshot>/<n>`: the n-th piece of a snapshot
+//!   ([`crate::engine::snapshot::Snapshot`] as JSON), with the snapshot's name in a header;
+//! - `manifest`: which snapshot is complete (name, number of chunks, and the input offset it
+//!   was taken at);
 //! - `ticks`: wall-clock ticks applied since that snapshot, with the input offset each was
 //!   applied at.
 //!
-//! Keys are reused by every snapshot, so a compacted topic keeps about one snapshot per
-//! partition; stale chunks past the new count are deleted (tombstones). All of it is written in
-//! the same transaction as the outputs and input offsets it goes with, so the state read back
-//! always matches what was committed.
+//! A snapshot's name is its sequence number and a random number of the task that wrote it, so
+//! its chunks have keys of their own. After writing a snapshot's manifest, a writer deletes
+//! (tombstones) the chunks of every snapshot whose manifest it had seen before — never chunks
+//! a manifest it hasn't seen may still name. This matters in at-least-once mode, where nothing
+//! fences an instance that lost its partitions without noticing (a member dropped from the
+//! group while starved of CPU): two writers may then interleave their snapshots, and with
+//! shared chunk keys the newest manifest could name chunks the other writer had overwritten,
+//! which compaction then removes for good. With these rules the newest manifest's chunks are
+//! always there, so a compacted topic keeps about one snapshot per partition and the newest
+//! is always whole. In exactly-once mode all of it is written in the same transaction as the
+//! outputs and input offsets it goes with, so the state read back always matches what was
+//! committed.
 //!
 //! Recovery is "snapshot, then replay": restore the snapshot, re-read the input from the
 //! snapshot's offset, re-apply the logged ticks at their offsets, and drop the outputs of
@@ -21,21 +29,58 @@
 use super::records::Record;
 use crate::engine::snapshot::Snapshot;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 pub const H_SNAPSHOT: &str = "leadguard_snapshot";
 const MANIFEST: &[u8] = b"manifest";
 const TICKS: &[u8] = b"ticks";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
 
+/// A snapshot's name: the writer's sequence number and the writer's random number.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct SnapshotName {
+    pub id: u64,
+    pub writer: u64,
+}
+
+impl fmt::Display for SnapshotName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:016x}", self.id, self.writer)
+    }
+}
+
+impl SnapshotName {
+    fn parse(s: &[u8]) -> Option<SnapshotName> {
+        let s = std::str::from_utf8(s).ok()?;
+        let (id, writer) = s.split_once('.')?;
+        Some(SnapshotName {
+            id: id.parse().ok()?,
+            writer: u64::from_str_radix(writer, 16).ok()?,
+        })
+    }
+}
+
 /// Which snapshot is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub id: u64,
+    pub writer: u64,
     /// The input offset the snapshot was taken at: the next message to process.
     pub offset: i64,
     pub chunks: u32,
     pub bytes: u64,
+}
+
+impl Manifest {
+    pub fn name(&self) -> SnapshotName {
+        SnapshotName {
+            id: self.id,
+            writer: self.writer,
+        }
+    }
 }
 
 /// A wall-clock tick: `Engine::handle_timeout(now)` before processing input offset `offset`.
@@ -47,10 +92,10 @@ pub struct Tick {
     pub fired: bool,
 }
 
-/// Ticks applied since snapshot `snapshot_id` (0: since the partition's beginning).
+/// Ticks applied since snapshot `snapshot` (id 0: since the partition's beginning).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickLog {
-    pub snapshot_id: u64,
+    pub snapshot: SnapshotName,
     pub ticks: Vec<Tick>,
 }
 
@@ -69,15 +114,15 @@ impl TickLog {
     }
 }
 
-/// The records that store `snap`, taken at input offset `offset`, as snapshot `id` of
-/// `partition`; `previous_chunks` is how many chunks the previous snapshot had.
+/// The records that store `snap`, taken at input offset `offset`, as snapshot `name` of
+/// `partition`, followed by the deletion of the chunks `superseded` (see the module docs).
 pub fn snapshot_records(
     topic: &str,
     partition: i32,
-    id: u64,
+    name: SnapshotName,
     offset: i64,
     snap: &Snapshot,
-    previous_chunks: u32,
+    superseded: &[Vec<u8>],
     chunk_bytes: usize,
 ) -> (Manifest, Vec<Record>) {
     let bytes = serde_json::to_vec(snap).expect("a snapshot serializes");
@@ -93,16 +138,14 @@ pub fn snapshot_records(
     let chunks: Vec<&[u8]> = bytes.chunks(chunk_bytes.max(1)).collect();
     for (n, chunk) in chunks.iter().enumerate() {
         records.push(record(
-            chunk_key(n as u32),
+            chunk_key(name, n as u32),
             Some(chunk.to_vec()),
-            vec![(H_SNAPSHOT, id.to_string().into_bytes())],
+            vec![(H_SNAPSHOT, name.to_string().into_bytes())],
         ));
     }
-    for n in chunks.len() as u32..previous_chunks {
-        records.push(record(chunk_key(n), None, Vec::new()));
-    }
     let manifest = Manifest {
-        id,
+        id: name.id,
+        writer: name.writer,
         offset,
         chunks: chunks.len() as u32,
         bytes: bytes.len() as u64,
@@ -116,11 +159,22 @@ pub fn snapshot_records(
         topic,
         partition,
         &TickLog {
-            snapshot_id: id,
+            snapshot: name,
             ticks: Vec::new(),
         },
     ));
+    // Only after the manifest that replaces them.
+    for key in superseded {
+        records.push(record(key.clone(), None, Vec::new()));
+    }
     (manifest, records)
+}
+
+/// The chunk keys of the snapshot `manifest` describes.
+pub fn chunk_keys(manifest: &Manifest) -> Vec<Vec<u8>> {
+    (0..manifest.chunks)
+        .map(|n| chunk_key(manifest.name(), n))
+        .collect()
 }
 
 /// The record that stores the ticks since the last snapshot.
@@ -135,10 +189,8 @@ pub fn ticks_record(topic: &str, partition: i32, log: &TickLog) -> Record {
     }
 }
 
-fn chunk_key(n: u32) -> Vec<u8> {
-    let mut k = CHUNK_PREFIX.to_vec();
-    k.extend_from_slice(n.to_string().as_bytes());
-    k
+fn chunk_key(name: SnapshotName, n: u32) -> Vec<u8> {
+    format!("chunk/{name}/{n}").into_bytes()
 }
 
 /// What a changelog partition says.
@@ -148,16 +200,24 @@ pub struct Restored {
     pub snapshot: Option<(Manifest, Snapshot)>,
     /// Ticks to re-apply after it.
     pub ticks: Vec<Tick>,
+    /// Chunks still in the topic whose manifest was read (the restored snapshot's and any
+    /// superseded one's): the restoring writer deletes them after its next manifest.
+    pub superseded: Vec<Vec<u8>>,
+    /// The tick log belonged to another snapshot than the newest manifest's (two writers
+    /// interleaved): its ticks could not be re-applied.
+    pub ticks_mismatched: bool,
 }
 
 /// Reads a changelog partition record by record, from the beginning. Works on a compacted
-/// topic and on one that keeps every record: only the newest complete snapshot is kept in
-/// memory (plus pieces of at most one newer, unfinished one).
+/// topic and on one that keeps every record: chunks are dropped when their deletion is read,
+/// so memory holds the snapshots not yet deleted (about one, plus any being written).
 #[derive(Debug, Default)]
 pub struct Restorer {
     manifest: Option<Manifest>,
-    /// (snapshot id, chunk number) → bytes.
-    chunks: BTreeMap<(u64, u32), Vec<u8>>,
+    /// Snapshots whose manifest was read.
+    seen: BTreeSet<SnapshotName>,
+    /// Live chunks: (snapshot, chunk number) → bytes.
+    chunks: BTreeMap<(SnapshotName, u32), Vec<u8>>,
     ticks: Option<TickLog>,
     pub records: u64,
 }
@@ -177,7 +237,7 @@ impl Restorer {
             let Some(value) = value else { return Ok(()) };
             let m: Manifest = serde_json::from_slice(value)
                 .map_err(|e| format!("an unreadable manifest: {e}"))?;
-            self.chunks.retain(|(id, _), _| *id >= m.id);
+            self.seen.insert(m.name());
             self.manifest = Some(m);
         } else if key == TICKS {
             let Some(value) = value else { return Ok(()) };
@@ -185,21 +245,33 @@ impl Restorer {
                 serde_json::from_slice(value)
                     .map_err(|e| format!("an unreadable tick log: {e}"))?,
             );
-        } else if let Some(n) = key.strip_prefix(CHUNK_PREFIX) {
-            let n: u32 = std::str::from_utf8(n)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or("a chunk key without a number")?;
-            let (Some(value), Some(id)) = (value, snapshot_header) else {
-                // A tombstone, or a chunk without its id: nothing to keep.
-                return Ok(());
+        } else if let Some(rest) = key.strip_prefix(CHUNK_PREFIX) {
+            let parsed = rest.iter().rposition(|b| *b == b'/').and_then(|slash| {
+                let name = SnapshotName::parse(&rest[..slash])?;
+                let n = std::str::from_utf8(&rest[slash + 1..]).ok()?.parse().ok()?;
+                Some((name, n))
+            });
+            let Some((name, n)) = parsed else {
+                return Err(format!(
+                    "a chunk key `{}` this version does not read (written by an older leadguard? \
+                     such a changelog must be emptied and the partition rebuilt from its input)",
+                    String::from_utf8_lossy(key)
+                ));
             };
-            let id: u64 = std::str::from_utf8(id)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or("a chunk with an unreadable snapshot id")?;
-            if self.manifest.is_none_or(|m| id >= m.id) {
-                self.chunks.insert((id, n), value.to_vec());
+            match value {
+                None => {
+                    self.chunks.remove(&(name, n));
+                }
+                Some(value) => {
+                    if snapshot_header.is_some_and(|h| h != name.to_string().as_bytes()) {
+                        return Err(format!(
+                            "chunk `{}` says it belongs to snapshot `{}`",
+                            String::from_utf8_lossy(key),
+                            String::from_utf8_lossy(snapshot_header.unwrap_or_default())
+                        ));
+                    }
+                    self.chunks.insert((name, n), value.to_vec());
+                }
             }
         } else {
             return Err(format!(
@@ -211,41 +283,52 @@ impl Restorer {
     }
 
     pub fn finish(self) -> Result<Restored, String> {
+        let superseded = self
+            .chunks
+            .keys()
+            .filter(|(name, _)| self.seen.contains(name))
+            .map(|(name, n)| chunk_key(*name, *n))
+            .collect();
         let Some(m) = self.manifest else {
+            let (ticks, ticks_mismatched) = match self.ticks {
+                Some(t) if t.snapshot.id == 0 => (t.ticks, false),
+                Some(t) => (Vec::new(), !t.ticks.is_empty()),
+                None => (Vec::new(), false),
+            };
             return Ok(Restored {
                 snapshot: None,
-                ticks: self
-                    .ticks
-                    .filter(|t| t.snapshot_id == 0)
-                    .map(|t| t.ticks)
-                    .unwrap_or_default(),
+                ticks,
+                superseded,
+                ticks_mismatched,
             });
         };
         let mut bytes = Vec::with_capacity(m.bytes as usize);
         for n in 0..m.chunks {
-            let chunk = self
-                .chunks
-                .get(&(m.id, n))
-                .ok_or_else(|| format!("snapshot {} is missing chunk {n} of {}", m.id, m.chunks))?;
+            let chunk = self.chunks.get(&(m.name(), n)).ok_or_else(|| {
+                format!("snapshot {} is missing chunk {n} of {}", m.name(), m.chunks)
+            })?;
             bytes.extend_from_slice(chunk);
         }
         if bytes.len() as u64 != m.bytes {
             return Err(format!(
                 "snapshot {} has {} bytes, its manifest says {}",
-                m.id,
+                m.name(),
                 bytes.len(),
                 m.bytes
             ));
         }
         let snap: Snapshot = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("snapshot {} is unreadable: {e}", m.id))?;
+            .map_err(|e| format!("snapshot {} is unreadable: {e}", m.name()))?;
+        let (ticks, ticks_mismatched) = match self.ticks {
+            Some(t) if t.snapshot == m.name() => (t.ticks, false),
+            Some(t) => (Vec::new(), !t.ticks.is_empty()),
+            None => (Vec::new(), false),
+        };
         Ok(Restored {
             snapshot: Some((m, snap)),
-            ticks: self
-                .ticks
-                .filter(|t| t.snapshot_id == m.id)
-                .map(|t| t.ticks)
-                .unwrap_or_default(),
+            ticks,
+            superseded,
+            ticks_mismatched,
         })
     }
 }
@@ -286,17 +369,51 @@ mod tests {
         e
     }
 
+    const A: u64 = 0xa;
+    const B: u64 = 0xb;
+
+    fn name(id: u64, writer: u64) -> SnapshotName {
+        SnapshotName { id, writer }
+    }
+
+    /// What a compacted topic keeps: the newest record of each key, deletions dropped.
+    fn compacted(records: &[Record]) -> Vec<Record> {
+        let mut last: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            last.insert(r.key.clone().unwrap(), i);
+        }
+        let keep: BTreeSet<usize> = last.into_values().collect();
+        records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| keep.contains(i) && r.value.is_some())
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    fn restore(records: &[Record]) -> Restored {
+        let mut r = Restorer::default();
+        feed(&mut r, records);
+        r.finish().unwrap()
+    }
+
     #[test]
     fn the_newest_complete_snapshot_and_its_ticks_are_restored() {
         let first = engine_with(10).snapshot();
         let second = engine_with(40).snapshot();
-        let (m1, r1) = snapshot_records("cl", 2, 1, 100, &first, 0, 200);
-        let (m2, r2) = snapshot_records("cl", 2, 2, 250, &second, m1.chunks, 4096);
+        let (m1, r1) = snapshot_records("cl", 2, name(1, A), 100, &first, &[], 200);
+        let (m2, r2) = snapshot_records("cl", 2, name(2, A), 250, &second, &chunk_keys(&m1), 4096);
         assert!(m1.chunks > m2.chunks, "smaller chunks, more of them");
-        // The second snapshot deletes the first one's extra chunks.
-        assert!(r2.iter().any(|r| r.value.is_none()));
+        // The second snapshot deletes the first one's chunks, after its manifest.
+        assert_eq!(
+            r2.iter().filter(|r| r.value.is_none()).count(),
+            m1.chunks as usize
+        );
+        let manifest_at = r2.iter().position(|r| r.key.as_deref() == Some(MANIFEST));
+        let first_deletion = r2.iter().position(|r| r.value.is_none());
+        assert!(manifest_at < first_deletion);
         let mut ticks = TickLog {
-            snapshot_id: 2,
+            snapshot: name(2, A),
             ticks: Vec::new(),
         };
         ticks.push(Tick {
@@ -315,18 +432,84 @@ mod tests {
             fired: false,
         });
         assert_eq!(ticks.ticks.len(), 2, "a tick that fired nothing is merged");
-        let mut r = Restorer::default();
-        feed(&mut r, &r1);
-        feed(&mut r, &r2);
-        feed(&mut r, &[ticks_record("cl", 2, &ticks)]);
+        let mut all = [r1, r2, vec![ticks_record("cl", 2, &ticks)]].concat();
         // Pieces of a third snapshot whose manifest never came (an aborted write).
-        let (_, r3) = snapshot_records("cl", 2, 3, 400, &first, m2.chunks, 300);
-        feed(&mut r, &r3[..2]);
-        let restored = r.finish().unwrap();
-        let (m, snap) = restored.snapshot.unwrap();
-        assert_eq!(m, m2);
-        assert_eq!(snap, second);
-        assert_eq!(restored.ticks, ticks.ticks);
+        let (_, r3) = snapshot_records("cl", 2, name(3, A), 400, &first, &chunk_keys(&m2), 300);
+        all.extend_from_slice(&r3[..2]);
+        for records in [all.clone(), compacted(&all)] {
+            let restored = restore(&records);
+            let (m, snap) = restored.snapshot.unwrap();
+            assert_eq!(m, m2);
+            assert_eq!(snap, second);
+            assert_eq!(restored.ticks, ticks.ticks);
+            assert!(!restored.ticks_mismatched);
+            // The restored snapshot's chunks go after the next manifest; the unfinished
+            // snapshot's stay (a manifest naming them may still come).
+            assert_eq!(restored.superseded, chunk_keys(&m2));
+        }
+    }
+
+    /// In at-least-once mode an instance that lost a partition without noticing may keep
+    /// writing it while the new owner does: the newest manifest must still be whole, on a
+    /// compacted topic too, whichever way the writes interleave.
+    #[test]
+    fn two_writers_interleaving_leave_the_newest_manifest_whole() {
+        let small = engine_with(10).snapshot();
+        let big = engine_with(40).snapshot();
+        // Both restored the same snapshot, then write their own, one record at a time.
+        let (m0, base) = snapshot_records("cl", 1, name(1, A), 10, &small, &[], 400);
+        let r0 = restore(&base);
+        let mut writers = [(A, r0.superseded.clone(), 1u64), (B, r0.superseded, 1u64)];
+        let mut log = base;
+        let mut newest = m0;
+        let mut seed = 7u64;
+        for round in 0..40 {
+            let mut pending: Vec<(usize, Vec<Record>, Manifest)> = Vec::new();
+            for (w, (writer, superseded, id)) in writers.iter_mut().enumerate() {
+                let snap = if (round + w) % 2 == 0 { &small } else { &big };
+                *id += 1;
+                let (m, recs) =
+                    snapshot_records("cl", 1, name(*id, *writer), 10, snap, superseded, 400);
+                *superseded = chunk_keys(&m);
+                pending.push((w, recs, m));
+            }
+            // Interleave the two writers' records at random.
+            let (mut a, mut b) = (pending[0].1.iter(), pending[1].1.iter());
+            loop {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let next = if seed % 2 == 0 {
+                    a.next().or_else(|| b.next())
+                } else {
+                    b.next().or_else(|| a.next())
+                };
+                let Some(r) = next else { break };
+                if r.key.as_deref() == Some(MANIFEST) {
+                    newest = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                }
+                log.push(r.clone());
+            }
+            for records in [log.clone(), compacted(&log)] {
+                let restored = restore(&records);
+                assert_eq!(
+                    restored.snapshot.map(|(m, _)| m),
+                    Some(newest),
+                    "round {round}"
+                );
+            }
+        }
+        // A restore picks up what both left behind and deletes it with its next snapshot.
+        let restored = restore(&log);
+        let (m, recs) =
+            snapshot_records("cl", 1, name(99, A), 10, &small, &restored.superseded, 400);
+        log.extend(recs);
+        let after = compacted(&log);
+        let chunks = after
+            .iter()
+            .filter(|r| r.key.as_ref().unwrap().starts_with(CHUNK_PREFIX))
+            .count();
+        assert_eq!(chunks, m.chunks as usize, "one snapshot left");
     }
 
     #[test]
@@ -338,12 +521,29 @@ mod tests {
 
     #[test]
     fn a_missing_chunk_is_an_error_not_a_silent_reset() {
-        let (_, records) = snapshot_records("cl", 0, 1, 5, &engine_with(30).snapshot(), 0, 100);
+        let (_, records) = snapshot_records(
+            "cl",
+            0,
+            name(1, A),
+            5,
+            &engine_with(30).snapshot(),
+            &[],
+            100,
+        );
         let mut r = Restorer::default();
         let mut without_one = records.clone();
         without_one.remove(1);
         feed(&mut r, &without_one);
         let err = r.finish().unwrap_err();
         assert!(err.contains("missing chunk 1"), "{err}");
+    }
+
+    #[test]
+    fn a_chunk_key_of_another_format_is_refused_with_what_to_do() {
+        let mut r = Restorer::default();
+        let err = r
+            .add(Some(b"chunk/0"), Some(b"{}"), Some(b"1"))
+            .unwrap_err();
+        assert!(err.contains("emptied"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! One state partition: its engine, where it is in the input, and its recovery bookkeeping.
 //! No client code here: the driver feeds messages in and produces the records that come out.
 
-use super::changelog::{self, Restored, Tick, TickLog};
+use super::changelog::{self, Restored, SnapshotName, Tick, TickLog};
 use super::config::Clock;
 use super::records::{self, Coordinates, OutputTopics, Record};
 use crate::config::{Roster, Rules, SourceMapping};
@@ -102,8 +102,12 @@ pub struct Task {
     pending_ticks: VecDeque<Tick>,
     /// Ticks since the last snapshot (persisted with each commit that adds one).
     ticks: TickLog,
-    snapshot_id: u64,
-    snapshot_chunks: u32,
+    /// The newest snapshot written or restored (id 0: none).
+    snapshot: SnapshotName,
+    /// Names this task's snapshots apart from another writer's (see `changelog`).
+    writer: u64,
+    /// Chunks to delete after the next snapshot's manifest.
+    superseded: Vec<Vec<u8>>,
     since_snapshot: u64,
     last_snapshot: Instant,
     /// The consumer reached the end of the partition and nothing arrived since.
@@ -116,6 +120,20 @@ pub struct Task {
     parse_rejects: BTreeMap<RejectReason, u64>,
     /// Messages between this task's offset and the end of its partition, as last measured.
     pub lag: u64,
+}
+
+/// A random number naming one task's snapshots (std's per-map random hash keys: no extra
+/// dependency; it needs to differ between writers, not to be unpredictable).
+fn random_writer() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Where to start reading a restored partition.
@@ -134,21 +152,27 @@ impl Task {
         restored: Restored,
         committed: Option<i64>,
     ) -> Result<(Task, Start), String> {
-        let (engine, start, snapshot_id, chunks) = match restored.snapshot {
+        let (engine, start, snapshot) = match restored.snapshot {
             Some((m, snap)) => (
                 Engine::restore(ctx.rules.clone(), &ctx.roster, &snap)
                     .map_err(|e| e.to_string())?,
                 Start::Offset(m.offset),
-                m.id,
-                m.chunks,
+                m.name(),
             ),
             None => (
                 Engine::new(ctx.rules.clone(), &ctx.roster),
                 Start::Beginning,
-                0,
-                0,
+                SnapshotName::default(),
             ),
         };
+        if restored.ticks_mismatched {
+            tracing::warn!(
+                "{}[{partition}]: the wall-clock ticks logged belong to another snapshot than \
+                 the newest (two instances wrote this partition at once, which at-least-once \
+                 mode does not prevent); replaying without them",
+                ctx.changelog
+            );
+        }
         let start_offset = match start {
             Start::Offset(o) => o,
             Start::Beginning => 0,
@@ -167,11 +191,12 @@ impl Task {
             suppress_until,
             pending_ticks: restored.ticks.iter().copied().collect(),
             ticks: TickLog {
-                snapshot_id,
+                snapshot,
                 ticks: restored.ticks,
             },
-            snapshot_id,
-            snapshot_chunks: chunks,
+            snapshot,
+            writer: random_writer(),
+            superseded: restored.superseded,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
             caught_up: false,
@@ -378,21 +403,24 @@ impl Task {
         let Some(offset) = self.next_offset else {
             return;
         };
-        let id = self.snapshot_id + 1;
+        let name = SnapshotName {
+            id: self.snapshot.id + 1,
+            writer: self.writer,
+        };
         let (manifest, records) = changelog::snapshot_records(
             &ctx.changelog,
             self.partition,
-            id,
+            name,
             offset,
             &self.engine.snapshot(),
-            self.snapshot_chunks,
+            &self.superseded,
             ctx.chunk_bytes,
         );
         out.extend(records);
-        self.snapshot_id = id;
-        self.snapshot_chunks = manifest.chunks;
+        self.snapshot = name;
+        self.superseded = changelog::chunk_keys(&manifest);
         self.ticks = TickLog {
-            snapshot_id: id,
+            snapshot: name,
             ticks: Vec::new(),
         };
         self.since_snapshot = 0;

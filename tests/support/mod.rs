@@ -115,7 +115,8 @@ pub fn produce(
             }
         }
     }
-    p.flush(Duration::from_secs(60)).expect("flushed");
+    // Generous: on a loaded machine the broker may take minutes to take 100k records.
+    p.flush(Duration::from_secs(300)).expect("flushed");
     let failed = p
         .context()
         .failed
