@@ -479,7 +479,7 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                let next = if seed % 2 == 0 {
+                let next = if seed.is_multiple_of(2) {
                     a.next().or_else(|| b.next())
                 } else {
                     b.next().or_else(|| a.next())
