@@ -740,15 +740,16 @@ fn out_of_territory(
     let Some(pool) = ctx.pool else {
         return;
     };
-    let owner = effective_owner(ctx, fold, e.t).cloned();
-    let owner = owner.as_ref();
+    // Most contacts are checked and let go: look at the owner in place, and copy it only
+    // for an alert (the copy touches its shared event id and allocates its account team).
+    let exempt_by_owner = effective_owner(ctx, fold, e.t).is_some_and(|o| {
+        o.rep == c.rep || (ctx.rules.exemptions.account_team && o.account_team.contains(&c.rep))
+    });
     if !rule.kinds.contains(c.kind)
         || ctx.role_exempt(c.role)
         || !rule.scope.allows_team(ctx.word_str(c.team))
         || pool.admits_team(ctx.word_str(c.team))
-        || owner.is_some_and(|o| o.rep == c.rep)
-        || (ctx.rules.exemptions.account_team
-            && owner.is_some_and(|o| o.account_team.contains(&c.rep)))
+        || exempt_by_owner
     {
         return;
     }
@@ -756,6 +757,8 @@ fn out_of_territory(
     if !cooldown_allows(fold, ri, rule, &ids, e.t) || !ctx.render {
         return;
     }
+    let owner = effective_owner(ctx, fold, e.t).cloned();
+    let owner = owner.as_ref();
     let mut reps = vec![ctx.rep_data(c.rep, c.team, c.role)];
     if let Some(o) = owner {
         reps.push(ctx.rep_data(o.rep, o.team, ctx.reps.get(o.rep).role));
