@@ -43,6 +43,28 @@ fn output_topics(broker: &Broker, partitions: i32) {
     broker.create_topic("lg.dead", 1, false);
 }
 
+/// The topics of an engine reading `crm.events` in place (keyed by customer): one state
+/// partition per input partition, a compacted changelog, and the output topics.
+fn in_place_topics(broker: &Broker, partitions: i32, output_partitions: i32) {
+    broker.create_topic("crm.events", partitions, false);
+    broker.create_topic("lg.changelog", partitions, true);
+    output_topics(broker, output_partitions);
+}
+
+/// Produces the whole stream to `crm.events` keyed by customer; returns how many messages the
+/// broker kept and the reference outputs (a replay of each partition).
+fn produce_stream(
+    broker: &Broker,
+    dir: &std::path::Path,
+    stream: &[u8],
+    partitions: i32,
+) -> (i64, Vec<String>) {
+    produce(&producer(broker), "crm.events", &lines(stream), customer_id);
+    let total = sum(&ends(broker, "crm.events", partitions));
+    let (reference, _) = replay_topic(broker, "crm.events", dir);
+    (total, reference)
+}
+
 const OUTPUTS: &str = "  alerts: lg.alerts\n  ownership_changes: lg.ownership\n  dead_letters: lg.dead\n  changelog: lg.changelog\n";
 
 /// A stream produced to an input topic that is not keyed by customer goes through the re-key
@@ -290,23 +312,14 @@ fn crash_and_restart(name: &str, mode: &str, events: usize, crashes: usize, seed
     let stream = generate(&dir, &no_id_less(seed, events / 20, events));
     let broker = Broker::start();
     let partitions = 3;
-    broker.create_topic("crm.events", partitions, false);
-    broker.create_topic("lg.changelog", partitions, true);
-    output_topics(&broker, partitions);
+    in_place_topics(&broker, partitions, partitions);
     let setup = write_config(
         &dir,
         &broker,
         name,
         &in_place_config(mode, (events / 40) as u64),
     );
-    produce(
-        &producer(&broker),
-        "crm.events",
-        &lines(&stream),
-        customer_id,
-    );
-    let total = sum(&ends(&broker, "crm.events", partitions));
-    let (reference, _) = replay_topic(&broker, "crm.events", &dir);
+    let (total, reference) = produce_stream(&broker, &dir, &stream, partitions);
     eprintln!(
         "{name}: the broker kept {total} of the {} messages produced",
         lines(&stream).len()
@@ -369,9 +382,7 @@ fn exactly_once_refuses_a_broker_without_transactions() {
     let dir = temp_dir(name);
     std::fs::write(dir.join("roster.yaml"), "reps: []\n").expect("roster");
     let broker = Broker::start();
-    broker.create_topic("crm.events", 1, false);
-    broker.create_topic("lg.changelog", 1, true);
-    output_topics(&broker, 1);
+    in_place_topics(&broker, 1, 1);
     let setup = write_config(&dir, &broker, name, &in_place_config("exactly_once", 1_000));
     let line = br#"{"event_id":"1","kind":"call","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r1"},"customer":{"id":"C1"}}"#;
     produce(&producer(&broker), "crm.events", &[&line[..]], customer_id);
@@ -391,9 +402,7 @@ fn scale_out_three_instances_one_killed() {
     let stream = generate(&dir, &no_id_less(11, 1_500, 30_000));
     let broker = Broker::start();
     let partitions = 6;
-    broker.create_topic("crm.events", partitions, false);
-    broker.create_topic("lg.changelog", partitions, true);
-    output_topics(&broker, 3);
+    in_place_topics(&broker, partitions, 3);
     let setup = write_config(
         &dir,
         &broker,
@@ -463,23 +472,14 @@ fn broker_outage_mid_stream() {
     let stream = generate(&dir, &no_id_less(5, 1_000, 20_000));
     let broker = Broker::start_behind_proxy();
     let partitions = 3;
-    broker.create_topic("crm.events", partitions, false);
-    broker.create_topic("lg.changelog", partitions, true);
-    output_topics(&broker, partitions);
+    in_place_topics(&broker, partitions, partitions);
     let setup = write_config(
         &dir,
         &broker,
         name,
         &in_place_config("at_least_once", 1_000),
     );
-    produce(
-        &producer(&broker),
-        "crm.events",
-        &lines(&stream),
-        customer_id,
-    );
-    let total = sum(&ends(&broker, "crm.events", partitions));
-    let (reference, _) = replay_topic(&broker, "crm.events", &dir);
+    let (total, reference) = produce_stream(&broker, &dir, &stream, partitions);
     let mut engine = Engine::start(&setup, "a");
     wait_for("a third of the stream", MINUTES(5), || {
         engine.assert_running();
@@ -513,9 +513,7 @@ fn quiet_partitions_follow_the_wall_clock() {
     let dir = temp_dir(name);
     std::fs::write(dir.join("roster.yaml"), "reps: []\n").expect("roster");
     let broker = Broker::start();
-    broker.create_topic("crm.events", 1, false);
-    broker.create_topic("lg.changelog", 1, true);
-    output_topics(&broker, 1);
+    in_place_topics(&broker, 1, 1);
     let setup = write_config(
         &dir,
         &broker,
