@@ -11,17 +11,31 @@ thread_local! {
     static JOINED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Joins short parts (most keys) on the stack, longer ones in the per-thread buffer.
 fn with_joined<'p, T>(
     parts: impl IntoIterator<Item = &'p [u8]>,
     hash: impl FnOnce(&[u8]) -> T,
 ) -> T {
-    JOINED.with_borrow_mut(|buf| {
-        buf.clear();
-        for p in parts {
-            buf.extend_from_slice(p);
+    let mut stack = [0u8; 128];
+    let mut len = 0;
+    let mut parts = parts.into_iter();
+    while let Some(p) = parts.next() {
+        if let Some(dst) = stack.get_mut(len..len + p.len()) {
+            dst.copy_from_slice(p);
+            len += p.len();
+            continue;
         }
-        hash(buf)
-    })
+        return JOINED.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.extend_from_slice(&stack[..len]);
+            buf.extend_from_slice(p);
+            for p in parts {
+                buf.extend_from_slice(p);
+            }
+            hash(buf)
+        });
+    }
+    hash(&stack[..len])
 }
 
 /// The 64-bit XXH3 of `parts` concatenated.
@@ -50,7 +64,11 @@ mod tests {
     #[test]
     fn same_digest_as_the_streaming_hasher() {
         let long = vec![b'x'; 5000];
-        let cases: [&[&[u8]]; 5] = [
+        let edge = vec![b'y'; 127];
+        let cases: [&[&[u8]]; 8] = [
+            &[&edge],
+            &[&edge, b"z"],
+            &[&edge, b"z", b"w"],
             &[],
             &[b"callcenter", &[0], b"cc-00000001"],
             &[b"r0001", &[0], b"r0420", &[0]],

@@ -97,7 +97,18 @@ impl Output {
         data: &impl Serialize,
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
-        let data = serde_json::to_string(data).expect("output data serializes");
+        // Written into a reused buffer, then copied once at its exact size: a fresh string
+        // would grow (reallocate and copy) several times on the way to a few hundred bytes.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let data = BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, data).expect("output data serializes");
+            std::str::from_utf8(buf)
+                .expect("serde_json writes UTF-8")
+                .to_string()
+        });
         let id = content_id(ty.as_str(), &subject, &data);
         Output {
             id,

@@ -9,6 +9,7 @@ use crate::config::{Roster, Rules, SourceMapping};
 use crate::engine::{Engine, ReloadSummary, RestartNeeded, Stats};
 use crate::event::Event;
 use crate::ingest::{Ingest, RejectReason, Rejection};
+use crate::output::Output;
 use crate::telemetry::{mask, Metrics, PartitionReport};
 use crate::time::Timestamp;
 use base64::Engine as _;
@@ -69,7 +70,11 @@ pub struct Pipeline<O: Write, D: Write> {
     pub engine: Engine,
     source: Option<SourceMapping>,
     default_source: String,
-    out: O,
+    /// The output writer; `None` while a replay has lent it to its reading thread, which then
+    /// renders and writes what `deferred` collects (see [`replay`]).
+    out: Option<O>,
+    /// Outputs processed while the writer is lent, in order.
+    deferred: Vec<Output>,
     dead: D,
     pub counts: Counts,
     /// The CloudEvents lines of the message being processed.
@@ -120,7 +125,8 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             engine: Engine::new(rules, roster),
             default_source: source.unwrap_or("default").to_string(),
             source: mapping,
-            out,
+            out: Some(out),
+            deferred: Vec::new(),
             dead,
             counts: Counts::default(),
             line_buf: Vec::new(),
@@ -255,12 +261,8 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     fn flush_outputs(&mut self) -> io::Result<()> {
-        let rules = self.engine.rules().clone();
-        let (source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
-        let mut n = 0;
         let received = self.received.take();
-        // All outputs of a message go into one reused buffer and to the writer at once.
-        self.line_buf.clear();
+        let start = self.deferred.len();
         for o in self.engine.drain_outputs() {
             if let Some(m) = &self.metrics {
                 m.observe_output(&o, received, self.event_latency);
@@ -268,14 +270,22 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             if let Some(n) = &self.notifier {
                 n.submit(&o);
             }
-            o.write_cloudevent(&mut self.line_buf, source, tz);
-            self.line_buf.push(b'\n');
-            n += 1;
+            self.deferred.push(o);
         }
+        self.counts.outputs += (self.deferred.len() - start) as u64;
+        let Some(out) = &mut self.out else {
+            // Lent to a replay's reading thread: it writes `deferred` in order.
+            return Ok(());
+        };
+        // All outputs of a message go into one reused buffer and to the writer at once.
+        let rules = self.engine.rules();
+        let (source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
+        self.line_buf.clear();
+        render_lines(&mut self.line_buf, &self.deferred, source, tz);
+        self.deferred.clear();
         if !self.line_buf.is_empty() {
-            self.out.write_all(&self.line_buf)?;
+            out.write_all(&self.line_buf)?;
         }
-        self.counts.outputs += n;
         Ok(())
     }
 
@@ -313,12 +323,22 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()?;
+        if let Some(out) = &mut self.out {
+            out.flush()?;
+        }
         self.dead.flush()
     }
 
     pub fn stats(&self) -> Stats {
         self.engine.stats()
+    }
+}
+
+/// Appends each output's CloudEvent as a JSON line to `buf`.
+fn render_lines(buf: &mut Vec<u8>, outputs: &[Output], source: &str, tz: chrono_tz::Tz) {
+    for o in outputs {
+        o.write_cloudevent(buf, source, tz);
+        buf.push(b'\n');
     }
 }
 
@@ -392,11 +412,12 @@ pub fn read_line_limited(
 
 /// Replays a whole input as fast as it can, event time driving the clock.
 ///
-/// Reading and parsing run on a second thread, in batches, while this thread feeds the core
-/// and writes: the order of messages (and so every output byte) is the same as a sequential
-/// run. Processed batches go back to the reading thread, which frees their events (memory is
-/// cheapest to free on the thread that allocated it) and reuses their buffers.
-pub fn replay<O: Write, D: Write>(
+/// Reading and parsing run on a second thread, in batches, while this thread feeds the core:
+/// the order of messages (and so every output byte) is the same as a sequential run.
+/// Processed batches go back to the reading thread with their outputs, which it renders and
+/// writes (the core's thread is the one that limits a replay), then frees their events (memory
+/// is cheapest to free on the thread that allocated it) and reuses their buffers.
+pub fn replay<O: Write + Send, D: Write>(
     pipeline: &mut Pipeline<O, D>,
     input: &mut (impl BufRead + Send),
     input_name: &str,
@@ -411,67 +432,104 @@ pub fn replay<O: Write, D: Write>(
     struct Batch {
         bytes: Vec<u8>,
         items: Vec<ParsedLine>,
+        /// What the core made of the batch, to be written.
+        outputs: Vec<Output>,
     }
     let limit = pipeline.ingest.rules().settings.max_message_bytes;
     let mut ingest = pipeline.ingest.clone();
     let source = pipeline.source.clone();
     let default_source = pipeline.default_source.clone();
+    let rules = pipeline.engine.rules().clone();
+    let Some(mut out) = pipeline.out.take() else {
+        return Err(io::Error::other("the output writer is already lent"));
+    };
+    // Anything processed before the replay is written first.
+    let mut line_buf = Vec::new();
+    let (output_source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
+    render_lines(&mut line_buf, &pipeline.deferred, output_source, tz);
+    pipeline.deferred.clear();
+    out.write_all(&line_buf)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
-    std::thread::scope(|scope| {
+    let (result, out) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
+            let mut write = |batch: &mut Batch| -> io::Result<()> {
+                line_buf.clear();
+                render_lines(&mut line_buf, &batch.outputs, output_source, tz);
+                batch.outputs.clear();
+                out.write_all(&line_buf)
+            };
             let mut line = Vec::with_capacity(1024);
-            loop {
-                let mut batch = match back_rx.try_recv() {
-                    Ok(mut used) => {
-                        used.bytes.clear();
-                        used.items.clear();
-                        used
+            let read = (|| -> io::Result<()> {
+                loop {
+                    // Write what the core has finished so far; keep one batch for its buffers.
+                    let mut spare = None;
+                    while let Ok(mut used) = back_rx.try_recv() {
+                        write(&mut used)?;
+                        spare = Some(used);
                     }
-                    Err(_) => Batch {
-                        bytes: Vec::with_capacity(BATCH * 320),
-                        items: Vec::with_capacity(BATCH),
-                    },
-                };
-                let mut eof = false;
-                while batch.items.len() < BATCH {
-                    match read_line_limited(input, &mut line, limit) {
-                        Ok(None) => {
-                            eof = true;
-                            break;
+                    let mut batch = match spare {
+                        Some(mut used) => {
+                            used.bytes.clear();
+                            used.items.clear();
+                            used
                         }
-                        Ok(Some(truncated)) => {
-                            let start = batch.bytes.len();
-                            batch.bytes.extend_from_slice(&line);
-                            let parsed = parse_message(
-                                &mut ingest,
-                                source.as_ref(),
-                                &default_source,
-                                &line,
-                                truncated,
-                            );
-                            batch
-                                .items
-                                .push((start..batch.bytes.len(), truncated, parsed));
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return ingest.dropped_identifiers;
+                        None => Batch {
+                            bytes: Vec::with_capacity(BATCH * 320),
+                            items: Vec::with_capacity(BATCH),
+                            outputs: Vec::new(),
+                        },
+                    };
+                    let mut eof = false;
+                    while batch.items.len() < BATCH {
+                        match read_line_limited(input, &mut line, limit) {
+                            Ok(None) => {
+                                eof = true;
+                                break;
+                            }
+                            Ok(Some(truncated)) => {
+                                let start = batch.bytes.len();
+                                batch.bytes.extend_from_slice(&line);
+                                let parsed = parse_message(
+                                    &mut ingest,
+                                    source.as_ref(),
+                                    &default_source,
+                                    &line,
+                                    truncated,
+                                );
+                                batch
+                                    .items
+                                    .push((start..batch.bytes.len(), truncated, parsed));
+                            }
+                            Err(e) => {
+                                // The core stops at this error; it is reported from there.
+                                let _ = tx.send(Err(e));
+                                return Ok(());
+                            }
                         }
                     }
+                    if !batch.items.is_empty() && tx.send(Ok(batch)).is_err() {
+                        return Ok(());
+                    }
+                    if eof {
+                        return Ok(());
+                    }
                 }
-                if !batch.items.is_empty() && tx.send(Ok(batch)).is_err() {
-                    return ingest.dropped_identifiers;
+            })();
+            // The core stops when `tx` is gone; write what it finished until then.
+            drop(tx);
+            let written = read.and_then(|()| {
+                for mut used in back_rx {
+                    write(&mut used)?;
                 }
-                if eof {
-                    return ingest.dropped_identifiers;
-                }
-            }
+                Ok(())
+            });
+            (written, out, ingest.dropped_identifiers)
         });
         let mut line_no = 0u64;
         let mut result = Ok(());
         for batch in rx {
-            let batch = match batch {
+            let mut batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
                     result = Err(e);
@@ -495,16 +553,22 @@ pub fn replay<O: Write, D: Write>(
                     break;
                 }
             }
-            if result.is_err() {
+            std::mem::swap(&mut batch.outputs, &mut pipeline.deferred);
+            if result.is_err() || back_tx.send(batch).is_err() {
                 break;
             }
-            let _ = back_tx.send(batch);
         }
-        // Dropping the receiver (end of the loop) stops the reader if we stopped early.
-        let dropped = reader.join().unwrap_or(0);
+        // Dropping the receiver (end of the loop) stops the reader if we stopped early; dropping
+        // `back_tx` lets it finish writing.
+        drop(back_tx);
+        let (written, out, dropped) = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         pipeline.ingest.dropped_identifiers += dropped;
-        result
-    })?;
+        (result.and(written), out)
+    });
+    pipeline.out = Some(out);
+    result?;
     pipeline.end_of_input()?;
     pipeline.flush()
 }

@@ -135,17 +135,6 @@ impl Scope {
     fn allows(list: &[String], value: Option<&str>) -> bool {
         list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
     }
-    /// Whether a customer with these attributes is in scope.
-    pub fn allows_customer(
-        &self,
-        region: Option<&str>,
-        industry: Option<&str>,
-        tier: Option<&str>,
-    ) -> bool {
-        Self::allows(&self.regions, region)
-            && Self::allows(&self.industries, industry)
-            && Self::allows(&self.tiers, tier)
-    }
     /// Whether a rep of this team is in scope.
     pub fn allows_team(&self, team: Option<&str>) -> bool {
         Self::allows(&self.teams, team)

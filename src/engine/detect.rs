@@ -14,12 +14,48 @@ use crate::output::{
 use crate::time::{format_span, Span, Timestamp};
 use std::sync::Arc;
 
+/// A collision rule's customer scope as symbols: checked on every contact, it compares
+/// integers instead of the rule's strings.
+#[derive(Debug, Clone)]
+pub struct ScopeSyms {
+    regions: Box<[Sym]>,
+    industries: Box<[Sym]>,
+    tiers: Box<[Sym]>,
+}
+
+impl ScopeSyms {
+    /// One per collision rule, in the rules' order.
+    pub fn compile(rules: &Rules, words: &mut Interner) -> Vec<ScopeSyms> {
+        let mut syms = |list: &[String]| list.iter().map(|w| words.intern(w)).collect();
+        rules
+            .collisions
+            .iter()
+            .map(|r| ScopeSyms {
+                regions: syms(&r.scope.regions),
+                industries: syms(&r.scope.industries),
+                tiers: syms(&r.scope.tiers),
+            })
+            .collect()
+    }
+
+    /// Whether a customer with these attributes is in scope: an empty list allows anything, a
+    /// non-empty one only a customer with one of its values.
+    fn allows_customer(&self, region: Sym, industry: Sym, tier: Sym) -> bool {
+        let allows = |list: &[Sym], v: Sym| list.is_empty() || (!v.is_none() && list.contains(&v));
+        allows(&self.regions, region)
+            && allows(&self.industries, industry)
+            && allows(&self.tiers, tier)
+    }
+}
+
 /// Everything `step` reads besides the customer.
 pub struct Ctx<'a> {
     pub rules: &'a Rules,
     pub reps: &'a Reps,
     pub words: &'a Interner,
     pub exempt_roles: &'a [Sym],
+    /// The collision rules' customer scopes ([`ScopeSyms::compile`]).
+    pub scopes: &'a [ScopeSyms],
     pub subject: &'a Arc<str>,
     pub provisional: bool,
     pub region: Sym,
@@ -126,12 +162,8 @@ impl Ctx<'_> {
             .ownership
             .protection_for(self.word_str(self.tier))
     }
-    fn in_customer_scope(&self, rule: &CollisionRule) -> bool {
-        rule.scope.allows_customer(
-            self.word_str(self.region),
-            self.word_str(self.industry),
-            self.word_str(self.tier),
-        )
+    fn in_customer_scope(&self, rule_index: usize) -> bool {
+        self.scopes[rule_index].allows_customer(self.region, self.industry, self.tier)
     }
 }
 
@@ -213,7 +245,7 @@ pub fn step(
             };
             prune_cooldowns(ctx.rules, fold, e.t);
             for (ri, rule) in ctx.rules.collisions.iter().enumerate() {
-                if !ctx.in_customer_scope(rule) {
+                if !ctx.in_customer_scope(ri) {
                     continue;
                 }
                 match rule.kind {

@@ -63,6 +63,7 @@ macro_rules! ctx {
             reps: &$engine.reps,
             words: &$engine.words,
             exempt_roles: &$engine.exempt_roles,
+            scopes: &$engine.scopes,
             subject: &$cust.key,
             provisional: $cust.provisional,
             region: $cust.region,
@@ -93,6 +94,8 @@ pub struct Engine {
     words: Interner,
     reps: Reps,
     exempt_roles: Vec<Sym>,
+    /// The collision rules' customer scopes as symbols.
+    scopes: Vec<detect::ScopeSyms>,
     identity: IdentityIndex,
     slots: Vec<Option<Customer>>,
     generations: Vec<u32>,
@@ -133,6 +136,7 @@ impl Engine {
             .iter()
             .map(|r| words.intern(r))
             .collect();
+        let scopes = detect::ScopeSyms::compile(&rules, &mut words);
         let identity = IdentityIndex::new(
             rules.identity.shared_identifier_limit,
             &rules.identity.shared_phones,
@@ -145,6 +149,7 @@ impl Engine {
             words,
             reps,
             exempt_roles,
+            scopes,
             identity,
             slots: Vec::new(),
             generations: Vec::new(),

@@ -204,6 +204,7 @@ impl Engine {
             .iter()
             .map(|r| self.words.intern(r))
             .collect();
+        self.scopes = super::detect::ScopeSyms::compile(&new, &mut self.words);
         self.horizon = new.horizon();
         // Pools may have changed: every customer's pool, and who may be assigned from each.
         self.ledger

@@ -42,7 +42,15 @@ pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
     /// Whether the first bucket is sorted.
     first_sorted: bool,
     len: usize,
+    /// Emptied buckets kept for reuse: a new bucket would otherwise grow from nothing, a
+    /// reallocation and copy at every doubling.
+    spare: Vec<Vec<(Timestamp, T)>>,
 }
+
+/// How many emptied buckets a wheel keeps, and the largest it keeps (in entries): enough for
+/// the buckets in use at once, without holding on to the memory of a burst.
+const SPARE_BUCKETS: usize = 32;
+const SPARE_CAPACITY: usize = 1 << 14;
 
 impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
     fn default() -> Self {
@@ -50,6 +58,7 @@ impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
             buckets: BTreeMap::new(),
             first_sorted: false,
             len: 0,
+            spare: Vec::new(),
         }
     }
 }
@@ -65,7 +74,11 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
             .buckets
             .first_key_value()
             .is_none_or(|(b, _)| bucket <= *b);
-        let v = self.buckets.entry(bucket).or_default();
+        let spare = &mut self.spare;
+        let v = self
+            .buckets
+            .entry(bucket)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
         if is_first && self.first_sorted && !v.is_empty() {
             // Keep the due bucket sorted (descending).
             let pos = v.partition_point(|t| *t > entry);
@@ -94,7 +107,8 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
             }
             match first.get().last() {
                 None => {
-                    first.remove();
+                    let emptied = first.remove();
+                    self.keep_spare(emptied);
                     self.first_sorted = false;
                 }
                 Some(t) if t.0 <= now => return Some(*t),
@@ -110,10 +124,17 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
         let t = first.get_mut().pop().expect("peeked");
         self.len -= 1;
         if first.get().is_empty() {
-            first.remove();
+            let emptied = first.remove();
+            self.keep_spare(emptied);
             self.first_sorted = false;
         }
         Some(t)
+    }
+
+    fn keep_spare(&mut self, emptied: Vec<(Timestamp, T)>) {
+        if self.spare.len() < SPARE_BUCKETS && emptied.capacity() <= SPARE_CAPACITY {
+            self.spare.push(emptied);
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
