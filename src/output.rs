@@ -7,7 +7,7 @@
 
 use crate::time::Timestamp;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The CloudEvents `type` of every output leadguard emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,23 +73,38 @@ impl OutputType {
     }
 }
 
-/// One output event, ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One output event.
+///
+/// Its `data` and `id` are rendered either when it is built ([`Output::new`]) or, for outputs
+/// the core never compares again ([`Output::deferred`]), the first time anyone asks for them —
+/// so a replay renders them on its writing thread, off the core's. Either way the bytes are the
+/// same: they depend on the data alone.
+#[derive(Clone)]
 pub struct Output {
-    pub id: String,
     pub ty: OutputType,
     /// The customer key (CloudEvents `subject`).
     pub subject: Arc<str>,
     /// Event time of what caused the output.
     pub time: Timestamp,
-    /// The `data` member, rendered JSON.
-    pub data: String,
     /// For collision alerts: the rule id and severity, for counting without parsing `data`.
     pub rule: Option<(Arc<str>, &'static str)>,
+    content: OnceLock<Content>,
+    /// Renders `data` for a deferred output.
+    render: Option<Render>,
 }
 
+/// The rendered `data` and the id derived from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Content {
+    id: String,
+    data: String,
+}
+
+/// Renders a deferred output's `data` as JSON.
+type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
 impl Output {
-    /// Builds an output whose id is derived from its content.
+    /// Builds an output whose id is derived from its content, rendered now.
     pub fn new(
         ty: OutputType,
         subject: Arc<str>,
@@ -97,26 +112,24 @@ impl Output {
         data: &impl Serialize,
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
-        // Written into a reused buffer, then copied once at its exact size: a fresh string
-        // would grow (reallocate and copy) several times on the way to a few hundred bytes.
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let data = BUF.with_borrow_mut(|buf| {
-            buf.clear();
-            serde_json::to_writer(&mut *buf, data).expect("output data serializes");
-            std::str::from_utf8(buf)
-                .expect("serde_json writes UTF-8")
-                .to_string()
-        });
-        let id = content_id(ty.as_str(), &subject, &data);
+        Output::from_rendered(ty, subject, time, render_json(data), rule)
+    }
+
+    /// Builds an output whose `data` (and so its id) is rendered when first asked for.
+    pub fn deferred(
+        ty: OutputType,
+        subject: Arc<str>,
+        time: Timestamp,
+        data: impl Serialize + Send + Sync + 'static,
+        rule: Option<(Arc<str>, &'static str)>,
+    ) -> Output {
         Output {
-            id,
             ty,
             subject,
             time,
-            data,
             rule,
+            content: OnceLock::new(),
+            render: Some(Arc::new(move || render_json(&data))),
         }
     }
 
@@ -129,19 +142,55 @@ impl Output {
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
         let id = content_id(ty.as_str(), &subject, &data);
+        Output::from_parts(id, ty, subject, time, data, rule)
+    }
+
+    /// Builds an output from an id and `data` as they were written (a snapshot, a test).
+    pub fn from_parts(
+        id: String,
+        ty: OutputType,
+        subject: Arc<str>,
+        time: Timestamp,
+        data: String,
+        rule: Option<(Arc<str>, &'static str)>,
+    ) -> Output {
         Output {
-            id,
             ty,
             subject,
             time,
-            data,
             rule,
+            content: OnceLock::from(Content { id, data }),
+            render: None,
         }
+    }
+
+    fn content(&self) -> &Content {
+        self.content.get_or_init(|| {
+            let render = self
+                .render
+                .as_ref()
+                .expect("an output is rendered or can render");
+            let data = render();
+            Content {
+                id: content_id(self.ty.as_str(), &self.subject, &data),
+                data,
+            }
+        })
+    }
+
+    /// The CloudEvents `id`: a hash of `type`, `subject` and `data`.
+    pub fn id(&self) -> &str {
+        &self.content().id
+    }
+
+    /// The `data` member, rendered JSON.
+    pub fn data(&self) -> &str {
+        &self.content().data
     }
 
     /// The CloudEvent as one line of JSON (no trailing newline).
     pub fn to_cloudevent(&self, source: &str, tz: chrono_tz::Tz) -> String {
-        let mut out = Vec::with_capacity(self.data.len() + 256);
+        let mut out = Vec::with_capacity(self.data().len() + 256);
         self.write_cloudevent(&mut out, source, tz);
         String::from_utf8(out).expect("JSON text is UTF-8")
     }
@@ -150,7 +199,7 @@ impl Output {
     /// one buffer for every output instead of building a string each.
     pub fn write_cloudevent(&self, out: &mut Vec<u8>, source: &str, tz: chrono_tz::Tz) {
         out.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
-        push_json_str(out, &self.id);
+        push_json_str(out, self.id());
         out.extend_from_slice(b",\"source\":");
         push_json_str(out, source);
         out.extend_from_slice(b",\"type\":");
@@ -161,9 +210,49 @@ impl Output {
         out.extend_from_slice(b"\",\"subject\":");
         push_json_str(out, &self.subject);
         out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"data\":");
-        out.extend_from_slice(self.data.as_bytes());
+        out.extend_from_slice(self.data().as_bytes());
         out.push(b'}');
     }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("id", &self.id())
+            .field("ty", &self.ty)
+            .field("subject", &self.subject)
+            .field("time", &self.time)
+            .field("data", &self.data())
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+impl PartialEq for Output {
+    fn eq(&self, other: &Output) -> bool {
+        self.ty == other.ty
+            && self.subject == other.subject
+            && self.time == other.time
+            && self.rule == other.rule
+            && self.content() == other.content()
+    }
+}
+
+impl Eq for Output {}
+
+/// `data` as JSON. Written into a reused buffer, then copied once at its exact size: a fresh
+/// string would grow (reallocate and copy) several times on the way to a few hundred bytes.
+fn render_json(data: &impl Serialize) -> String {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, data).expect("output data serializes");
+        std::str::from_utf8(buf)
+            .expect("serde_json writes UTF-8")
+            .to_string()
+    })
 }
 
 /// Appends `s` as a JSON string (quotes, escapes for `"`, `\\` and control characters).
@@ -217,6 +306,30 @@ pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deferred_output_renders_the_bytes_and_id_of_an_eager_one() {
+        let data = WithdrawnData {
+            withdrawn_id: "0a1b".into(),
+            withdrawn_type: OutputType::Collision.as_str(),
+            reason: "a late event \"changed\" the facts".into(),
+        };
+        let t = Timestamp(1_790_000_000_000);
+        let eager = Output::new(OutputType::Withdrawn, Arc::from("C1"), t, &data, None);
+        let deferred = Output::deferred(OutputType::Withdrawn, Arc::from("C1"), t, data, None);
+        // Rendered on another thread, as a replay's writer does.
+        let copy = deferred.clone();
+        let (id, text) =
+            std::thread::spawn(move || (copy.id().to_string(), copy.data().to_string()))
+                .join()
+                .unwrap();
+        assert_eq!((id.as_str(), text.as_str()), (eager.id(), eager.data()));
+        assert_eq!(deferred, eager);
+        assert_eq!(
+            deferred.to_cloudevent("urn:x", chrono_tz::Asia::Shanghai),
+            eager.to_cloudevent("urn:x", chrono_tz::Asia::Shanghai)
+        );
+    }
 
     #[test]
     fn json_strings_are_escaped_like_serde_does() {

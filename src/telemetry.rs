@@ -230,7 +230,7 @@ impl Metrics {
         }
         if out.ty == OutputType::Collision {
             if let Some((rule, severity)) = &out.rule {
-                let team = intruder_team(&out.data);
+                let team = intruder_team(out.data());
                 self.alerts
                     .with_label_values(&[&**rule, severity, team.as_deref().unwrap_or("none")])
                     .inc();

@@ -253,14 +253,14 @@ fn alert(
     if let Some(o) = owner {
         data["owner"] = json!({"rep": o, "since": "2026-11-02T09:00:00+08:00", "protected_until": "2026-11-12T09:00:00+08:00", "via": "crm", "origin_event": "crm-1"});
     }
-    Output {
-        id: id.to_string(),
-        ty: OutputType::Collision,
-        subject: Arc::from(customer),
-        time: Timestamp::parse_rfc3339("2026-11-02T10:00:00+08:00").unwrap(),
-        data: data.to_string(),
-        rule: Some((Arc::from("protected-contact"), "high")),
-    }
+    Output::from_parts(
+        id.to_string(),
+        OutputType::Collision,
+        Arc::from(customer),
+        Timestamp::parse_rfc3339("2026-11-02T10:00:00+08:00").unwrap(),
+        data.to_string(),
+        Some((Arc::from("protected-contact"), "high")),
+    )
 }
 
 fn standard_alert(id: &str) -> Output {
@@ -274,14 +274,14 @@ fn standard_alert(id: &str) -> Output {
 }
 
 fn withdrawal(of: &str) -> Output {
-    Output {
-        id: format!("w-{of}"),
-        ty: OutputType::Withdrawn,
-        subject: Arc::from("C1"),
-        time: Timestamp::parse_rfc3339("2026-11-02T10:05:00+08:00").unwrap(),
-        data: json!({"withdrawn_id": of, "withdrawn_type": "leadguard.collision.detected", "reason": "a late event changed the facts"}).to_string(),
-        rule: None,
-    }
+    Output::from_parts(
+        format!("w-{of}"),
+        OutputType::Withdrawn,
+        Arc::from("C1"),
+        Timestamp::parse_rfc3339("2026-11-02T10:05:00+08:00").unwrap(),
+        json!({"withdrawn_id": of, "withdrawn_type": "leadguard.collision.detected", "reason": "a late event changed the facts"}).to_string(),
+        None,
+    )
 }
 
 fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
@@ -674,10 +674,8 @@ async fn a_withdrawn_alert_is_retracted_where_it_was_sent_and_only_there() {
     assert!(content.contains("a1"));
 
     // Not notified: other output types, withdrawals of alerts never sent, redelivered withdrawals.
-    let claim = Output {
-        ty: OutputType::OwnershipClaimed,
-        ..standard_alert("c1")
-    };
+    let mut claim = standard_alert("c1");
+    claim.ty = OutputType::OwnershipClaimed;
     assert_eq!(handle.submit(&claim), Submitted::Ignored);
     assert_eq!(handle.submit(&withdrawal("never-sent")), Submitted::Ignored);
     assert_eq!(handle.submit(&withdrawal("a1")), Submitted::Ignored);

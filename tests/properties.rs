@@ -192,7 +192,7 @@ fn standing(outs: &[Output]) -> BTreeMap<String, String> {
     let mut live = BTreeMap::new();
     for o in outs {
         if o.ty == OutputType::Withdrawn {
-            let v: serde_json::Value = serde_json::from_str(&o.data).expect("json");
+            let v: serde_json::Value = serde_json::from_str(o.data()).expect("json");
             let id = v["withdrawn_id"].as_str().expect("id").to_string();
             assert!(
                 live.remove(&id).is_some(),
@@ -200,9 +200,10 @@ fn standing(outs: &[Output]) -> BTreeMap<String, String> {
             );
         } else {
             assert!(
-                live.insert(o.id.clone(), o.data.clone()).is_none(),
+                live.insert(o.id().to_string(), o.data().to_string())
+                    .is_none(),
                 "emitted {} twice while it stood",
-                o.id
+                o.id()
             );
         }
     }

@@ -453,7 +453,7 @@ impl Engine {
                 e.t,
             )
         };
-        self.emit_final(slot, OutputType::OwnershipClaimed, t, &data);
+        self.emit_final(slot, OutputType::OwnershipClaimed, t, data);
         self.stats.count_change("first_touch");
     }
 
@@ -1244,7 +1244,7 @@ impl Engine {
                 ),
             }
         };
-        self.emit_final(slot, OutputType::OwnershipAssigned, t, &data);
+        self.emit_final(slot, OutputType::OwnershipAssigned, t, data);
         self.stats.count_change("assigned");
     }
 
@@ -1448,10 +1448,10 @@ impl Engine {
                 Box::new([]),
                 false,
             );
-            self.emit_final(slot, OutputType::OwnershipReassigned, e.t, &data);
+            self.emit_final(slot, OutputType::OwnershipReassigned, e.t, data);
             self.stats.count_change("reassigned");
         } else {
-            self.emit_final(slot, OutputType::ReassignmentRecommended, e.t, &data);
+            self.emit_final(slot, OutputType::ReassignmentRecommended, e.t, data);
         }
     }
 
@@ -1489,7 +1489,7 @@ impl Engine {
                 ),
             }
         };
-        self.emit_final(slot, OutputType::OwnershipRejected, e.t, &data);
+        self.emit_final(slot, OutputType::OwnershipRejected, e.t, data);
         self.stats.count_change("rejected");
         // Detection assumed the change would go through: put the real owner back after it.
         self.write_owner_state(slot, after(e));
@@ -1527,23 +1527,24 @@ impl Engine {
                 reason,
             }
         };
-        self.emit_final(slot, ty, t, &data);
+        self.emit_final(slot, ty, t, data);
     }
 
-    /// Queues a final output (never withdrawn, so not remembered per entry).
+    /// Queues a final output (never withdrawn, so not remembered per entry). The core never
+    /// compares it again, so its data is rendered later, by whoever writes it.
     fn emit_final(
         &mut self,
         slot: u32,
         ty: OutputType,
         t: Timestamp,
-        data: &impl serde::Serialize,
+        data: impl serde::Serialize + Send + Sync + 'static,
     ) {
         let subject = self.slots[slot as usize]
             .as_ref()
             .expect("live slot")
             .key
             .clone();
-        let out = Output::new(ty, subject, t, data, None);
+        let out = Output::deferred(ty, subject, t, data, None);
         super::count_output(&mut self.stats, &mut self.alert_counts, &out);
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         if cust.provisional {

@@ -571,7 +571,7 @@ impl Engine {
         for (key, out) in self.scratch.drain(..) {
             cust.emitted.push(Emitted {
                 key,
-                id: out.id.clone(),
+                id: out.id().to_string(),
                 ty: out.ty,
                 rule: rule_index(&self.rules, &out),
             });
@@ -601,7 +601,7 @@ impl Engine {
         let old = std::mem::take(&mut cust.emitted);
         let mut gone: Vec<&Emitted> = old
             .iter()
-            .filter(|o| !self.scratch.iter().any(|(_, n)| n.id == o.id))
+            .filter(|o| !self.scratch.iter().any(|(_, n)| n.id() == o.id))
             .collect();
         gone.sort_by_key(|g| g.key);
         let subject = cust.key.clone();
@@ -621,11 +621,11 @@ impl Engine {
         for (key, out) in self.scratch.drain(..) {
             cust.emitted.push(Emitted {
                 key,
-                id: out.id.clone(),
+                id: out.id().to_string(),
                 ty: out.ty,
                 rule: rule_index(&self.rules, &out),
             });
-            if !old.iter().any(|o| o.id == out.id) {
+            if !old.iter().any(|o| o.id == out.id()) {
                 count_output(&mut self.stats, &mut self.alert_counts, &out);
                 self.queue.push(out);
             }
@@ -736,7 +736,7 @@ impl Engine {
         for f in &gone.finals {
             let g = Emitted {
                 key: (f.time, 0, 0),
-                id: f.id.clone(),
+                id: f.id().to_string(),
                 ty: f.ty,
                 rule: None,
             };
@@ -748,7 +748,7 @@ impl Engine {
             );
             count_output(&mut self.stats, &mut self.alert_counts, &out);
             self.queue.push(out);
-            let data = reissued(&f.data, &gone.key, &into_key, into_provisional);
+            let data = reissued(f.data(), &gone.key, &into_key, into_provisional);
             let out = Output::from_rendered(f.ty, into_key.clone(), f.time, data, None);
             if into_provisional {
                 if let Some(c) = self.slots[slot as usize].as_mut() {

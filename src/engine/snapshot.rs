@@ -332,11 +332,11 @@ impl Engine {
             },
         };
         let output = |o: &Output| OutputSnap {
-            id: o.id.clone(),
+            id: o.id().to_string(),
             ty: o.ty.as_str().to_string(),
             subject: o.subject.clone(),
             time: o.time.0,
-            data: o.data.clone(),
+            data: o.data().to_string(),
             rule: o.rule.as_ref().map(|(r, s)| (r.clone(), s.to_string())),
         };
         let customers = self
@@ -677,18 +677,17 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
         });
     }
     for o in &c.finals {
-        cust.finals.push(Output {
-            id: o.id.clone(),
-            ty: output_type(&o.ty)?,
-            subject: o.subject.clone(),
-            time: Timestamp(o.time),
-            data: o.data.clone(),
-            rule: o
-                .rule
+        cust.finals.push(Output::from_parts(
+            o.id.clone(),
+            output_type(&o.ty)?,
+            o.subject.clone(),
+            Timestamp(o.time),
+            o.data.clone(),
+            o.rule
                 .as_ref()
                 .map(|(r, s)| severity(s).map(|s| (r.clone(), s)))
                 .transpose()?,
-        });
+        ));
     }
     cust.housekeeping_at = c.housekeeping_at.map(Timestamp);
     Ok(cust)

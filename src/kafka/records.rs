@@ -92,7 +92,7 @@ pub fn output_record(o: &Output, source: &str, tz: chrono_tz::Tz, topics: &Outpu
             struct Withdrawn<'a> {
                 withdrawn_type: &'a str,
             }
-            serde_json::from_str::<Withdrawn<'_>>(&o.data)
+            serde_json::from_str::<Withdrawn<'_>>(o.data())
                 .ok()
                 .and_then(|w| {
                     OutputType::ALL
@@ -120,7 +120,7 @@ pub fn output_record(o: &Output, source: &str, tz: chrono_tz::Tz, topics: &Outpu
                 b"application/cloudevents+json; charset=UTF-8".to_vec(),
             ),
             ("ce_specversion", b"1.0".to_vec()),
-            ("ce_id", o.id.as_bytes().to_vec()),
+            ("ce_id", o.id().as_bytes().to_vec()),
             ("ce_source", source.as_bytes().to_vec()),
             ("ce_type", o.ty.as_str().as_bytes().to_vec()),
             ("ce_time", time.into_bytes()),
@@ -272,8 +272,8 @@ mod tests {
         assert_eq!(r.topic, "alerts");
         assert_eq!(r.key.as_deref(), Some(&b"C1"[..]));
         let value: serde_json::Value = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
-        assert_eq!(value["id"], o.id.as_str());
-        assert_eq!(header(&r, "ce_id"), Some(o.id.as_bytes()));
+        assert_eq!(value["id"], o.id());
+        assert_eq!(header(&r, "ce_id"), Some(o.id().as_bytes()));
         assert_eq!(
             header(&r, "ce_type"),
             Some(&b"leadguard.collision.detected"[..])

@@ -128,7 +128,7 @@ impl NotifierHandle {
 
     fn submit_alert(&self, output: &Output) -> Submitted {
         let Some(alert) = Alert::parse(output) else {
-            tracing::warn!(id = %output.id, "collision alert not understood; not notified");
+            tracing::warn!(id = %output.id(), "collision alert not understood; not notified");
             return Submitted::Ignored;
         };
         let channels: Vec<usize> = (0..self.shared.channels.len())
@@ -153,7 +153,7 @@ impl NotifierHandle {
     }
 
     fn submit_withdrawal(&self, output: &Output) -> Submitted {
-        let Ok(w) = serde_json::from_str::<WithdrawnIn>(&output.data) else {
+        let Ok(w) = serde_json::from_str::<WithdrawnIn>(output.data()) else {
             return Submitted::Ignored;
         };
         // Marking the alert withdrawn here (not in the queue) stops deliveries still retrying

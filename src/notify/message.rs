@@ -70,13 +70,13 @@ impl Alert {
         if output.ty != crate::output::OutputType::Collision {
             return None;
         }
-        let d: AlertData = serde_json::from_str(&output.data).ok()?;
+        let d: AlertData = serde_json::from_str(output.data()).ok()?;
         let severity = crate::config::Severity::CHOICES
             .iter()
             .find(|(name, _)| *name == d.severity)
             .map(|(_, s)| *s)?;
         Some(Alert {
-            id: output.id.clone(),
+            id: output.id().to_string(),
             customer: d.customer.id,
             rule: d.rule,
             severity,
