@@ -239,3 +239,126 @@ impl Event {
         }
     }
 }
+
+/// An event id as the core keeps it in its logs and owners.
+///
+/// Ids of up to 22 bytes (most: `cc-00000001`, numeric ids) are stored inline, longer ones
+/// (UUIDs) shared. Inline ids need no allocation, and reading or dropping one touches no memory
+/// elsewhere: the core compares and copies event ids of customers it has not looked at for
+/// hours, where each separate allocation was a cache miss.
+#[derive(Clone)]
+pub enum EventId {
+    Inline {
+        len: u8,
+        bytes: [u8; EventId::INLINE],
+    },
+    Shared(std::sync::Arc<str>),
+}
+
+impl EventId {
+    const INLINE: usize = 22;
+
+    pub fn new(id: &str) -> EventId {
+        if id.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            EventId::Inline {
+                len: id.len() as u8,
+                bytes,
+            }
+        } else {
+            EventId::Shared(id.into())
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            EventId::Inline { len, bytes } => &bytes[..*len as usize],
+            EventId::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventId::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).expect("copied from a str")
+            }
+            EventId::Shared(s) => s,
+        }
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        EventId::new("")
+    }
+}
+
+impl PartialEq for EventId {
+    fn eq(&self, other: &EventId) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EventId {}
+
+impl PartialEq<str> for EventId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::ops::Deref for EventId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod event_id_tests {
+    use super::EventId;
+
+    #[test]
+    fn short_and_long_ids_read_back_and_compare_as_their_text() {
+        for id in [
+            "",
+            "cc-00000001",
+            "二十二字节以内",
+            "exactly-22-bytes-long!",
+            "23-bytes-long-is-shared",
+            "0b7e4a3c-9f1d-4c2e-8a55-6d2f1e9b3c70",
+        ] {
+            let e = EventId::new(id);
+            assert_eq!(e.as_str(), id);
+            assert_eq!(&*e, id);
+            assert_eq!(e, EventId::new(id));
+            assert!(e == *id);
+            assert_eq!(format!("{e}"), id);
+            assert_eq!(
+                serde_json::to_string(&e).unwrap(),
+                serde_json::to_string(id).unwrap()
+            );
+            assert_eq!(matches!(e, EventId::Inline { .. }), id.len() <= 22);
+        }
+        assert_ne!(EventId::new("a"), EventId::new("ab"));
+    }
+}

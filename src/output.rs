@@ -5,6 +5,7 @@
 //! the same input and rules give the same ids on every replay and redelivery, on any instance,
 //! and downstream consumers can deduplicate by id.
 
+use crate::event::EventId;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::sync::{Arc, OnceLock};
@@ -387,7 +388,7 @@ pub struct CustomerData {
 /// One input event cited as evidence.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EvidenceData {
-    pub event_id: Arc<str>,
+    pub event_id: EventId,
     pub source: Arc<str>,
     pub kind: &'static str,
     pub direction: &'static str,
@@ -404,7 +405,7 @@ pub struct OwnerData {
     /// How the owner got the customer: `crm` (an ownership event) or `first_touch`.
     pub via: &'static str,
     /// The event that made them owner.
-    pub origin_event: Arc<str>,
+    pub origin_event: EventId,
 }
 
 /// `data` of `leadguard.collision.detected`.

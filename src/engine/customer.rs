@@ -9,7 +9,7 @@
 //! `base` and dropped, which keeps memory bounded.
 
 use super::reps::{RepIdx, Sym};
-use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::output::{Output, OutputType};
 use crate::time::Timestamp;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub struct Entry {
     pub order: u8,
     pub tie: u64,
     pub source: Sym,
-    pub event_id: Arc<str>,
+    pub event_id: EventId,
     pub body: Body,
 }
 
@@ -106,7 +106,7 @@ pub struct Owner {
     pub since: Timestamp,
     pub protected_until: Timestamp,
     pub via: Via,
-    pub origin_event: Arc<str>,
+    pub origin_event: EventId,
     pub origin_source: Sym,
     pub origin_kind: &'static str,
     pub account_team: Box<[RepIdx]>,
@@ -298,7 +298,7 @@ impl Customer {
     pub fn contains(&self, tie: u64, source: Sym, event_id: &str) -> bool {
         self.log
             .iter()
-            .any(|e| e.tie == tie && e.source == source && &*e.event_id == event_id)
+            .any(|e| e.tie == tie && e.source == source && e.event_id == *event_id)
     }
 
     /// The newest entry not yet folded into `base`.

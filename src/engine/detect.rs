@@ -191,7 +191,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         && *since == b.since
         && *protected_until == b.protected_until
         && *via == b.via
-        && (Arc::ptr_eq(origin_event, &b.origin_event) || **origin_event == *b.origin_event)
+        && *origin_event == b.origin_event
         && *origin_source == b.origin_source
         && *origin_kind == b.origin_kind
         && *account_team == b.account_team

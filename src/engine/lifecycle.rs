@@ -19,7 +19,7 @@ use super::timers::Wheel;
 use super::Engine;
 use crate::calendar::local_date;
 use crate::config::{CollisionKind, Resolution, Strategy};
-use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::output::{
     ClaimData, EvidenceData, HoldData, Output, OutputType, ReassignmentData, RejectedData, RepData,
     ScoreData, WindowData,
@@ -659,7 +659,7 @@ impl Engine {
             order,
             tie,
             source: Sym::NONE,
-            event_id: Arc::from(""),
+            event_id: EventId::default(),
             body: Body::OwnerState(cust.hold.owner.clone().map(Box::new)),
         };
         let pos = cust.position(entry.key()).max(cust.folded);
@@ -1207,7 +1207,7 @@ impl Engine {
             order: 0,
             tie: 0,
             source: Sym::NONE,
-            event_id: Arc::from(""),
+            event_id: EventId::default(),
             body: Body::OwnerState(None),
         };
         self.acquire(slot, &origin, rep, team, Via::Assigned, Box::new([]), false);

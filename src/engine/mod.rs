@@ -37,7 +37,7 @@ pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
-use crate::event::{Activity, ContactKind, Event, Ownership, OwnershipAction};
+use crate::event::{Activity, ContactKind, Event, EventId, Ownership, OwnershipAction};
 use crate::identity::{IdentityIndex, Resolution};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
@@ -493,7 +493,7 @@ impl Engine {
                     order: 1,
                     tie,
                     source,
-                    event_id: event_id.into(),
+                    event_id: EventId::new(event_id),
                     body: Body::Contact {
                         rep: idx,
                         team,
@@ -528,7 +528,7 @@ impl Engine {
                     order: 0,
                     tie,
                     source,
-                    event_id: event_id.into(),
+                    event_id: EventId::new(event_id),
                     body: Body::Ownership {
                         action: *action,
                         rep,

@@ -53,7 +53,7 @@ pub struct OwnerView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContactView {
-    pub event_id: Arc<str>,
+    pub event_id: crate::event::EventId,
     pub source: Option<Arc<str>>,
     pub kind: &'static str,
     pub direction: &'static str,

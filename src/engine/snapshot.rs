@@ -30,7 +30,7 @@ use super::stats::OWNERSHIP_CHANGE_REASONS;
 use super::timers::TimerKind;
 use super::Engine;
 use crate::config::{Roster, Rules, Severity};
-use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::{IdentKind, Link};
 use crate::ingest::RejectReason;
 use crate::output::{Output, OutputType};
@@ -270,7 +270,7 @@ impl Engine {
             since: o.since.0,
             protected_until: o.protected_until.0,
             via: o.via.as_str().to_string(),
-            origin_event: o.origin_event.clone(),
+            origin_event: o.origin_event.as_str().into(),
             origin_source: word(o.origin_source),
             origin_kind: o.origin_kind.to_string(),
             account_team: o.account_team.iter().map(|r| rep(*r)).collect(),
@@ -302,7 +302,7 @@ impl Engine {
             order: e.order,
             tie: e.tie,
             source: word(e.source),
-            event_id: e.event_id.clone(),
+            event_id: e.event_id.as_str().into(),
             body: match &e.body {
                 Body::Contact {
                     rep: r,
@@ -654,7 +654,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
             order: s.order,
             tie: s.tie,
             source: sym(e, &s.source),
-            event_id: s.event_id.clone(),
+            event_id: EventId::new(&s.event_id),
             body,
         });
     }
@@ -715,7 +715,7 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
             .into_iter()
             .find(|v| v.as_str() == o.via)
             .ok_or_else(|| bad("ownership origin", &o.via))?,
-        origin_event: o.origin_event.clone(),
+        origin_event: EventId::new(&o.origin_event),
         origin_source: sym(e, &o.origin_source),
         origin_kind: static_name(&o.origin_kind, "event kind", kind_names())?,
         account_team: o
