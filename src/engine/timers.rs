@@ -49,8 +49,8 @@ pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
 
 /// How many emptied buckets a wheel keeps, and the largest it keeps (in entries): enough for
 /// the buckets in use at once, without holding on to the memory of a burst.
-const SPARE_BUCKETS: usize = 32;
-const SPARE_CAPACITY: usize = 1 << 14;
+const SPARE_BUCKETS: usize = 8;
+const SPARE_CAPACITY: usize = 1 << 12;
 
 impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
     fn default() -> Self {
