@@ -448,7 +448,10 @@ pub fn replay<O: Write + Send, D: Write>(
     let (output_source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
     render_lines(&mut line_buf, &pipeline.deferred, output_source, tz);
     pipeline.deferred.clear();
-    out.write_all(&line_buf)?;
+    if let Err(e) = out.write_all(&line_buf) {
+        pipeline.out = Some(out);
+        return Err(e);
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
     let (result, out) = std::thread::scope(|scope| {
