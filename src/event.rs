@@ -247,7 +247,11 @@ impl Event {
 /// elsewhere: the core compares and copies event ids of customers it has not looked at for
 /// hours, where each separate allocation was a cache miss.
 #[derive(Clone)]
-pub enum EventId {
+pub struct EventId(IdRepr);
+
+/// Private, so inline bytes are always a copy of a `str`.
+#[derive(Clone)]
+enum IdRepr {
     Inline {
         len: u8,
         bytes: [u8; EventId::INLINE],
@@ -262,28 +266,28 @@ impl EventId {
         if id.len() <= Self::INLINE {
             let mut bytes = [0; Self::INLINE];
             bytes[..id.len()].copy_from_slice(id.as_bytes());
-            EventId::Inline {
+            EventId(IdRepr::Inline {
                 len: id.len() as u8,
                 bytes,
-            }
+            })
         } else {
-            EventId::Shared(id.into())
+            EventId(IdRepr::Shared(id.into()))
         }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            EventId::Inline { len, bytes } => &bytes[..*len as usize],
-            EventId::Shared(s) => s.as_bytes(),
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => &bytes[..*len as usize],
+            IdRepr::Shared(s) => s.as_bytes(),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        match self {
-            EventId::Inline { len, bytes } => {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => {
                 std::str::from_utf8(&bytes[..*len as usize]).expect("copied from a str")
             }
-            EventId::Shared(s) => s,
+            IdRepr::Shared(s) => s,
         }
     }
 }
@@ -357,7 +361,7 @@ mod event_id_tests {
                 serde_json::to_string(&e).unwrap(),
                 serde_json::to_string(id).unwrap()
             );
-            assert_eq!(matches!(e, EventId::Inline { .. }), id.len() <= 22);
+            assert_eq!(matches!(e.0, super::IdRepr::Inline { .. }), id.len() <= 22);
         }
         assert_ne!(EventId::new("a"), EventId::new("ab"));
     }
