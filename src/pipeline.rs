@@ -440,18 +440,13 @@ pub fn replay<O: Write + Send, D: Write>(
     let source = pipeline.source.clone();
     let default_source = pipeline.default_source.clone();
     let rules = pipeline.engine.rules().clone();
+    // `deferred` is empty here: while the pipeline holds its writer, every message's outputs are
+    // written before the next one.
     let Some(mut out) = pipeline.out.take() else {
         return Err(io::Error::other("the output writer is already lent"));
     };
-    // Anything processed before the replay is written first.
     let mut line_buf = Vec::new();
     let (output_source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
-    render_lines(&mut line_buf, &pipeline.deferred, output_source, tz);
-    pipeline.deferred.clear();
-    if let Err(e) = out.write_all(&line_buf) {
-        pipeline.out = Some(out);
-        return Err(e);
-    }
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
     let (result, out) = std::thread::scope(|scope| {
