@@ -5,9 +5,11 @@
 //! generation changes when the slot is reused, so a timer of an evicted customer is ignored.
 //! Timers are never cancelled: a stale one is recognised and skipped when it fires.
 //!
-//! The table is a coarse timing wheel ([`Wheel`], also used for the lifecycle's deadlines): deadlines are grouped in buckets of about an hour, kept
-//! in an ordered map, each bucket sorted when it is due. Pushing and popping touch one small
-//! vector instead of walking a heap of every customer's timer (which missed cache on each level).
+//! The table is a coarse timing wheel ([`Wheel`], also used for the lifecycle's deadlines):
+//! deadlines are grouped in buckets of about an hour, each sorted when it is due. The earliest
+//! bucket is kept apart from the ordered map of the later ones, so peeking and popping (several
+//! times per event) take no map look-up. Pushing and popping touch one small vector instead of
+//! walking a heap of every customer's timer (which missed cache on each level).
 
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -36,11 +38,14 @@ const BUCKET_SHIFT: u32 = 22;
 /// should keep most new entries out of the bucket being drained.
 #[derive(Debug)]
 pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
-    /// Bucket number → entries; the first bucket, once due, is kept sorted in *descending*
-    /// order so the earliest entry pops from the end.
-    buckets: BTreeMap<i64, Vec<(Timestamp, T)>>,
-    /// Whether the first bucket is sorted.
-    first_sorted: bool,
+    /// The earliest bucket, kept out of the map so that peeking, popping and scheduling into
+    /// it take no map look-up: its number and entries. Once due it is kept sorted in
+    /// *descending* order, so the earliest entry pops from the end.
+    front: Option<(i64, Vec<(Timestamp, T)>)>,
+    /// Whether `front` is sorted.
+    front_sorted: bool,
+    /// The later buckets, by number; all after `front`'s (empty when `front` is `None`).
+    later: BTreeMap<i64, Vec<(Timestamp, T)>>,
     len: usize,
     /// Emptied buckets kept for reuse: a new bucket would otherwise grow from nothing, a
     /// reallocation and copy at every doubling.
@@ -55,8 +60,9 @@ const SPARE_CAPACITY: usize = 1 << 12;
 impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
     fn default() -> Self {
         Wheel {
-            buckets: BTreeMap::new(),
-            first_sorted: false,
+            front: None,
+            front_sorted: false,
+            later: BTreeMap::new(),
             len: 0,
             spare: Vec::new(),
         }
@@ -70,47 +76,49 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     pub fn schedule(&mut self, at: Timestamp, item: T) {
         let bucket = at.0 >> SHIFT;
         let entry = (at, item);
-        let is_first = self
-            .buckets
-            .first_key_value()
-            .is_none_or(|(b, _)| bucket <= *b);
-        let spare = &mut self.spare;
-        let v = self
-            .buckets
-            .entry(bucket)
-            .or_insert_with(|| spare.pop().unwrap_or_default());
-        if is_first && self.first_sorted && !v.is_empty() {
-            // Keep the due bucket sorted (descending).
-            let pos = v.partition_point(|t| *t > entry);
-            v.insert(pos, entry);
-        } else {
-            v.push(entry);
-            if is_first && v.len() > 1 {
-                self.first_sorted = false;
-            } else if is_first {
-                self.first_sorted = true;
+        self.len += 1;
+        match &mut self.front {
+            Some((first, v)) if *first == bucket => {
+                if self.front_sorted {
+                    // Keep the due bucket sorted (descending).
+                    let pos = v.partition_point(|t| *t > entry);
+                    v.insert(pos, entry);
+                } else {
+                    v.push(entry);
+                }
+            }
+            Some((first, _)) if *first < bucket => {
+                let spare = &mut self.spare;
+                self.later
+                    .entry(bucket)
+                    .or_insert_with(|| spare.pop().unwrap_or_default())
+                    .push(entry);
+            }
+            _ => {
+                // No bucket yet, or one earlier than the first: it becomes the first.
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.push(entry);
+                if let Some((first, old)) = self.front.replace((bucket, v)) {
+                    self.later.insert(first, old);
+                }
+                self.front_sorted = true;
             }
         }
-        self.len += 1;
     }
 
     /// The earliest entry due at or before `now`, if any (sorting its bucket if needed).
     pub fn peek_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         loop {
-            let mut first = self.buckets.first_entry()?;
-            if *first.key() > now.0 >> SHIFT {
+            let (first, v) = self.front.as_mut()?;
+            if *first > now.0 >> SHIFT {
                 return None;
             }
-            if !self.first_sorted {
-                first.get_mut().sort_unstable_by(|a, b| b.cmp(a));
-                self.first_sorted = true;
+            if !self.front_sorted {
+                v.sort_unstable_by(|a, b| b.cmp(a));
+                self.front_sorted = true;
             }
-            match first.get().last() {
-                None => {
-                    let emptied = first.remove();
-                    self.keep_spare(emptied);
-                    self.first_sorted = false;
-                }
+            match v.last() {
+                None => self.advance(),
                 Some(t) if t.0 <= now => return Some(*t),
                 Some(_) => return None,
             }
@@ -120,42 +128,47 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     /// Removes and returns the earliest entry due at or before `now`.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         self.peek_due(now)?;
-        let mut first = self.buckets.first_entry().expect("peeked");
-        let t = first.get_mut().pop().expect("peeked");
+        let (_, v) = self.front.as_mut().expect("peeked");
+        let t = v.pop().expect("peeked");
         self.len -= 1;
-        if first.get().is_empty() {
-            let emptied = first.remove();
-            self.keep_spare(emptied);
-            self.first_sorted = false;
+        if v.is_empty() {
+            self.advance();
         }
         Some(t)
     }
 
-    fn keep_spare(&mut self, emptied: Vec<(Timestamp, T)>) {
-        if self.spare.len() < SPARE_BUCKETS && emptied.capacity() <= SPARE_CAPACITY {
-            self.spare.push(emptied);
+    /// Drops the (empty) first bucket; the next one becomes the first.
+    fn advance(&mut self) {
+        let next = self.later.pop_first();
+        self.front_sorted = next.as_ref().is_some_and(|(_, v)| v.len() < 2);
+        if let Some((_, emptied)) = std::mem::replace(&mut self.front, next) {
+            if self.spare.len() < SPARE_BUCKETS && emptied.capacity() <= SPARE_CAPACITY {
+                self.spare.push(emptied);
+            }
         }
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let (_, v) = self.buckets.first_key_value()?;
+        let (_, v) = self.front.as_ref()?;
         v.iter().map(|t| t.0).min()
     }
 
     /// Changes entries in place (their times stay).
     pub fn update(&mut self, mut f: impl FnMut(&mut T)) {
-        for v in self.buckets.values_mut() {
+        let front = self.front.iter_mut().map(|(_, v)| v);
+        for v in front.chain(self.later.values_mut()) {
             for (_, item) in v.iter_mut() {
                 f(item);
             }
         }
         // The order within the due bucket may have changed.
-        self.first_sorted = false;
+        self.front_sorted = false;
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &(Timestamp, T)> {
-        self.buckets.values().flatten()
+        let front = self.front.iter().map(|(_, v)| v);
+        front.chain(self.later.values()).flatten()
     }
 
     #[allow(clippy::len_without_is_empty)]
@@ -225,5 +238,34 @@ mod tests {
             .map(|t| t.1 .0)
             .collect();
         assert_eq!(order, vec![4, 3, 1]);
+    }
+
+    #[test]
+    fn a_timer_earlier_than_the_bucket_being_drained_pops_first() {
+        let mut table = TimerTable::default();
+        let base = Timestamp(1_790_000_000_000);
+        for (i, h) in [5, 3, 9].into_iter().enumerate() {
+            table.schedule(
+                base + crate::time::Span::hours(h),
+                (i as u32, 1, TimerKind::Housekeeping),
+            );
+        }
+        // Due: the first bucket is sorted, so the entry after the next is known.
+        assert_eq!(
+            table
+                .peek_due(base + crate::time::Span::hours(4))
+                .map(|t| t.1 .0),
+            Some(1)
+        );
+        // Earlier than the bucket being drained: it becomes the first.
+        table.schedule(base, (7, 1, TimerKind::Housekeeping));
+        assert_eq!(table.peek_due(base).map(|t| t.1 .0), Some(7));
+        let order: Vec<u32> =
+            std::iter::from_fn(|| table.pop_due(base + crate::time::Span::hours(24)))
+                .map(|t| t.1 .0)
+                .collect();
+        assert_eq!(order, vec![7, 1, 0, 2]);
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.next_deadline(), None);
     }
 }
