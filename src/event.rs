@@ -188,6 +188,7 @@ pub struct Activity {
     pub occurred_at: Timestamp,
     pub rep: RepRef,
     pub customer: CustomerRef,
+    pub digests: Digests,
 }
 
 /// An ownership change published by the CRM.
@@ -204,6 +205,29 @@ pub struct Ownership {
     pub from_rep: Option<RepRef>,
     /// Reps who may work the customer beside the owner (assign/transfer).
     pub account_team: Vec<String>,
+    pub digests: Digests,
+}
+
+/// Hashes of an event that the core needs for every event, computed once: by the parsing thread
+/// when there is one ([`Event::compute_digests`]), else when the core first asks. A cache, not
+/// part of what the event says: events compare equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+pub struct Digests {
+    tie: std::sync::OnceLock<u64>,
+    customer_id: std::sync::OnceLock<u64>,
+}
+
+impl PartialEq for Digests {
+    fn eq(&self, _: &Digests) -> bool {
+        true
+    }
+}
+
+impl Eq for Digests {}
+
+/// The hash a customer id is looked up by (see `engine::keys`).
+pub fn customer_id_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// Anything the core consumes.
@@ -237,6 +261,43 @@ impl Event {
             Event::Activity(a) => &a.customer,
             Event::Ownership(o) => &o.customer,
         }
+    }
+
+    fn digests(&self) -> &Digests {
+        match self {
+            Event::Activity(a) => &a.digests,
+            Event::Ownership(o) => &o.digests,
+        }
+    }
+
+    /// Orders events of the same time and kind the same way on every run, whatever their
+    /// arrival order: a hash of (source, event id).
+    pub fn tie(&self) -> u64 {
+        *self.digests().tie.get_or_init(|| {
+            crate::digest::xxh3_64_parts([
+                self.source().as_bytes(),
+                &[0],
+                self.event_id().as_bytes(),
+            ])
+        })
+    }
+
+    /// [`customer_id_hash`] of the customer id, if the event names one.
+    pub fn customer_id_hash(&self) -> Option<u64> {
+        let id = self.customer().id.as_deref()?;
+        Some(
+            *self
+                .digests()
+                .customer_id
+                .get_or_init(|| customer_id_hash(id)),
+        )
+    }
+
+    /// Computes the digests now, so that the thread that parsed the event pays for them rather
+    /// than the core's.
+    pub fn compute_digests(&self) {
+        self.tie();
+        self.customer_id_hash();
     }
 }
 
@@ -334,6 +395,45 @@ impl std::ops::Deref for EventId {
 impl serde::Serialize for EventId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    fn call(id: &str, customer: Option<&str>) -> Event {
+        Event::Activity(Activity {
+            event_id: id.into(),
+            source: "cc".into(),
+            kind: ContactKind::Call,
+            direction: Direction::Outbound,
+            occurred_at: Timestamp(1_790_000_000_000),
+            rep: RepRef::default(),
+            customer: CustomerRef {
+                id: customer.map(str::to_string),
+                ..CustomerRef::default()
+            },
+            digests: Digests::default(),
+        })
+    }
+
+    #[test]
+    fn digests_are_the_same_computed_early_late_or_after_a_clone() {
+        let early = call("e1", Some("C1"));
+        early.compute_digests();
+        let late = call("e1", Some("C1"));
+        assert_eq!(early.clone().tie(), late.tie());
+        assert_eq!(
+            early.tie(),
+            crate::digest::xxh3_64_parts([b"cc".as_slice(), &[0], b"e1"])
+        );
+        assert_eq!(early.customer_id_hash(), Some(customer_id_hash("C1")));
+        assert_eq!(late.customer_id_hash(), early.customer_id_hash());
+        assert_ne!(call("e2", Some("C1")).tie(), early.tie());
+        assert_eq!(call("e1", None).customer_id_hash(), None);
+        // A cache, not content: an event with its digests equals one without.
+        assert_eq!(early, call("e1", Some("C1")));
     }
 }
 

@@ -7,7 +7,8 @@
 
 use crate::config::{Field, Rules, SourceMapping, TimeFormat};
 use crate::event::{
-    Activity, ContactKind, CustomerRef, Direction, Event, Ownership, OwnershipAction, RepRef,
+    Activity, ContactKind, CustomerRef, Digests, Direction, Event, Ownership, OwnershipAction,
+    RepRef,
 };
 use crate::identity::normalize;
 use crate::time::Timestamp;
@@ -235,7 +236,7 @@ impl Ingest {
                 "expected one JSON object per message (a line starting with `{`)",
             ));
         }
-        match source {
+        let event = match source {
             None => {
                 let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| wire_error(text, e))?;
                 self.finish(canonical_raw(wire), None, default_source)
@@ -252,7 +253,10 @@ impl Ingest {
                 let raw = mapped_raw(&value, mapping)?;
                 self.finish(raw, Some(mapping), default_source)
             }
-        }
+        }?;
+        // Here, on the parsing thread, rather than on the core's.
+        event.compute_digests();
+        Ok(event)
     }
 
     fn finish(
@@ -307,6 +311,7 @@ impl Ingest {
                 occurred_at,
                 rep,
                 customer,
+                digests: Digests::default(),
             }));
         }
         if let Some(action) = OwnershipAction::parse(&kind_text) {
@@ -342,6 +347,7 @@ impl Ingest {
                     .into_iter()
                     .filter_map(|c| own(Some(c)))
                     .collect(),
+                digests: Digests::default(),
             }));
         }
         Err(Rejection::new(

@@ -8,7 +8,8 @@
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
 use leadguard::event::{
-    Activity, ContactKind, CustomerRef, Direction, Event, Ownership, OwnershipAction, RepRef,
+    Activity, ContactKind, CustomerRef, Digests, Direction, Event, Ownership, OwnershipAction,
+    RepRef,
 };
 use leadguard::output::{Output, OutputType};
 use leadguard::time::{Span, Timestamp};
@@ -82,6 +83,7 @@ fn to_event(g: &Gen, seq: usize) -> Event {
             occurred_at: t,
             rep,
             customer,
+            digests: Digests::default(),
         }),
         None => Event::Ownership(Ownership {
             event_id,
@@ -98,6 +100,7 @@ fn to_event(g: &Gen, seq: usize) -> Event {
             rep: Some(rep),
             from_rep: None,
             account_team: Vec::new(),
+            digests: Digests::default(),
         }),
     }
 }

@@ -14,18 +14,21 @@ pub struct KeyIndex {
     collided: FxHashMap<Arc<str>, u32>,
 }
 
-fn hash(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
-}
+use crate::event::customer_id_hash as hash;
 
 impl KeyIndex {
     pub fn get(&self, key: &str) -> Option<u32> {
+        self.get_hashed(key, hash(key))
+    }
+
+    /// [`KeyIndex::get`] for a key whose hash is known ([`crate::event::Event::customer_id_hash`]).
+    pub fn get_hashed(&self, key: &str, h: u64) -> Option<u32> {
         if !self.collided.is_empty() {
             if let Some(&slot) = self.collided.get(key) {
                 return Some(slot);
             }
         }
-        self.by_hash.get(&hash(key)).map(|(slot, _)| *slot)
+        self.by_hash.get(&h).map(|(slot, _)| *slot)
     }
 
     pub fn insert(&mut self, key: Arc<str>, slot: u32) {

@@ -292,7 +292,7 @@ impl Engine {
         }
         // Fast path: an event naming a known customer id with identifiers already linked to
         // it needs nothing from the identity index.
-        if let Some(slot) = self.known_customer(event.customer()) {
+        if let Some(slot) = self.known_customer(event) {
             self.place(slot, event, late, Vec::new())?;
             self.settle();
             return Ok(());
@@ -330,8 +330,11 @@ impl Engine {
 
     /// The slot of the customer an event names by id, when every identifier it carries is
     /// already linked to that customer.
-    fn known_customer(&self, c: &crate::event::CustomerRef) -> Option<u32> {
-        let slot = self.by_key.get(c.id.as_deref()?)?;
+    fn known_customer(&self, event: &Event) -> Option<u32> {
+        let c = event.customer();
+        let slot = self
+            .by_key
+            .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)?;
         let cust = self.slots[slot as usize].as_ref()?;
         IdentityIndex::identifiers(c)
             .all(|(kind, ident)| {
@@ -871,16 +874,11 @@ impl Engine {
 /// events in this order never causes a re-fold; any other order within the allowed lateness
 /// gives the same standing outputs.
 pub fn canonical_order(event: &Event) -> (Timestamp, u8, u64) {
-    let hash = crate::digest::xxh3_64_parts([
-        event.source().as_bytes(),
-        &[0],
-        event.event_id().as_bytes(),
-    ]);
     let order = match event {
         Event::Ownership(_) => 0,
         Event::Activity(_) => 1,
     };
-    (event.occurred_at(), order, hash)
+    (event.occurred_at(), order, event.tie())
 }
 
 fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Output {

@@ -65,6 +65,8 @@ pub struct Broker {
     pub port: u16,
     broker_port: u16,
     proxy: Option<Proxy>,
+    /// The broker's working directory (its files, with a file-backed storage engine).
+    dir: PathBuf,
 }
 
 impl Broker {
@@ -82,12 +84,21 @@ impl Broker {
         let broker_port = free_port();
         let proxy = proxied.then(|| Proxy::start(broker_port));
         let port = proxy.as_ref().map_or(broker_port, |p| p.port);
+        // `TEST_BROKER_STORAGE` picks another of tansu's storage engines (for example
+        // `sqlite://tansu.db` with a tansu built with `--features libsql`); relative paths are
+        // inside a fresh directory.
+        let storage =
+            std::env::var("TEST_BROKER_STORAGE").unwrap_or_else(|_| "memory://tansu/".into());
+        let dir = std::env::temp_dir().join(format!("leadguard-broker-{broker_port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("broker directory");
         let child = Command::new(&binary)
+            .current_dir(&dir)
             .args(["broker", "--listener-url"])
             .arg(format!("tcp://127.0.0.1:{broker_port}"))
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", &storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -102,6 +113,7 @@ impl Broker {
             port,
             broker_port,
             proxy,
+            dir,
         };
         wait_for("the broker to answer", Duration::from_secs(60), || {
             let c: BaseConsumer = ClientConfig::new()
@@ -151,6 +163,7 @@ impl Drop for Broker {
         if let Some(p) = &self.proxy {
             p.stop();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
