@@ -38,8 +38,8 @@
 //!     outputs.extend(engine.drain_outputs());
 //! }
 //! assert_eq!(outputs.len(), 1);
-//! assert_eq!(outputs[0].ty.as_str(), "leadguard.collision.detected");
-//! assert_eq!(&*outputs[0].subject, "C1"); // the phone-only call found C1
+//! assert_eq!(outputs[0].ty().as_str(), "leadguard.collision.detected");
+//! assert_eq!(&**outputs[0].subject(), "C1"); // the phone-only call found C1
 //! ```
 
 pub mod api;

@@ -82,13 +82,12 @@ impl OutputType {
 /// same: they depend on the data alone.
 #[derive(Clone)]
 pub struct Output {
-    pub ty: OutputType,
-    /// The customer key (CloudEvents `subject`).
-    pub subject: Arc<str>,
-    /// Event time of what caused the output.
-    pub time: Timestamp,
-    /// For collision alerts: the rule id and severity, for counting without parsing `data`.
-    pub rule: Option<(Arc<str>, &'static str)>,
+    // Read-only once built (accessors below): the id is derived from them, so changing one
+    // would leave an output whose id says something else.
+    ty: OutputType,
+    subject: Arc<str>,
+    time: Timestamp,
+    rule: Option<(Arc<str>, &'static str)>,
     content: OnceLock<Content>,
     /// Renders `data` for a deferred output.
     render: Option<Render>,
@@ -177,6 +176,26 @@ impl Output {
                 data,
             }
         })
+    }
+
+    /// The CloudEvents `type`.
+    pub fn ty(&self) -> OutputType {
+        self.ty
+    }
+
+    /// The customer key (CloudEvents `subject`).
+    pub fn subject(&self) -> &Arc<str> {
+        &self.subject
+    }
+
+    /// Event time of what caused the output.
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// For collision alerts: the rule id and severity, for counting without parsing `data`.
+    pub fn rule(&self) -> Option<&(Arc<str>, &'static str)> {
+        self.rule.as_ref()
     }
 
     /// The CloudEvents `id`: a hash of `type`, `subject` and `data`.

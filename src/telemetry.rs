@@ -226,10 +226,10 @@ impl Metrics {
         if event_latency {
             let now_ms = crate::time::wall_clock().0;
             self.event_to_output
-                .observe((now_ms - out.time.0).max(0) as f64 / 1000.0);
+                .observe((now_ms - out.time().0).max(0) as f64 / 1000.0);
         }
-        if out.ty == OutputType::Collision {
-            if let Some((rule, severity)) = &out.rule {
+        if out.ty() == OutputType::Collision {
+            if let Some((rule, severity)) = &out.rule() {
                 let team = intruder_team(out.data());
                 self.alerts
                     .with_label_values(&[&**rule, severity, team.as_deref().unwrap_or("none")])

@@ -674,8 +674,15 @@ async fn a_withdrawn_alert_is_retracted_where_it_was_sent_and_only_there() {
     assert!(content.contains("a1"));
 
     // Not notified: other output types, withdrawals of alerts never sent, redelivered withdrawals.
-    let mut claim = standard_alert("c1");
-    claim.ty = OutputType::OwnershipClaimed;
+    let alert = standard_alert("c1");
+    let claim = Output::from_parts(
+        alert.id().to_string(),
+        OutputType::OwnershipClaimed,
+        alert.subject().clone(),
+        alert.time(),
+        alert.data().to_string(),
+        None,
+    );
     assert_eq!(handle.submit(&claim), Submitted::Ignored);
     assert_eq!(handle.submit(&withdrawal("never-sent")), Submitted::Ignored);
     assert_eq!(handle.submit(&withdrawal("a1")), Submitted::Ignored);

@@ -194,7 +194,7 @@ fn run_with(rules: &Arc<Rules>, roster: &Roster, events: &[Event]) -> (Vec<Outpu
 fn standing(outs: &[Output]) -> BTreeMap<String, String> {
     let mut live = BTreeMap::new();
     for o in outs {
-        if o.ty == OutputType::Withdrawn {
+        if o.ty() == OutputType::Withdrawn {
             let v: serde_json::Value = serde_json::from_str(o.data()).expect("json");
             let id = v["withdrawn_id"].as_str().expect("id").to_string();
             assert!(
@@ -281,7 +281,7 @@ proptest! {
         let (reference, _) = run(&rules, &sorted(&events));
         // Detection applies the likely ownership decision at once and the lifecycle confirms
         // it after the allowed lateness; with no limits configured they always agree.
-        prop_assert!(reference.iter().all(|o| o.ty != OutputType::Withdrawn),
+        prop_assert!(reference.iter().all(|o| o.ty() != OutputType::Withdrawn),
             "in event-time order with ids, nothing is ever withdrawn");
         let (shuffled, rej) = run(&rules, &deliveries(&events, &delays, &redeliver));
         prop_assert_eq!(rej, 0);

@@ -575,7 +575,7 @@ impl Engine {
             cust.emitted.push(Emitted {
                 key,
                 id: out.id().to_string(),
-                ty: out.ty,
+                ty: out.ty(),
                 rule: rule_index(&self.rules, &out),
             });
             count_output(&mut self.stats, &mut self.alert_counts, &out);
@@ -625,7 +625,7 @@ impl Engine {
             cust.emitted.push(Emitted {
                 key,
                 id: out.id().to_string(),
-                ty: out.ty,
+                ty: out.ty(),
                 rule: rule_index(&self.rules, &out),
             });
             if !old.iter().any(|o| o.id == out.id()) {
@@ -738,21 +738,21 @@ impl Engine {
             .is_some_and(|c| c.provisional);
         for f in &gone.finals {
             let g = Emitted {
-                key: (f.time, 0, 0),
+                key: (f.time(), 0, 0),
                 id: f.id().to_string(),
-                ty: f.ty,
+                ty: f.ty(),
                 rule: None,
             };
             let out = withdrawal(
                 &gone.key,
                 &g,
-                f.time,
+                f.time(),
                 &format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key),
             );
             count_output(&mut self.stats, &mut self.alert_counts, &out);
             self.queue.push(out);
             let data = reissued(f.data(), &gone.key, &into_key, into_provisional);
-            let out = Output::from_rendered(f.ty, into_key.clone(), f.time, data, None);
+            let out = Output::from_rendered(f.ty(), into_key.clone(), f.time(), data, None);
             if into_provisional {
                 if let Some(c) = self.slots[slot as usize].as_mut() {
                     c.finals.push(out.clone());
@@ -910,7 +910,7 @@ fn reissued(data: &str, from: &str, to: &str, still_provisional: bool) -> String
 
 /// The index of the collision rule that raised an output.
 fn rule_index(rules: &Rules, out: &Output) -> Option<u16> {
-    let (id, _) = out.rule.as_ref()?;
+    let (id, _) = out.rule().as_ref()?;
     rules
         .collisions
         .iter()
@@ -923,9 +923,9 @@ fn count_output(
     alerts: &mut FxHashMap<(Arc<str>, &'static str), u64>,
     out: &Output,
 ) {
-    match out.ty {
+    match out.ty() {
         OutputType::Collision => {
-            if let Some((rule, sev)) = &out.rule {
+            if let Some((rule, sev)) = &out.rule() {
                 *alerts.entry((rule.clone(), sev)).or_default() += 1;
             }
         }

@@ -333,11 +333,11 @@ impl Engine {
         };
         let output = |o: &Output| OutputSnap {
             id: o.id().to_string(),
-            ty: o.ty.as_str().to_string(),
-            subject: o.subject.clone(),
-            time: o.time.0,
+            ty: o.ty().as_str().to_string(),
+            subject: o.subject().clone(),
+            time: o.time().0,
             data: o.data().to_string(),
-            rule: o.rule.as_ref().map(|(r, s)| (r.clone(), s.to_string())),
+            rule: o.rule().as_ref().map(|(r, s)| (r.clone(), s.to_string())),
         };
         let customers = self
             .slots

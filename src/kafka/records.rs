@@ -85,7 +85,7 @@ pub fn changes_ownership(ty: OutputType) -> bool {
 /// route without parsing), and the customer key as the message key (so one customer's outputs
 /// stay in order on one partition).
 pub fn output_record(o: &Output, source: &str, tz: chrono_tz::Tz, topics: &OutputTopics) -> Record {
-    let ty = match o.ty {
+    let ty = match o.ty() {
         // A withdrawal goes where the output it withdraws went.
         OutputType::Withdrawn => {
             #[derive(serde::Deserialize)]
@@ -108,11 +108,11 @@ pub fn output_record(o: &Output, source: &str, tz: chrono_tz::Tz, topics: &Outpu
     } else {
         &topics.alerts
     };
-    let time = o.time.to_rfc3339_in(tz);
+    let time = o.time().to_rfc3339_in(tz);
     Record {
         topic: topic.clone(),
         partition: None,
-        key: Some(o.subject.as_bytes().to_vec()),
+        key: Some(o.subject().as_bytes().to_vec()),
         value: Some(o.to_cloudevent(source, tz).into_bytes()),
         headers: vec![
             (
@@ -122,9 +122,9 @@ pub fn output_record(o: &Output, source: &str, tz: chrono_tz::Tz, topics: &Outpu
             ("ce_specversion", b"1.0".to_vec()),
             ("ce_id", o.id().as_bytes().to_vec()),
             ("ce_source", source.as_bytes().to_vec()),
-            ("ce_type", o.ty.as_str().as_bytes().to_vec()),
+            ("ce_type", o.ty().as_str().as_bytes().to_vec()),
             ("ce_time", time.into_bytes()),
-            ("ce_subject", o.subject.as_bytes().to_vec()),
+            ("ce_subject", o.subject().as_bytes().to_vec()),
         ],
         // Produce time, not event time: brokers apply retention by message timestamp.
         timestamp: None,

@@ -117,7 +117,7 @@ impl NotifierHandle {
 
     /// Hands an output over for notification. Never waits.
     pub fn submit(&self, output: &Output) -> Submitted {
-        match output.ty {
+        match output.ty() {
             OutputType::Collision => self.submit_alert(output),
             OutputType::Withdrawn => self.submit_withdrawal(output),
             // Ownership changes go to the CRM, which tells its users; only collisions are

@@ -67,7 +67,7 @@ impl Alert {
     /// Reads a `leadguard.collision.detected` output. Other outputs, or data the engine would
     /// never write, give `None`.
     pub fn parse(output: &Output) -> Option<Alert> {
-        if output.ty != crate::output::OutputType::Collision {
+        if output.ty() != crate::output::OutputType::Collision {
             return None;
         }
         let d: AlertData = serde_json::from_str(output.data()).ok()?;
