@@ -3,7 +3,12 @@
 //! A map keyed by `Arc<str>` compares strings on every hit, and the string lives in its own
 //! allocation: one more cache miss per event. Here the map holds the key's XXH3 hash; a key
 //! whose hash is already taken by a *different* key (checked by comparing strings when it is
-//! inserted) goes to a small side map, so lookups stay exact.
+//! inserted) goes to a small side map, so every key that was inserted is found exactly.
+//!
+//! A key that was *never* inserted and whose hash equals an inserted key's is taken for that key:
+//! the hit is not checked against the stored string (that check is the cache miss this index
+//! avoids). With n keys the chance is n/2⁶⁴ per look-up of an unknown key (about 5·10⁻¹⁵ at
+//! 100,000 customers).
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
