@@ -16,7 +16,7 @@
 //!
 //! # Order independence
 //! Each customer's outputs are a function of its events sorted by event time (see
-//! [`customer`]). Within the allowed lateness, arrival order changes only *when* an output is
+//! the `customer` module). Within the allowed lateness, arrival order changes only *when* an output is
 //! emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
 
 mod customer;
