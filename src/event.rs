@@ -210,7 +210,9 @@ pub struct Ownership {
 
 /// Hashes of an event that the core needs for every event, computed once: by the parsing thread
 /// when there is one ([`Event::compute_digests`]), else when the core first asks. A cache, not
-/// part of what the event says: events compare equal whatever it holds.
+/// part of what the event says: events compare equal whatever it holds. It is derived from the
+/// source, the event id and the customer id: build a new event rather than changing those on one
+/// whose digests may be computed (nothing in leadguard changes them after parsing).
 #[derive(Debug, Clone, Default)]
 pub struct Digests {
     tie: std::sync::OnceLock<u64>,
