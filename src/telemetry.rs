@@ -229,7 +229,7 @@ impl Metrics {
                 .observe((now_ms - out.time().0).max(0) as f64 / 1000.0);
         }
         if out.ty() == OutputType::Collision {
-            if let Some((rule, severity)) = &out.rule() {
+            if let Some((rule, severity)) = out.rule() {
                 let team = intruder_team(out.data());
                 self.alerts
                     .with_label_values(&[&**rule, severity, team.as_deref().unwrap_or("none")])

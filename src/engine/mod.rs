@@ -15,9 +15,9 @@
 //! watermark and counted). Timers fire when the watermark passes their deadline.
 //!
 //! # Order independence
-//! Each customer's outputs are a function of its events sorted by event time (see
-//! the `customer` module). Within the allowed lateness, arrival order changes only *when* an output is
-//! emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
+//! Each customer's outputs are a function of its events sorted by event time (see the
+//! `customer` module). Within the allowed lateness, arrival order changes only *when* an output
+//! is emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
 
 mod customer;
 pub(crate) mod detect;
@@ -910,7 +910,7 @@ fn reissued(data: &str, from: &str, to: &str, still_provisional: bool) -> String
 
 /// The index of the collision rule that raised an output.
 fn rule_index(rules: &Rules, out: &Output) -> Option<u16> {
-    let (id, _) = out.rule().as_ref()?;
+    let (id, _) = out.rule()?;
     rules
         .collisions
         .iter()
@@ -925,7 +925,7 @@ fn count_output(
 ) {
     match out.ty() {
         OutputType::Collision => {
-            if let Some((rule, sev)) = &out.rule() {
+            if let Some((rule, sev)) = out.rule() {
                 *alerts.entry((rule.clone(), sev)).or_default() += 1;
             }
         }

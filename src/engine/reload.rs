@@ -243,7 +243,7 @@ mod tests {
                 .expect("valid event");
             engine.handle_event(&e, e.occurred_at()).expect("accepted");
             for o in engine.drain_outputs() {
-                if let Some((rule, _)) = &o.rule() {
+                if let Some((rule, _)) = o.rule() {
                     rules_fired.push(rule.to_string());
                 }
             }

@@ -337,7 +337,7 @@ impl Engine {
             subject: o.subject().clone(),
             time: o.time().0,
             data: o.data().to_string(),
-            rule: o.rule().as_ref().map(|(r, s)| (r.clone(), s.to_string())),
+            rule: o.rule().map(|(r, s)| (r.clone(), s.to_string())),
         };
         let customers = self
             .slots
