@@ -17,12 +17,13 @@
 # and build each side with `cargo build --release --example profile_core --bin leadguard`,
 # copying target/release/examples/profile_core and target/release/leadguard aside.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 mode=${1:?"usage: benches/compare.sh core|replay A B [RUNS] [STREAM ROSTER]"}
-a=${2:?"binary A"}
-b=${3:?"binary B"}
+# Paths as given, from where the script was called; then the repository root (for rules/).
+a=$(realpath "${2:?"binary A"}")
+b=$(realpath "${3:?"binary B"}")
 runs=${4:-5}
+cd "$(dirname "$0")/.."
 rate() { grep -o '[0-9]* \(events\|lines\)/s' | cut -d' ' -f1; }
 
 case "$mode" in
@@ -41,8 +42,8 @@ core)
   done
   ;;
 replay)
-  stream=${5:?"STREAM (JSON lines)"}
-  roster=${6:?"ROSTER (YAML)"}
+  stream=$(cd "$OLDPWD" && realpath "${5:?"STREAM (JSON lines)"}")
+  roster=$(cd "$OLDPWD" && realpath "${6:?"ROSTER (YAML)"}")
   out=$(mktemp)
   trap 'rm -f "$out"' EXIT
   declare -A all
