@@ -214,27 +214,14 @@ mod tests {
     fn a_timer_set_into_the_due_bucket_keeps_the_order() {
         let mut table = TimerTable::default();
         let base = Timestamp(1_790_000_000_000 & !((1 << BUCKET_SHIFT) - 1));
-        table.schedule(
-            base + crate::time::Span(500),
-            (1, 1, TimerKind::Housekeeping),
-        );
-        table.schedule(
-            base + crate::time::Span(100),
-            (2, 1, TimerKind::Housekeeping),
-        );
-        assert_eq!(
-            table.pop_due(base + crate::time::Span(100)).map(|t| t.1 .0),
-            Some(2)
-        );
-        table.schedule(
-            base + crate::time::Span(300),
-            (3, 1, TimerKind::Housekeeping),
-        );
-        table.schedule(
-            base + crate::time::Span(200),
-            (4, 1, TimerKind::Housekeeping),
-        );
-        let order: Vec<u32> = std::iter::from_fn(|| table.pop_due(base + crate::time::Span(1000)))
+        let at = |ms| base + crate::time::Span(ms);
+        let timer = |slot| (slot, 1, TimerKind::Housekeeping);
+        table.schedule(at(500), timer(1));
+        table.schedule(at(100), timer(2));
+        assert_eq!(table.pop_due(at(100)).map(|t| t.1 .0), Some(2));
+        table.schedule(at(300), timer(3));
+        table.schedule(at(200), timer(4));
+        let order: Vec<u32> = std::iter::from_fn(|| table.pop_due(at(1000)))
             .map(|t| t.1 .0)
             .collect();
         assert_eq!(order, vec![4, 3, 1]);
