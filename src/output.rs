@@ -352,6 +352,29 @@ mod tests {
     }
 
     #[test]
+    fn text_written_later_renders_like_text_written_now() {
+        let key: Arc<str> = Arc::from("公司 \"C1\"");
+        let at = OutTime {
+            t: Timestamp(1_790_000_000_000),
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        let later = {
+            let key = key.clone();
+            Text::later(move |f| write!(f, "customer {key} at {at}\n"))
+        };
+        let now = Text::from(format!("customer {key} at {}\n", at.t.to_rfc3339_in(at.tz)));
+        assert_eq!(
+            serde_json::to_string(&later).unwrap(),
+            serde_json::to_string(&now).unwrap()
+        );
+        assert_eq!(later, now);
+        assert_eq!(
+            serde_json::to_string(&at).unwrap(),
+            "\"2026-09-21T22:13:20+08:00\""
+        );
+    }
+
+    #[test]
     fn json_strings_are_escaped_like_serde_does() {
         for s in [
             "plain",
@@ -377,6 +400,95 @@ mod tests {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(b"t\0s\0{}");
         assert_eq!(id, format!("{:032x}", h.digest128()));
+    }
+}
+
+/// A time in output data: RFC 3339 in the configured time zone. Kept as a time until the data
+/// is rendered, so a deferred output formats it on the thread that writes it, not the core's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutTime {
+    pub t: Timestamp,
+    pub tz: chrono_tz::Tz,
+}
+
+impl Serialize for OutTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.t.to_rfc3339_in(self.tz))
+    }
+}
+
+impl std::fmt::Display for OutTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.t.to_rfc3339_in(self.tz))
+    }
+}
+
+/// A sentence for humans in output data (`reason`). Either text already, or the values it is
+/// made of and how to write them: a deferred output writes it when it is rendered, so the core
+/// spends no time formatting the explanations of outputs it never compares again.
+#[derive(Clone)]
+pub struct Text(TextRepr);
+
+type WriteText = dyn Fn(&mut std::fmt::Formatter<'_>) -> std::fmt::Result + Send + Sync;
+
+#[derive(Clone)]
+enum TextRepr {
+    Ready(String),
+    Later(Arc<WriteText>),
+}
+
+impl Text {
+    /// Text written from captured values when the data is rendered. The closure must write the
+    /// same text every time (it captures values, never state that changes).
+    pub fn later(
+        write: impl Fn(&mut std::fmt::Formatter<'_>) -> std::fmt::Result + Send + Sync + 'static,
+    ) -> Text {
+        Text(TextRepr::Later(Arc::new(write)))
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text(TextRepr::Ready(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(TextRepr::Ready(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            TextRepr::Ready(s) => f.write_str(s),
+            TextRepr::Later(write) => write(f),
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+/// Two texts are equal when they read the same, however they are held.
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Text {}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            TextRepr::Ready(text) => s.serialize_str(text),
+            TextRepr::Later(_) => s.collect_str(self),
+        }
     }
 }
 
@@ -412,7 +524,7 @@ pub struct EvidenceData {
     pub kind: &'static str,
     pub direction: &'static str,
     pub rep: Arc<str>,
-    pub occurred_at: String,
+    pub occurred_at: OutTime,
 }
 
 /// The owner at the time of the triggering event.
@@ -462,7 +574,7 @@ pub struct ClaimData {
     pub rep: RepData,
     /// `first_touch`, `claim`, `assigned`.
     pub via: &'static str,
-    pub protected_until: String,
+    pub protected_until: OutTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
     /// For assignments: the pool's strategy and how many reps were eligible.
@@ -473,7 +585,7 @@ pub struct ClaimData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_owner: Option<RepData>,
     pub evidence: Vec<EvidenceData>,
-    pub reason: String,
+    pub reason: Text,
 }
 
 /// `data` of `leadguard.ownership.released`, `.extended`, `leadguard.reclaim.warning`,
@@ -491,11 +603,11 @@ pub struct HoldData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
     /// The time the rule looked at: the new protection end, the reclaim time, the SLA due time.
-    pub at: String,
+    pub at: OutTime,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
+    pub previous: Option<OutTime>,
     pub evidence: Vec<EvidenceData>,
-    pub reason: String,
+    pub reason: Text,
 }
 
 /// `data` of `leadguard.ownership.rejected`.
@@ -511,7 +623,7 @@ pub struct RejectedData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<RepData>,
     pub evidence: Vec<EvidenceData>,
-    pub reason: String,
+    pub reason: Text,
 }
 
 /// One rep's engagement score, itemised.
@@ -545,7 +657,7 @@ pub struct ReassignmentData {
     pub scores: Vec<ScoreData>,
     pub window: WindowData,
     pub evidence: Vec<EvidenceData>,
-    pub reason: String,
+    pub reason: Text,
 }
 
 /// `data` of `leadguard.output.withdrawn`.

@@ -9,7 +9,8 @@ use super::reps::{Interner, RepIdx, Reps, Sym};
 use crate::config::{CollisionKind, CollisionRule, Rules};
 use crate::event::{ContactKind, Direction, OwnershipAction};
 use crate::output::{
-    CollisionData, CustomerData, EvidenceData, Output, OutputType, OwnerData, RepData, WindowData,
+    CollisionData, CustomerData, EvidenceData, OutTime, Output, OutputType, OwnerData, RepData,
+    WindowData,
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::sync::Arc;
@@ -67,6 +68,22 @@ pub struct Ctx<'a> {
     pub render: bool,
 }
 
+/// A rep as explanations name them: `id (team)`, or `id` when the team is unknown.
+#[derive(Debug, Clone)]
+pub(super) struct RepLabel {
+    id: Arc<str>,
+    team: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for RepLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.team {
+            Some(t) => write!(f, "{} ({t})", self.id),
+            None => f.write_str(&self.id),
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn word(&self, s: Sym) -> Option<Arc<str>> {
         self.words.get(s).cloned()
@@ -76,6 +93,13 @@ impl Ctx<'_> {
     }
     pub(super) fn time(&self, t: Timestamp) -> String {
         t.to_rfc3339_in(self.rules.settings.time_zone)
+    }
+    /// A time for output data, formatted when the data is rendered.
+    pub(super) fn at(&self, t: Timestamp) -> OutTime {
+        OutTime {
+            t,
+            tz: self.rules.settings.time_zone,
+        }
     }
     pub(super) fn rep_data(&self, rep: RepIdx, team: Sym, role: Sym) -> RepData {
         let info = self.reps.get(rep);
@@ -130,7 +154,7 @@ impl Ctx<'_> {
             kind,
             direction,
             rep,
-            occurred_at: self.time(occurred),
+            occurred_at: self.at(occurred),
         }
     }
     pub(super) fn owner_data(&self, o: &Owner) -> OwnerData {
@@ -148,10 +172,13 @@ impl Ctx<'_> {
         }
     }
     pub(super) fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
-        let id = &self.reps.get(rep).id;
-        match self.word_str(team) {
-            Some(t) => format!("{id} ({t})"),
-            None => id.to_string(),
+        self.rep_label(rep, team).to_string()
+    }
+    /// [`Ctx::rep_name`] as values, for text written later.
+    pub(super) fn rep_label(&self, rep: RepIdx, team: Sym) -> RepLabel {
+        RepLabel {
+            id: self.reps.get(rep).id.clone(),
+            team: self.word(team),
         }
     }
     pub(super) fn role_exempt(&self, role: Sym) -> bool {
@@ -508,7 +535,7 @@ fn protected_contact(
         kind: owner.origin_kind,
         direction: Direction::Outbound.as_str(),
         rep: ctx.reps.get(owner.rep).id.clone(),
-        occurred_at: ctx.time(owner.since),
+        occurred_at: ctx.at(owner.since),
     });
     let reason = format!(
         "{} {} customer {}, owned by {} since {} ({}) and protected until {}",

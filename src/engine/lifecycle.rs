@@ -22,7 +22,7 @@ use crate::config::{CollisionKind, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::output::{
     ClaimData, EvidenceData, HoldData, Output, OutputType, ReassignmentData, RejectedData, RepData,
-    ScoreData, WindowData,
+    ScoreData, Text, WindowData,
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::cmp::Reverse;
@@ -389,20 +389,19 @@ impl Engine {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
             let ctx = ctx!(self, cust, true);
             let o = cust.hold.owner.as_ref().expect("checked");
-            format!(
-                "{} followed up customer {}: protection now ends {}{}",
-                ctx.rep_name(o.rep, o.team),
-                cust.key,
-                ctx.time(end),
+            let (who, key, end) = (ctx.rep_label(o.rep, o.team), cust.key.clone(), ctx.at(end));
+            let cap = p.cap.unwrap_or(Span::ZERO);
+            Text::later(move |f| {
+                write!(
+                    f,
+                    "{who} followed up customer {key}: protection now ends {end}"
+                )?;
                 if capped {
-                    format!(
-                        " (the cap: {} after the claim)",
-                        format_span(p.cap.unwrap_or(Span::ZERO))
-                    )
+                    write!(f, " (the cap: {} after the claim)", format_span(cap))
                 } else {
-                    format!(" ({} after this follow-up)", format_span(ext))
+                    write!(f, " ({} after this follow-up)", format_span(ext))
                 }
-            )
+            })
         };
         self.emit_hold(
             slot,
@@ -437,18 +436,25 @@ impl Engine {
                     customer: ctx.customer_data(),
                     rep: ctx.rep_data(rep, team, c_role),
                     via: Via::FirstTouch.as_str(),
-                    protected_until: ctx.time(o.protected_until),
+                    protected_until: ctx.at(o.protected_until),
                     pool: self.pool_name(slot),
                     strategy: None,
                     eligible_reps: None,
                     previous_owner: None,
                     evidence: vec![ctx.evidence(e)],
-                    reason: format!(
-                        "{} developed customer {}, which had no owner: protected until {}",
-                        ctx.rep_name(rep, team),
-                        cust.key,
-                        ctx.time(o.protected_until)
-                    ),
+                    reason: {
+                        let (who, key, until) = (
+                            ctx.rep_label(rep, team),
+                            cust.key.clone(),
+                            ctx.at(o.protected_until),
+                        );
+                        Text::later(move |f| {
+                            write!(
+                                f,
+                                "{who} developed customer {key}, which had no owner: protected until {until}"
+                            )
+                        })
+                    },
                 },
                 e.t,
             )
@@ -909,18 +915,22 @@ impl Engine {
             Due::Reclaim => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.protected_until == at) {
                     let (code, why) = if o.cap_at == Some(at) {
+                        let (since, tz) = (o.since, rules.settings.time_zone);
                         (
                             "protection_cap",
-                            format!(
-                                "protection reached its cap ({} after the claim on {})",
-                                format_span(at - o.since),
-                                o.since.to_rfc3339_in(rules.settings.time_zone)
-                            ),
+                            Text::later(move |f| {
+                                write!(
+                                    f,
+                                    "protection reached its cap ({} after the claim on {})",
+                                    format_span(at - since),
+                                    since.to_rfc3339_in(tz)
+                                )
+                            }),
                         )
                     } else {
                         (
                             "no_follow_up",
-                            "protection ended without a follow-up that extends it".to_string(),
+                            "protection ended without a follow-up that extends it".into(),
                         )
                     };
                     self.release(slot, at, code, "ownership.protection", why);
@@ -928,7 +938,10 @@ impl Engine {
             }
             Due::NoDeal => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.deal_by == Some(at)) {
-                    let why = format!("no deal within {} of the claim", format_span(at - o.since));
+                    let span = at - o.since;
+                    let why = Text::later(move |f| {
+                        write!(f, "no deal within {} of the claim", format_span(span))
+                    });
                     self.release(slot, at, "no_deal", "ownership.no_deal", why);
                 }
             }
@@ -955,18 +968,22 @@ impl Engine {
                 let why = {
                     let cust = self.slots[slot as usize].as_ref().expect("live slot");
                     let ctx = ctx!(self, cust, true);
-                    format!(
-                        "{} will lose customer {} at {} ({}) unless {}",
-                        ctx.rep_name(o.rep, o.team),
-                        cust.key,
-                        ctx.time(reclaim),
-                        code.replace('_', " "),
-                        if code == "no_deal" {
-                            "a deal is recorded"
-                        } else {
-                            "they follow it up"
-                        }
-                    )
+                    let (who, key, when) = (
+                        ctx.rep_label(o.rep, o.team),
+                        cust.key.clone(),
+                        ctx.at(reclaim),
+                    );
+                    let (cause, unless) = if code == "no_deal" {
+                        ("no deal", "a deal is recorded")
+                    } else {
+                        ("no follow up", "they follow it up")
+                    };
+                    Text::later(move |f| {
+                        write!(
+                            f,
+                            "{who} will lose customer {key} at {when} ({cause}) unless {unless}"
+                        )
+                    })
                 };
                 self.emit_hold(
                     slot,
@@ -996,12 +1013,14 @@ impl Engine {
                 if o.since + span != at || hold.follow_ups >= need {
                     return;
                 }
-                let why = format!(
-                    "{} follow-up(s) by the owner within {} of getting the customer; {} required",
-                    hold.follow_ups,
-                    format_span(span),
-                    need
-                );
+                let done = hold.follow_ups;
+                let why = Text::later(move |f| {
+                    write!(
+                        f,
+                        "{done} follow-up(s) by the owner within {} of getting the customer; {need} required",
+                        format_span(span)
+                    )
+                });
                 self.emit_hold(
                     slot,
                     OutputType::SlaBreached,
@@ -1028,16 +1047,20 @@ impl Engine {
                     return;
                 }
                 self.hold(slot).inbound_waiting = None;
-                let why = format!(
-                    "an inbound contact at {} was not answered by the owner within {}{}",
-                    since.to_rfc3339_in(rules.settings.time_zone),
-                    if sla.business_hours {
-                        format!("{} business hours", sla.within.0 / 3_600_000)
+                let (tz, within, business) =
+                    (rules.settings.time_zone, sla.within, sla.business_hours);
+                let why = Text::later(move |f| {
+                    write!(
+                        f,
+                        "an inbound contact at {} was not answered by the owner within ",
+                        since.to_rfc3339_in(tz)
+                    )?;
+                    if business {
+                        write!(f, "{} business hours", within.0 / 3_600_000)
                     } else {
-                        format_span(sla.within)
-                    },
-                    ""
-                );
+                        f.write_str(&format_span(within))
+                    }
+                });
                 self.emit_hold(
                     slot,
                     OutputType::SlaBreached,
@@ -1065,12 +1088,14 @@ impl Engine {
                 let why = {
                     let cust = self.slots[slot as usize].as_ref().expect("live slot");
                     let ctx = ctx!(self, cust, true);
-                    format!(
-                        "won customer {} has had no contact or purchase since {}: {} should visit again",
-                        cust.key,
-                        ctx.time(last),
-                        ctx.rep_name(o.rep, o.team)
-                    )
+                    let (key, since, who) =
+                        (cust.key.clone(), ctx.at(last), ctx.rep_label(o.rep, o.team));
+                    Text::later(move |f| {
+                        write!(
+                            f,
+                            "won customer {key} has had no contact or purchase since {since}: {who} should visit again"
+                        )
+                    })
                 };
                 self.emit_hold(
                     slot,
@@ -1104,7 +1129,7 @@ impl Engine {
         t: Timestamp,
         code: &'static str,
         rule: &'static str,
-        why: String,
+        why: Text,
     ) {
         let Some(o) = self.slots[slot as usize]
             .as_ref()
@@ -1115,13 +1140,19 @@ impl Engine {
         let reason = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
             let ctx = ctx!(self, cust, true);
-            format!(
-                "customer {} goes back to {} from {}: {why}",
-                cust.key,
-                self.pool_name(slot)
-                    .map_or("the public pool".to_string(), |p| format!("pool `{p}`")),
-                ctx.rep_name(o.rep, o.team)
-            )
+            let (key, pool, who) = (
+                cust.key.clone(),
+                self.pool_name(slot),
+                ctx.rep_label(o.rep, o.team),
+            );
+            Text::later(move |f| {
+                write!(f, "customer {key} goes back to ")?;
+                match &pool {
+                    Some(p) => write!(f, "pool `{p}`")?,
+                    None => f.write_str("the public pool")?,
+                }
+                write!(f, " from {who}: {why}")
+            })
         };
         self.emit_hold(
             slot,
@@ -1220,7 +1251,7 @@ impl Engine {
                 customer: ctx.customer_data(),
                 rep: ctx.rep_data(rep, team, info.role),
                 via: Via::Assigned.as_str(),
-                protected_until: ctx.time(o.protected_until),
+                protected_until: ctx.at(o.protected_until),
                 pool: Some(self.rules.pools[pool as usize].id.clone()),
                 strategy: Some(strategy.as_str()),
                 eligible_reps: Some(eligible),
@@ -1241,7 +1272,8 @@ impl Engine {
                         ""
                     },
                     ctx.time(o.protected_until)
-                ),
+                )
+                .into(),
             }
         };
         self.emit_final(slot, OutputType::OwnershipAssigned, t, data);
@@ -1426,7 +1458,8 @@ impl Engine {
                         None => String::new(),
                     },
                     note
-                ),
+                )
+                .into(),
                 from_rep,
                 to_rep,
                 collision_id: alert_id,
@@ -1486,7 +1519,8 @@ impl Engine {
                     action.replace('_', " "),
                     cust.key,
                     ctx.rep_name(rep, team)
-                ),
+                )
+                .into(),
             }
         };
         self.emit_final(slot, OutputType::OwnershipRejected, e.t, data);
@@ -1506,7 +1540,7 @@ impl Engine {
         at: Timestamp,
         previous: Option<Timestamp>,
         evidence: Option<&Entry>,
-        reason: String,
+        reason: Text,
     ) {
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
@@ -1521,8 +1555,8 @@ impl Engine {
                 reason_code: code,
                 rule,
                 pool: self.pool_name(slot),
-                at: ctx.time(at),
-                previous: previous.map(|p| ctx.time(p)),
+                at: ctx.at(at),
+                previous: previous.map(|p| ctx.at(p)),
                 evidence: evidence.map(|e| vec![ctx.evidence(e)]).unwrap_or_default(),
                 reason,
             }
