@@ -360,9 +360,12 @@ mod tests {
         };
         let later = {
             let key = key.clone();
-            Text::later(move |f| write!(f, "customer {key} at {at}\n"))
+            Text::later(move |f| write!(f, "customer {key} at {at}\n."))
         };
-        let now = Text::from(format!("customer {key} at {}\n", at.t.to_rfc3339_in(at.tz)));
+        let now = Text::from(format!(
+            "customer {key} at {}\n.",
+            at.t.to_rfc3339_in(at.tz)
+        ));
         assert_eq!(
             serde_json::to_string(&later).unwrap(),
             serde_json::to_string(&now).unwrap()
