@@ -259,7 +259,7 @@ impl Engine {
     fn finalize(&mut self, slot: u32, key: Key) {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         // Owner states written after an event share its key: find the event itself.
-        let from = cust.log.partition_point(|e| e.key() < key);
+        let from = cust.partition_point(|e| e.key() < key);
         let Some(i) = (from..cust.log.len())
             .take_while(|&i| cust.log[i].key() == key)
             .find(|&i| !matches!(cust.log[i].body, Body::OwnerState(_)))

@@ -802,7 +802,7 @@ impl Engine {
     /// back that far).
     fn compact(&mut self, slot: u32, cutoff: Timestamp) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let keep_from = cust.log.partition_point(|e| e.t < cutoff).max(cust.folded);
+        let keep_from = cust.partition_point(|e| e.t < cutoff).max(cust.folded);
         if keep_from > cust.folded {
             let ctx = ctx!(self, cust, false);
             let mut sink = Vec::new();
@@ -833,7 +833,7 @@ impl Engine {
         let cutoff = watermark - self.horizon;
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         cust.housekeeping_at = None;
-        let keep_from = cust.log.partition_point(|e| e.t < cutoff).max(cust.folded);
+        let keep_from = cust.partition_point(|e| e.t < cutoff).max(cust.folded);
         if keep_from == cust.log.len() {
             // Everything is out of reach: the base becomes the head, no re-fold needed, and
             // no window context is needed either.
