@@ -189,6 +189,11 @@ fn own(v: Option<Cow<'_, str>>) -> Option<String> {
     v.map(|c| c.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// [`own`] for a field that is only read while parsing: no copy.
+fn text<'r>(v: &'r Option<Cow<'_, str>>) -> Option<&'r str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
 impl Ingest {
     pub fn new(rules: std::sync::Arc<Rules>) -> Ingest {
         Ingest {
@@ -272,10 +277,10 @@ impl Ingest {
             )
         };
         let event_id = own(raw.event_id).ok_or_else(|| missing("event_id"))?;
-        let kind_text = own(raw.kind).ok_or_else(|| missing("kind"))?;
-        let occurred_text = own(raw.occurred_at).ok_or_else(|| missing("occurred_at"))?;
+        let kind_text = text(&raw.kind).ok_or_else(|| missing("kind"))?;
+        let occurred_text = text(&raw.occurred_at).ok_or_else(|| missing("occurred_at"))?;
         let source = own(raw.source).unwrap_or_else(|| default_source.to_string());
-        let occurred_at = self.read_time(&occurred_text, mapping)?;
+        let occurred_at = self.read_time(occurred_text, mapping)?;
         let rep = own(raw.rep_id).map(|id| RepRef {
             id,
             team: own(raw.rep_team),
@@ -291,8 +296,8 @@ impl Ingest {
             raw.tier,
             raw.product_line,
         )?;
-        if let Some(kind) = ContactKind::parse(&kind_text) {
-            let direction = match own(raw.direction).as_deref() {
+        if let Some(kind) = ContactKind::parse(kind_text) {
+            let direction = match text(&raw.direction) {
                 None | Some("outbound") => Direction::Outbound,
                 Some("inbound") => Direction::Inbound,
                 Some(other) => {
@@ -314,7 +319,7 @@ impl Ingest {
                 digests: Digests::default(),
             }));
         }
-        if let Some(action) = OwnershipAction::parse(&kind_text) {
+        if let Some(action) = OwnershipAction::parse(kind_text) {
             if customer.id.is_none() {
                 return Err(Rejection::new(
                     RejectReason::MissingField,
@@ -354,7 +359,7 @@ impl Ingest {
             RejectReason::UnknownKind,
             format!(
                 "`kind` is `{}`; expected one of call, email, visit, meeting, message, complaint (activity) or assign, release, transfer, lock, unlock, won (ownership)",
-                truncate(&kind_text, 40)
+                truncate(kind_text, 40)
             ),
         ))
     }
@@ -412,20 +417,20 @@ impl Ingest {
                 None
             }
         };
-        let phone = own(phone).and_then(|p| {
+        let phone = text(&phone).and_then(|p| {
             keep(
-                normalize::normalize_phone(&p, ident.default_region),
+                normalize::normalize_phone(p, ident.default_region),
                 "customer.phone",
             )
         });
-        let email = own(email).and_then(|e| {
+        let email = text(&email).and_then(|e| {
             keep(
-                normalize::normalize_email(&e, ident.strip_email_plus_tags),
+                normalize::normalize_email(e, ident.strip_email_plus_tags),
                 "customer.email",
             )
         });
         let company =
-            own(company).and_then(|c| keep(normalize::normalize_company(&c), "customer.company"));
+            text(&company).and_then(|c| keep(normalize::normalize_company(c), "customer.company"));
         let c = CustomerRef {
             id: own(id),
             phone,
