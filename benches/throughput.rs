@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// Counts live heap bytes for the memory report, and only then: the timed runs allocate through
 /// mimalloc alone, as the binary does (a replay allocates on two threads, and one shared counter
-/// bounced between the cores cost it 10–15%). Counting starts before the report's run, which
+/// bounced between the cores cost it about 15%). Counting starts before the report's run, which
 /// frees nothing allocated earlier, so the difference it reports is exact.
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
