@@ -216,7 +216,9 @@ mod tests {
         let mut fired = Vec::new();
         // Interleave popping with more scheduling at and after the current time.
         let mut now = Timestamp(1_790_000_000_000);
-        while fired.len() < expected.len() {
+        // Past the last deadline (30 days out): a lost timer fails the comparison below
+        // instead of keeping this loop waiting for it.
+        while now < Timestamp(1_790_000_000_000) + crate::time::Span::hours(31 * 24) {
             now = now + crate::time::Span::hours(3);
             while let Some(t) = table.pop_due(now) {
                 assert!(t.0 <= now);
@@ -226,6 +228,45 @@ mod tests {
         assert_eq!(fired, expected);
         assert_eq!(table.len(), 0);
         assert!(table.pop_due(Timestamp(i64::MAX / 2)).is_none());
+    }
+
+    proptest::proptest! {
+        /// Against a plain ordered set: whatever is scheduled (into the due bucket, before it,
+        /// far after it) and whenever pops happen, the wheel pops exactly the set's earliest
+        /// entry due by then.
+        #[test]
+        fn pops_the_earliest_due_entry_like_an_ordered_set(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0i64..40, 0u32..1000), 1..400)
+        ) {
+            let base = 1_790_000_000_000i64;
+            // Steps of a quarter bucket: entries share buckets, spread over ten buckets.
+            let step = (1i64 << BUCKET_SHIFT) / 4;
+            let mut wheel = TimerTable::default();
+            let mut model = std::collections::BTreeSet::new();
+            let mut now = Timestamp(base);
+            for (schedule, offset, item) in ops {
+                if schedule {
+                    // Anywhere from well before `now` to well after it.
+                    let at = Timestamp(now.0 - 10 * step + offset * step + i64::from(item));
+                    let timer = (item, 0, TimerKind::Housekeeping);
+                    if model.insert((at, timer)) {
+                        wheel.schedule(at, timer);
+                    }
+                } else {
+                    now = Timestamp(now.0 + offset * step / 8);
+                    let expected = model.first().copied().filter(|(t, _)| *t <= now);
+                    if let Some(e) = expected {
+                        model.remove(&e);
+                    }
+                    proptest::prop_assert_eq!(wheel.pop_due(now), expected);
+                }
+                proptest::prop_assert_eq!(wheel.len(), model.len());
+            }
+            while let Some(e) = model.pop_first() {
+                proptest::prop_assert_eq!(wheel.pop_due(Timestamp(i64::MAX / 2)), Some(e));
+            }
+            proptest::prop_assert_eq!(wheel.pop_due(Timestamp(i64::MAX / 2)), None);
+        }
     }
 
     #[test]
