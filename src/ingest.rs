@@ -186,10 +186,11 @@ struct Raw<'a> {
 }
 
 fn own(v: Option<Cow<'_, str>>) -> Option<String> {
-    v.map(|c| c.trim().to_string()).filter(|s| !s.is_empty())
+    text(&v).map(str::to_string)
 }
 
-/// [`own`] for a field that is only read while parsing: no copy.
+/// A field's text, trimmed; `None` when absent or blank. [`own`] copies it for the event; a
+/// field only read while parsing uses it in place.
 fn text<'r>(v: &'r Option<Cow<'_, str>>) -> Option<&'r str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }

@@ -266,7 +266,7 @@ pub struct Customer {
 
 impl Customer {
     pub fn new(key: Arc<str>, provisional: bool, generation: u32) -> Customer {
-        let key_hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+        let key_hash = crate::event::customer_id_hash(&key);
         Customer {
             key,
             provisional,
