@@ -16,6 +16,8 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 
+mod canonical;
+
 /// Why an input message was refused. Every variant is an input problem: the publisher must fix
 /// it; retrying the same bytes never helps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,6 +166,7 @@ struct CustomerWire<'a> {
 
 /// Every canonical field as text, whichever way it was read.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Raw<'a> {
     event_id: Option<Cow<'a, str>>,
     kind: Option<Cow<'a, str>>,
@@ -244,8 +247,17 @@ impl Ingest {
         }
         let event = match source {
             None => {
-                let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| wire_error(text, e))?;
-                self.finish(canonical_raw(wire), None, default_source)
+                // Plain messages are read directly; the general parser reads the rest and
+                // explains what is wrong with them.
+                let raw = match canonical::read(text) {
+                    Some(raw) => raw,
+                    None => {
+                        let wire: Wire<'_> =
+                            serde_json::from_str(text).map_err(|e| wire_error(text, e))?;
+                        canonical_raw(wire)
+                    }
+                };
+                self.finish(raw, None, default_source)
             }
             Some(mapping) => {
                 let value: serde_json::Value =
