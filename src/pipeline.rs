@@ -422,7 +422,12 @@ pub fn replay<O: Write + Send, D: Write>(
     input: &mut (impl BufRead + Send),
     input_name: &str,
 ) -> io::Result<()> {
-    const BATCH: usize = 512;
+    // The reading thread parses at most `AHEAD` batches before the core takes them: close
+    // enough that the core finds the parsed events still in cache (on one core, both threads
+    // share it), far enough that neither waits on the other on two cores. On one core, 256 × 2
+    // replayed the benchmark stream 5-11% faster than 512 × 16, with no loss on two.
+    const BATCH: usize = 256;
+    const AHEAD: usize = 2;
     /// A line's place in the batch buffer, whether it was cut, and what parsing made of it.
     type ParsedLine = (
         std::ops::Range<usize>,
@@ -447,7 +452,7 @@ pub fn replay<O: Write + Send, D: Write>(
     };
     let mut line_buf = Vec::new();
     let (output_source, tz) = (&*rules.settings.output_source, rules.settings.time_zone);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(16);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(AHEAD);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
     let (result, out) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
