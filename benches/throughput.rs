@@ -90,11 +90,13 @@ fn fixture() -> Fixture {
 fn run_core(f: &Fixture, rules: &Arc<Rules>, events: Vec<Event>) -> (usize, Engine) {
     let mut engine = Engine::new(rules.clone(), &f.roster);
     let mut outputs = 0;
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
+        // As a replay drives it.
+        engine.prefetch(events.get(i + 1), events.get(i + 2));
         let now = e
             .occurred_at()
             .max(engine.clock().unwrap_or(e.occurred_at()));
-        let _ = engine.handle_event(&e, now);
+        let _ = engine.handle_event(e, now);
         // Rendered here: the core defers some outputs' data to whoever writes them.
         outputs += engine
             .drain_outputs()

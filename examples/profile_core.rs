@@ -47,7 +47,9 @@ fn main() {
         let start = std::time::Instant::now();
         engine = Engine::new(rules.clone(), &roster);
         outputs = 0;
-        for e in &events {
+        for (i, e) in events.iter().enumerate() {
+            // As a replay drives it.
+            engine.prefetch(events.get(i + 1), events.get(i + 2));
             let now = e
                 .occurred_at()
                 .max(engine.clock().unwrap_or(e.occurred_at()));

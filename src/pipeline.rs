@@ -539,7 +539,12 @@ pub fn replay<O: Write + Send, D: Write>(
                     break;
                 }
             };
-            for (range, truncated, parsed) in &batch.items {
+            for (i, (range, truncated, parsed)) in batch.items.iter().enumerate() {
+                let parsed_at = |j: usize| match batch.items.get(j) {
+                    Some((_, _, Some(Ok(event)))) => Some(event),
+                    _ => None,
+                };
+                pipeline.engine.prefetch(parsed_at(i + 1), parsed_at(i + 2));
                 line_no += 1;
                 let origin = Origin {
                     input: input_name,

@@ -229,6 +229,9 @@ impl Engine {
                 (_, Some(d)) if next_event.is_none_or(|e| d <= e) => {
                     let (at, (_, due, slot, generation)) =
                         self.ledger.deadlines.pop_due(w).expect("peeked");
+                    if let Some((_, (_, _, later, _))) = self.ledger.deadlines.ahead(1) {
+                        self.prefetch_slot(*later);
+                    }
                     if self.live(slot, generation) {
                         self.fire_due(slot, at, due);
                     }
@@ -236,6 +239,9 @@ impl Engine {
                 (Some(_), _) => {
                     let (t, (order, tie, _, slot, generation)) =
                         self.ledger.pending.pop_due(final_to).expect("peeked");
+                    if let Some((_, (_, _, _, later, _))) = self.ledger.pending.ahead(1) {
+                        self.prefetch_slot(*later);
+                    }
                     if self.live(slot, generation) {
                         self.finalize(slot, (t, order, tie));
                     }

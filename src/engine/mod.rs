@@ -22,6 +22,7 @@
 mod customer;
 pub(crate) mod detect;
 mod keys;
+mod prefetch;
 mod query;
 mod reload;
 pub mod reps;
@@ -254,6 +255,38 @@ impl Engine {
             self.clock = Some(now);
         }
         self.fire_timers();
+    }
+
+    /// A hint with no effect on any result: starts loading the state the next events will
+    /// touch, so that handling them finds it in cache instead of waiting for memory. A driver
+    /// that holds the coming events (a replay's batch) calls it before each event with the
+    /// two after it: the customer record of the later one, and what the record of the next
+    /// one (by now loaded) points to: its newest log entries and its identifiers.
+    pub fn prefetch(&self, next: Option<&Event>, after_next: Option<&Event>) {
+        if let Some(Some(cust)) = next
+            .and_then(|e| self.named_slot(e))
+            .map(|slot| &self.slots[slot as usize])
+        {
+            prefetch::lines(&cust.log[cust.log.len().saturating_sub(2)..]);
+            prefetch::lines(&cust.identifiers[..]);
+        }
+        if let Some(slot) = after_next.and_then(|e| self.named_slot(e)) {
+            self.prefetch_slot(slot);
+        }
+    }
+
+    /// Also used by timers: they start loading the record of the customer they visit two
+    /// visits ahead. (Loading its log one visit ahead as well made no measurable difference.)
+    fn prefetch_slot(&self, slot: u32) {
+        if let Some(cust) = self.slots.get(slot as usize) {
+            prefetch::lines(cust);
+        }
+    }
+
+    fn named_slot(&self, event: &Event) -> Option<u32> {
+        let c = event.customer();
+        self.by_key
+            .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)
     }
 
     /// Processes one event. `now` is the driver's clock, used to refuse events that claim to
@@ -785,6 +818,9 @@ impl Engine {
             return;
         };
         while let Some((at, (slot, generation, kind))) = self.timers.pop_due(watermark) {
+            if let Some((_, (later, _, _))) = self.timers.ahead(1) {
+                self.prefetch_slot(*later);
+            }
             let live = self.slots[slot as usize]
                 .as_ref()
                 .is_some_and(|c| c.generation == generation && c.housekeeping_at == Some(at));

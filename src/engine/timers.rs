@@ -137,6 +137,16 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
         }
     }
 
+    /// The entry `n` places behind the next one to pop (`ahead(0)` is the next), when it is in
+    /// the bucket being drained, else `None`. Whether it is due is not checked: it is for
+    /// prefetching what timers will visit.
+    pub fn ahead(&self, n: usize) -> Option<&(Timestamp, T)> {
+        match &self.front {
+            Some((_, v)) if self.front_sorted => v.len().checked_sub(n + 1).map(|i| &v[i]),
+            _ => None,
+        }
+    }
+
     /// Removes and returns the earliest entry due at or before `now`.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         self.peek_due(now)?;
@@ -198,6 +208,21 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ahead_names_the_entries_that_pop_next() {
+        let mut wheel: Wheel<u32> = Wheel::default();
+        for (t, item) in [(30, 3), (10, 1), (20, 2)] {
+            wheel.schedule(Timestamp(t), item);
+        }
+        wheel.schedule(Timestamp(1 << 40), 9); // a later bucket
+        assert!(wheel.peek_due(Timestamp(100)).is_some());
+        assert_eq!(wheel.ahead(0), Some(&(Timestamp(10), 1)));
+        assert_eq!(wheel.ahead(2), Some(&(Timestamp(30), 3)));
+        assert_eq!(wheel.ahead(3), None, "only the bucket being drained");
+        wheel.pop_due(Timestamp(100));
+        assert_eq!(wheel.ahead(1), Some(&(Timestamp(30), 3)));
+    }
 
     #[test]
     fn timers_fire_in_deadline_order_whatever_the_order_they_were_set() {
