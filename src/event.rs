@@ -215,8 +215,9 @@ pub struct Ownership {
 /// whose digests may be computed (nothing in leadguard changes them after parsing).
 #[derive(Debug, Clone, Default)]
 pub struct Digests {
-    tie: std::sync::OnceLock<u64>,
-    customer_id: std::sync::OnceLock<u64>,
+    // Cells, not locks: an event is moved between threads, never shared by them.
+    tie: std::cell::OnceCell<u64>,
+    customer_id: std::cell::OnceCell<u64>,
 }
 
 impl PartialEq for Digests {

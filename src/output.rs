@@ -8,7 +8,8 @@
 use crate::event::EventId;
 use crate::time::Timestamp;
 use serde::Serialize;
-use std::sync::{Arc, OnceLock};
+use std::cell::OnceCell;
+use std::sync::Arc;
 
 /// The CloudEvents `type` of every output leadguard emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,7 +89,9 @@ pub struct Output {
     subject: Arc<str>,
     time: Timestamp,
     rule: Option<(Arc<str>, &'static str)>,
-    content: OnceLock<Content>,
+    /// A cell, not a lock: an output is moved between threads, never shared by them, and a
+    /// lock's first-use synchronisation showed in the writing thread's profile.
+    content: OnceCell<Content>,
     /// Renders `data` for a deferred output.
     render: Option<Render>,
 }
@@ -128,7 +131,7 @@ impl Output {
             subject,
             time,
             rule,
-            content: OnceLock::new(),
+            content: OnceCell::new(),
             render: Some(Arc::new(move || render_json(&data))),
         }
     }
@@ -159,7 +162,7 @@ impl Output {
             subject,
             time,
             rule,
-            content: OnceLock::from(Content { id, data }),
+            content: OnceCell::from(Content { id, data }),
             render: None,
         }
     }
