@@ -425,7 +425,7 @@ pub fn replay<O: Write + Send, D: Write>(
     // The reading thread parses at most `AHEAD` batches before the core takes them: close
     // enough that the core finds the parsed events still in cache (on one core, both threads
     // share it), far enough that neither waits on the other on two cores. On one core, 256 × 2
-    // replayed the benchmark stream 5-11% faster than 512 × 16, with no loss on two.
+    // replayed the benchmark stream 4-12% faster than 512 × 16, with no loss on two.
     const BATCH: usize = 256;
     const AHEAD: usize = 2;
     /// A line's place in the batch buffer, whether it was cut, and what parsing made of it.

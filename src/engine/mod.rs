@@ -265,7 +265,7 @@ impl Engine {
     pub fn prefetch(&self, next: Option<&Event>, after_next: Option<&Event>) {
         if let Some(Some(cust)) = next
             .and_then(|e| self.named_slot(e))
-            .map(|slot| &self.slots[slot as usize])
+            .and_then(|slot| self.slots.get(slot as usize))
         {
             prefetch::lines(&cust.log[cust.log.len().saturating_sub(2)..]);
             prefetch::lines(&cust.identifiers[..]);

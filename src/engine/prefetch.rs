@@ -2,7 +2,7 @@
 //!
 //! Handling an event mostly waits for memory: the customer's record is usually cold (hundreds
 //! of megabytes of state, a random customer per event). A driver that already holds the next
-//! events can start those loads early, one event ahead, so that they overlap with work instead
+//! events can start those loads a step or two ahead, so that they overlap with work instead
 //! of following it. A prefetch changes no result; it can only make a load faster.
 
 /// Starts loading every cache line of `value` (its own bytes, not what it points to).

@@ -11,7 +11,7 @@
 //! deep nesting, anything that is not valid JSON) it answers `None`, and the general parser
 //! reads the message again: it accepts what it accepts and explains what it refuses, exactly as
 //! before. For every message this reader accepts, the general parser yields the same fields;
-//! a property test below checks that on mutated messages.
+//! property tests below check that on generated messages and on mutated ones.
 
 use super::Raw;
 use std::borrow::Cow;
