@@ -21,8 +21,8 @@ use crate::calendar::local_date;
 use crate::config::{CollisionKind, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::output::{
-    ClaimData, EvidenceData, HoldData, Output, OutputType, ReassignmentData, RejectedData, RepData,
-    ScoreData, Text, WindowData,
+    ClaimData, EvidenceData, HoldData, OutTime, Output, OutputType, ReassignmentData, RejectedData,
+    RepData, ScoreData, Text, WindowData,
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::cmp::Reverse;
@@ -921,15 +921,20 @@ impl Engine {
             Due::Reclaim => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.protected_until == at) {
                     let (code, why) = if o.cap_at == Some(at) {
-                        let (since, tz) = (o.since, rules.settings.time_zone);
+                        let (span, since) = (
+                            at - o.since,
+                            OutTime {
+                                t: o.since,
+                                tz: rules.settings.time_zone,
+                            },
+                        );
                         (
                             "protection_cap",
                             Text::later(move |f| {
                                 write!(
                                     f,
-                                    "protection reached its cap ({} after the claim on {})",
-                                    format_span(at - since),
-                                    since.to_rfc3339_in(tz)
+                                    "protection reached its cap ({} after the claim on {since})",
+                                    format_span(span)
                                 )
                             }),
                         )
@@ -1053,13 +1058,15 @@ impl Engine {
                     return;
                 }
                 self.hold(slot).inbound_waiting = None;
-                let (tz, within, business) =
-                    (rules.settings.time_zone, sla.within, sla.business_hours);
+                let (within, business) = (sla.within, sla.business_hours);
+                let asked = OutTime {
+                    t: since,
+                    tz: rules.settings.time_zone,
+                };
                 let why = Text::later(move |f| {
                     write!(
                         f,
-                        "an inbound contact at {} was not answered by the owner within ",
-                        since.to_rfc3339_in(tz)
+                        "an inbound contact at {asked} was not answered by the owner within "
                     )?;
                     if business {
                         write!(f, "{} business hours", within.0 / 3_600_000)
