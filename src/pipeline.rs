@@ -544,7 +544,9 @@ pub fn replay<O: Write + Send, D: Write>(
                     Some((_, _, Some(Ok(event)))) => Some(event),
                     _ => None,
                 };
-                pipeline.engine.prefetch(parsed_at(i + 1), parsed_at(i + 2));
+                pipeline
+                    .engine
+                    .prefetch([parsed_at(i + 1), parsed_at(i + 2), parsed_at(i + 3)]);
                 line_no += 1;
                 let origin = Origin {
                     input: input_name,
