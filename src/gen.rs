@@ -50,6 +50,7 @@
 //!   of a team (customer_service / support / technical by team), key_account
 //!   the 7th of every other team.
 
+use crate::json::push_str as push_json_str;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::io::{self, Write};
@@ -1647,27 +1648,6 @@ fn push_time(buf: &mut Vec<u8>, t: i64, utc: bool, millis: bool) {
         push_pad(buf, ms % 1000, 3);
     }
     buf.extend_from_slice(if utc { b"Z" } else { b"+08:00" });
-}
-
-/// JSON string literal, escaped by hand.
-fn push_json_str(buf: &mut Vec<u8>, s: &str) {
-    buf.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => buf.extend_from_slice(b"\\\""),
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            b'\r' => buf.extend_from_slice(b"\\r"),
-            b'\t' => buf.extend_from_slice(b"\\t"),
-            0..=0x1f => {
-                buf.extend_from_slice(b"\\u00");
-                buf.push(b"0123456789abcdef"[usize::from(b >> 4)]);
-                buf.push(b"0123456789abcdef"[usize::from(b & 15)]);
-            }
-            _ => buf.push(b),
-        }
-    }
-    buf.push(b'"');
 }
 
 /// `"key":"value"` with a leading comma unless first.

@@ -52,6 +52,7 @@ pub mod gen;
 pub mod host;
 pub mod identity;
 pub mod ingest;
+pub mod json;
 pub mod kafka;
 pub mod notify;
 pub mod output;

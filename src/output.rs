@@ -222,16 +222,16 @@ impl Output {
     /// one buffer for every output instead of building a string each.
     pub fn write_cloudevent(&self, out: &mut Vec<u8>, source: &str, tz: chrono_tz::Tz) {
         out.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
-        push_json_str(out, self.id());
+        crate::json::push_str(out, self.id());
         out.extend_from_slice(b",\"source\":");
-        push_json_str(out, source);
+        crate::json::push_str(out, source);
         out.extend_from_slice(b",\"type\":");
-        push_json_str(out, self.ty.as_str());
+        crate::json::push_str(out, self.ty.as_str());
         out.extend_from_slice(b",\"time\":\"");
         // RFC 3339 text has nothing to escape.
         self.time.write_rfc3339_in(tz, out);
         out.extend_from_slice(b"\",\"subject\":");
-        push_json_str(out, &self.subject);
+        crate::json::push_str(out, &self.subject);
         out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"data\":");
         out.extend_from_slice(self.data().as_bytes());
         out.push(b'}');
@@ -276,37 +276,6 @@ fn render_json(data: &impl Serialize) -> String {
             .expect("serde_json writes UTF-8")
             .to_string()
     })
-}
-
-/// Appends `s` as a JSON string (quotes, escapes for `"`, `\\` and control characters).
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    // Every byte that needs escaping is ASCII, so scanning bytes is exact for UTF-8 text.
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// The deterministic id: 32 lower-case hex digits.
@@ -378,26 +347,6 @@ mod tests {
             serde_json::to_string(&at).unwrap(),
             "\"2026-09-21T22:13:20+08:00\""
         );
-    }
-
-    #[test]
-    fn json_strings_are_escaped_like_serde_does() {
-        for s in [
-            "plain",
-            "公司 \"quoted\"",
-            "back\\slash",
-            "line\nbreak\ttab\r",
-            "\u{1}\u{1f}",
-            "phone:+8613800138000",
-        ] {
-            let mut out = Vec::new();
-            push_json_str(&mut out, s);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(s).unwrap(),
-                "{s:?}"
-            );
-        }
     }
 
     #[test]

@@ -396,6 +396,27 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_text_agrees_with_chrono_and_survives_extreme_times() {
+        for tz in [chrono_tz::Asia::Shanghai, chrono_tz::America::St_Johns] {
+            let mut ms = -86_400_000 * 400;
+            while ms < 86_400_000 * 20_000 {
+                let expected = tz
+                    .timestamp_millis_opt(ms)
+                    .unwrap()
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, false);
+                assert_eq!(Timestamp(ms).to_rfc3339_in(tz), expected, "{ms}");
+                ms += 86_400_000 * 3 + 3_600_000 * 7 + 1_234;
+            }
+        }
+        // Past year 9999, and outside the zone table's range: plain, never a panic.
+        let far = Timestamp(400_000_000_000_000);
+        assert!(far.to_rfc3339_in(chrono_tz::UTC).starts_with("14645"));
+        for t in [i64::MAX, i64::MIN] {
+            assert_eq!(Timestamp(t).to_rfc3339_in(chrono_tz::UTC), t.to_string());
+        }
+    }
+
+    #[test]
     fn spans_round_trip() {
         for (text, ms) in [
             ("90s", 90_000),

@@ -14,6 +14,7 @@
 //! property tests below check that on generated messages and on mutated ones.
 
 use super::Raw;
+use crate::json::stops;
 use std::borrow::Cow;
 
 /// Reads a message in the canonical shape, or `None` when the general parser must read it.
@@ -75,17 +76,6 @@ type RepFields<'a> = (
     Option<Cow<'a, str>>,
     Option<Cow<'a, str>>,
 );
-
-/// Flags (in each byte's high bit) the bytes of `word` that are `"`, `\\` or a control
-/// character. Bytes above the lowest flagged one may be flagged wrongly; the lowest one is
-/// always right, and no such byte goes unflagged.
-fn stops(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    zero_byte(word ^ (ONES * b'"' as u64)) | zero_byte(word ^ (ONES * b'\\' as u64)) | below_space
-}
 
 struct Scan<'a> {
     text: &'a str,
@@ -348,30 +338,6 @@ mod tests {
     }
 
     #[test]
-    fn stops_at_the_first_quote_backslash_or_control_character() {
-        let first = |bytes: [u8; 8]| match stops(u64::from_le_bytes(bytes)) {
-            0 => None,
-            found => Some(found.trailing_zeros() / 8),
-        };
-        for at in 0..8 {
-            for stop in [b'"', b'\\', 0x00, 0x1f] {
-                // Around it: bytes next to the stops in value, and UTF-8 continuation bytes.
-                for other in [b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa2, 0xe5, 0xff] {
-                    let mut bytes = [other; 8];
-                    bytes[at] = stop;
-                    if at < 7 {
-                        bytes[7] = stop;
-                    }
-                    assert_eq!(first(bytes), Some(at as u32), "{bytes:?}");
-                }
-            }
-        }
-        for other in [b' ', b'a', 0x7f, 0x80, 0xe5, 0xff] {
-            assert_eq!(first([other; 8]), None);
-        }
-    }
-
-    #[test]
     fn leaves_what_it_does_not_handle_to_the_general_parser() {
         let cases = [
             // an escape (the general parser decodes it)
@@ -497,16 +463,6 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-        #[test]
-        fn stops_agrees_with_a_byte_by_byte_search(bytes in any::<[u8; 8]>()) {
-            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            let found = match stops(u64::from_le_bytes(bytes)) {
-                0 => None,
-                found => Some((found.trailing_zeros() / 8) as usize),
-            };
-            prop_assert_eq!(found, expected);
-        }
 
         #[test]
         fn agrees_with_the_general_parser_on_messages(text in message()) {
