@@ -2,7 +2,8 @@
 //! `cargo build --release --example profile_core && perf record -g target/release/examples/profile_core`.
 //! The argument is the number of rounds. `COLLISIONS_ONLY=1`: the shipped collision rules and
 //! first-touch claims without the ownership lifecycle (as `throughput/core_collisions`);
-//! `NO_RULES=1`: no detection at all (the per-event bookkeeping alone).
+//! `NO_RULES=1`: no detection at all (the per-event bookkeeping alone). `CUSTOMERS=N`: the same
+//! number of events over N customers instead of 100,000 (less state: how much is cache misses).
 
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
@@ -16,7 +17,10 @@ use std::sync::Arc;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cfg = GenConfig::benchmark();
+    let mut cfg = GenConfig::benchmark();
+    if let Some(n) = std::env::var("CUSTOMERS").ok().and_then(|v| v.parse().ok()) {
+        cfg.customers = n;
+    }
     let generated = generate(&cfg);
     let mut rules = Rules::embedded();
     if std::env::var_os("COLLISIONS_ONLY").is_some() {
