@@ -6,6 +6,7 @@
 //! and downstream consumers can deduplicate by id.
 
 use crate::event::EventId;
+use crate::json::push_str;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::cell::OnceCell;
@@ -222,16 +223,16 @@ impl Output {
     /// one buffer for every output instead of building a string each.
     pub fn write_cloudevent(&self, out: &mut Vec<u8>, source: &str, tz: chrono_tz::Tz) {
         out.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
-        crate::json::push_str(out, self.id());
+        push_str(out, self.id());
         out.extend_from_slice(b",\"source\":");
-        crate::json::push_str(out, source);
+        push_str(out, source);
         out.extend_from_slice(b",\"type\":");
-        crate::json::push_str(out, self.ty.as_str());
+        push_str(out, self.ty.as_str());
         out.extend_from_slice(b",\"time\":\"");
         // RFC 3339 text has nothing to escape.
         self.time.write_rfc3339_in(tz, out);
         out.extend_from_slice(b"\",\"subject\":");
-        crate::json::push_str(out, &self.subject);
+        push_str(out, &self.subject);
         out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"data\":");
         out.extend_from_slice(self.data().as_bytes());
         out.push(b'}');

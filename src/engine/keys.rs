@@ -30,14 +30,14 @@ struct Bucket {
     slot: u32,
 }
 
+/// No customer slot gets this number (slots are indices of a vector of records).
 const EMPTY: u32 = u32::MAX;
 const FREE: Bucket = Bucket {
     hash: 0,
     slot: EMPTY,
 };
 
-/// The table never fills past half: linear probing stays short (about 1.5 buckets for a hit,
-/// 2.5 for a miss), and those buckets are almost always in the same cache line.
+/// The size of the first table; it doubles from there.
 const MIN_BUCKETS: usize = 64;
 
 #[derive(Debug, Default)]
@@ -82,6 +82,8 @@ impl KeyIndex {
             }
             return;
         }
+        // Never more than half full: linear probing stays short (about 1.5 buckets for a hit,
+        // 2.5 for a miss), and those buckets are almost always in the same cache line.
         if (self.len + 1) * 2 > self.buckets.len() {
             self.grow();
         }
