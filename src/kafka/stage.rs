@@ -110,6 +110,8 @@ impl ProducerContext for DeliveryContext {
 /// The producer side of a stage.
 pub struct Io {
     producer: ThreadedProducer<DeliveryContext>,
+    /// Kept to replace a producer stuck in a transactional call (see `renew`).
+    config: ClientConfig,
     transactional: bool,
     txn_open: bool,
     /// Records produced or offsets moved since the last commit.
@@ -161,6 +163,7 @@ impl Io {
             .context("cannot create the Kafka producer")?;
         Ok(Io {
             producer,
+            config: config.clone(),
             transactional,
             txn_open: false,
             dirty: false,
@@ -327,16 +330,93 @@ impl Io {
         Ok(())
     }
 
-    /// Drops what was produced since the last commit.
-    fn abort(&mut self) {
+    /// Drops what was produced since the last commit, so that the batch can be redone. An
+    /// `Err` is fatal for the stage: another instance took over, or the producer could not be
+    /// replaced.
+    fn abort(&mut self, shutdown: &AtomicBool) -> Result<(), String> {
+        if self.transactional && self.txn_open {
+            self.txn_open = false;
+            match finish_abort(shutdown, || {
+                self.producer.abort_transaction(REQUEST_TIMEOUT)
+            }) {
+                Aborted::Clean => {}
+                Aborted::Fatal(why) => return Err(why),
+                Aborted::Stuck(_) if shutdown.load(Ordering::Relaxed) => {}
+                Aborted::Stuck(why) => {
+                    tracing::warn!("cannot abort the transaction ({why}); replacing the producer");
+                    self.renew(shutdown)?;
+                }
+            }
+        }
+        self.forget_batch();
+        Ok(())
+    }
+
+    /// Before the stage stops on a fatal error: one try at aborting, so that consumers reading
+    /// committed records aren't held up until the transaction times out. Whatever stays open
+    /// is aborted by the broker, or fenced by the next instance's `init`.
+    fn abort_before_exit(&mut self) {
         if self.transactional && self.txn_open {
             if let Err(e) = self.producer.abort_transaction(REQUEST_TIMEOUT) {
                 tracing::warn!("aborting the transaction: {e}");
             }
             self.txn_open = false;
         }
+        self.forget_batch();
+    }
+
+    fn forget_batch(&mut self) {
         self.dirty = false;
         self.producer.context().failures.store(0, Ordering::Relaxed);
+    }
+
+    /// Replaces a producer left inside a transactional call that will not finish: librdkafka
+    /// refuses every other transactional call until it does. The new producer's `init` fences
+    /// the old one under the same transactional id, and the broker aborts what it left open.
+    fn renew(&mut self, shutdown: &AtomicBool) -> Result<(), String> {
+        let fresh: ThreadedProducer<DeliveryContext> = self
+            .config
+            .create_with_context(DeliveryContext::default())
+            .map_err(|e| format!("cannot create a new Kafka producer: {e}"))?;
+        // The old one is dropped here, purging whatever it still held.
+        self.producer = fresh;
+        self.init(shutdown).map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// How an abort ended.
+#[derive(Debug, PartialEq)]
+enum Aborted {
+    Clean,
+    /// The producer is inside another transactional call, or the abort failed in a way that
+    /// calling it again won't mend (or the stage is stopping and won't wait).
+    Stuck(String),
+    /// Fenced by another instance, or a fatal producer error.
+    Fatal(String),
+}
+
+/// Calls `abort_transaction` until it is done. A timed-out abort goes on in the background and
+/// librdkafka completes it only when it is called again; meanwhile it refuses every other
+/// transactional call as conflicting. So a timeout is always retried (while not shutting
+/// down), and any other error is reported, never left behind.
+fn finish_abort(
+    shutdown: &AtomicBool,
+    mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>,
+) -> Aborted {
+    loop {
+        match call() {
+            Ok(()) => return Aborted::Clean,
+            Err(e) => {
+                if let Failure::Fatal(why) = classify(&e) {
+                    return Aborted::Fatal(why);
+                }
+                let timed_out = e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+                if !timed_out || shutdown.load(Ordering::Relaxed) {
+                    return Aborted::Stuck(e.to_string());
+                }
+                tracing::warn!("the abort is still going on; waiting for it: {e}");
+            }
+        }
     }
 }
 
@@ -396,11 +476,13 @@ impl<S: Stage> Inner<S> {
                     "{}: batch aborted ({why}); restarting from what was committed",
                     self.stage.name()
                 );
-                self.io.abort();
+                if let Err(why) = self.io.abort(&self.shutdown) {
+                    self.fatal = Some(why);
+                }
                 self.rewind = true;
             }
             Err(Failure::Fatal(why)) => {
-                self.io.abort();
+                self.io.abort_before_exit();
                 self.fatal = Some(why);
             }
         }
@@ -516,7 +598,10 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                 if consumer.assignment_lost() {
                     // Someone else owns them already: what was not committed is not ours
                     // to commit.
-                    inner.io.abort();
+                    let shutdown = inner.shutdown.clone();
+                    if let Err(why) = inner.io.abort(&shutdown) {
+                        inner.fatal = Some(why);
+                    }
                     inner.rewind = true;
                 } else {
                     // What was processed first, then the hand-off snapshot (see `run`).
@@ -817,5 +902,43 @@ mod tests {
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnsupportedFeature);
         assert!(!retriable(&e));
         assert!(matches!(classify(&e), Failure::Fatal(m) if m.contains("at_least_once")));
+    }
+
+    /// Plays `results` back as the answers of successive `abort_transaction` calls.
+    fn abort_with(results: Vec<RDKafkaErrorCode>, shutdown: bool) -> (Aborted, usize) {
+        let mut calls = 0;
+        let aborted = finish_abort(&AtomicBool::new(shutdown), || {
+            calls += 1;
+            match results.get(calls - 1) {
+                None | Some(RDKafkaErrorCode::NoError) => Ok(()),
+                Some(code) => Err(KafkaError::MessageProduction(*code)),
+            }
+        });
+        (aborted, calls)
+    }
+
+    #[test]
+    fn a_timed_out_abort_is_called_again_until_it_is_done() {
+        use RDKafkaErrorCode::OperationTimedOut as TimedOut;
+        assert_eq!(abort_with(vec![], false), (Aborted::Clean, 1));
+        assert_eq!(
+            abort_with(vec![TimedOut, TimedOut], false),
+            (Aborted::Clean, 3)
+        );
+    }
+
+    #[test]
+    fn an_abort_that_cannot_finish_is_reported_not_retried() {
+        use RDKafkaErrorCode::OperationTimedOut as TimedOut;
+        // Refused because another transactional call is still in progress.
+        let (aborted, calls) = abort_with(vec![TimedOut, RDKafkaErrorCode::Conflict], false);
+        assert!(matches!(aborted, Aborted::Stuck(_)), "{aborted:?}");
+        assert_eq!(calls, 2);
+        // A stopping stage doesn't wait for the background abort.
+        let (aborted, calls) = abort_with(vec![TimedOut], true);
+        assert!(matches!(aborted, Aborted::Stuck(_)), "{aborted:?}");
+        assert_eq!(calls, 1);
+        let (aborted, _) = abort_with(vec![RDKafkaErrorCode::UnsupportedFeature], false);
+        assert!(matches!(aborted, Aborted::Fatal(_)), "{aborted:?}");
     }
 }
