@@ -92,7 +92,7 @@ fn run_core(f: &Fixture, rules: &Arc<Rules>, events: Vec<Event>) -> (usize, Engi
     let mut outputs = 0;
     for (i, e) in events.iter().enumerate() {
         // As a replay drives it.
-        engine.prefetch([events.get(i + 1), events.get(i + 2), events.get(i + 3)]);
+        engine.prefetch([1, 2, 3, 4].map(|d| events.get(i + d)));
         let now = e
             .occurred_at()
             .max(engine.clock().unwrap_or(e.occurred_at()));

@@ -546,7 +546,7 @@ pub fn replay<O: Write + Send, D: Write>(
                 };
                 pipeline
                     .engine
-                    .prefetch([parsed_at(i + 1), parsed_at(i + 2), parsed_at(i + 3)]);
+                    .prefetch([1, 2, 3, 4].map(|d| parsed_at(i + d)));
                 line_no += 1;
                 let origin = Origin {
                     input: input_name,

@@ -260,12 +260,13 @@ impl Engine {
     /// A hint with no effect on any result: starts loading the state the next events will
     /// touch, so that handling them finds it in cache instead of waiting for memory. A driver
     /// that holds the coming events (a replay's batch) calls it before each event with the
-    /// three after it, each one step further along a chain of dependent loads: the key-index
-    /// bucket of the third (its address follows from the event's customer-id hash), the
-    /// customer record of the second (found through that bucket, loaded by now), and what the
-    /// record of the next one points to: its newest log entries and its identifiers.
-    pub fn prefetch(&self, coming: [Option<&Event>; 3]) {
-        let [next, after_next, third] = coming;
+    /// four after it, each one step further along a chain of dependent loads: the fourth's own
+    /// bytes (the event itself: the next call reads its customer-id hash from them), the
+    /// key-index bucket of the third (its address follows from that hash), the customer record
+    /// of the second (found through that bucket, loaded by now), and what the record of the
+    /// next one points to: its newest log entries and its identifiers.
+    pub fn prefetch(&self, coming: [Option<&Event>; 4]) {
+        let [next, after_next, third, fourth] = coming;
         if let Some(Some(cust)) = next
             .and_then(|e| self.named_slot(e))
             .and_then(|slot| self.slots.get(slot as usize))
@@ -278,6 +279,9 @@ impl Engine {
         }
         if let Some(h) = third.and_then(|e| e.customer_id_hash()) {
             self.by_key.prefetch(h);
+        }
+        if let Some(e) = fourth {
+            prefetch::lines(e);
         }
     }
 
