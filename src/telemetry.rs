@@ -57,6 +57,7 @@ pub const RULE_RELOADS_TOTAL: &str = "leadguard_rule_reloads_total";
 pub const API_REQUESTS_TOTAL: &str = "leadguard_api_requests_total";
 pub const NOTIFICATIONS_TOTAL: &str = "leadguard_notifications_total";
 pub const NOTIFICATION_RETRIES_TOTAL: &str = "leadguard_notification_retries_total";
+pub const STAGE_RESTARTS_TOTAL: &str = "leadguard_stage_restarts_total";
 pub const BUILD_INFO: &str = "leadguard_build_info";
 
 /// Every metric name above, for checks that compare dashboards and alert rules with the code.
@@ -87,8 +88,36 @@ pub const ALL: &[&str] = &[
     API_REQUESTS_TOTAL,
     NOTIFICATIONS_TOTAL,
     NOTIFICATION_RETRIES_TOTAL,
+    STAGE_RESTARTS_TOTAL,
     BUILD_INFO,
 ];
+
+/// Why a Kafka stage restarted its partitions from what was committed (the `cause` label of
+/// `leadguard_stage_restarts_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartCause {
+    /// A batch could not be committed and was aborted.
+    CommitFailed,
+    /// Restoring the partitions' state (changelog, committed offsets) failed; tried again.
+    RestoreFailed,
+    /// The group took the partitions away before what was processed could be committed.
+    PartitionsLost,
+}
+
+impl RestartCause {
+    pub const ALL: [RestartCause; 3] = [
+        RestartCause::CommitFailed,
+        RestartCause::RestoreFailed,
+        RestartCause::PartitionsLost,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartCause::CommitFailed => "commit_failed",
+            RestartCause::RestoreFailed => "restore_failed",
+            RestartCause::PartitionsLost => "partitions_lost",
+        }
+    }
+}
 
 /// The partition label of the file edge (Kafka mode uses the partition number).
 pub const FILE_PARTITION: &str = "file";
@@ -120,6 +149,8 @@ pub struct Metrics {
     pub notifications: IntCounterVec,
     /// Notification delivery retries by platform.
     pub notification_retries: IntCounterVec,
+    /// Kafka stage restarts from what was committed, by stage and cause.
+    pub stage_restarts: IntCounterVec,
     partitions: Arc<Mutex<BTreeMap<String, PartitionReport>>>,
 }
 
@@ -186,6 +217,16 @@ impl Metrics {
             "Notification delivery retries, by platform",
             &["platform"],
         );
+        let stage_restarts = counter_vec(
+            STAGE_RESTARTS_TOTAL,
+            "Kafka stage restarts from what was committed (nothing is lost; work since then is redone), by stage and cause",
+            &["stage", "cause"],
+        );
+        for stage in ["router", "engine"] {
+            for cause in RestartCause::ALL {
+                stage_restarts.with_label_values(&[stage, cause.as_str()]);
+            }
+        }
         let info = gauge_vec(BUILD_INFO, "Build information (always 1)", &["version"]);
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let partitions = Arc::new(Mutex::new(BTreeMap::new()));
@@ -197,6 +238,7 @@ impl Metrics {
             Box::new(api_requests.clone()),
             Box::new(notifications.clone()),
             Box::new(notification_retries.clone()),
+            Box::new(stage_restarts.clone()),
             Box::new(info),
             Box::new(EngineCollector::new(partitions.clone())),
         ] {
@@ -211,6 +253,7 @@ impl Metrics {
             api_requests,
             notifications,
             notification_retries,
+            stage_restarts,
             partitions,
         })
     }

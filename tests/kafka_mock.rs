@@ -49,11 +49,26 @@ fn output_ids(bootstrap: &str) -> BTreeSet<String> {
     ids
 }
 
-/// Runs the stream through `exactly_once` mode; returns leadguard's log.
+/// What a run left to look at: leadguard's log and its last metrics scrape.
+struct Run {
+    log: String,
+    metrics: String,
+}
+
+/// The value of the sample of `metric` whose labels include every one of `labels`.
+fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Runs the stream through `exactly_once` mode (metrics on).
 fn run_exactly_once(
     name: &str,
     inject: impl FnOnce(&MockCluster<'static, DefaultProducerContext>),
-) -> String {
+) -> Run {
     let dir = temp_dir(name);
     let stream = generate(
         &dir,
@@ -86,18 +101,22 @@ fn run_exactly_once(
     )
     .expect("config");
     inject(&mock.cluster);
-    let mut engine = Engine::start(
+    let api = free_address();
+    let mut engine = Engine::start_with(
         &Setup {
             dir: dir.clone(),
             config,
             group: name.to_string(),
         },
         "a",
+        &["--listen", &api],
     );
     wait_for("every reference output", Duration::from_secs(300), || {
         engine.assert_running();
         output_ids(&bootstrap).is_superset(&reference)
     });
+    let (status, metrics) = http_get(&api, "/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
     let log_file = engine.log.clone();
     engine.stop();
     let got = output_ids(&bootstrap);
@@ -109,22 +128,30 @@ fn run_exactly_once(
     );
     let log = std::fs::read_to_string(log_file).expect("log");
     assert!(log.contains("engine: stopped; 3 partitions"), "{log}");
-    log
+    Run { log, metrics }
 }
 
 /// Transactions begin, carry outputs, snapshots and offsets, and commit without an error.
 #[test]
 fn exactly_once_drives_transactions_cleanly() {
-    let log = run_exactly_once("eos-clean", |_| {});
+    let Run { log, metrics } = run_exactly_once("eos-clean", |_| {});
     assert!(!log.contains("aborted"), "{log}");
     assert!(!log.contains("ERROR"), "{log}");
+    for cause in ["commit_failed", "restore_failed", "partitions_lost"] {
+        let restarts = sample(
+            &metrics,
+            "leadguard_stage_restarts_total",
+            &["stage=\"engine\"", &format!("cause=\"{cause}\"")],
+        );
+        assert_eq!(restarts, Some(0.0), "{cause}:\n{metrics}");
+    }
 }
 
 /// The broker refuses some writes: the transaction is aborted, every partition restarts from
 /// what was committed, and the outputs are all there.
 #[test]
 fn exactly_once_aborts_and_redoes_a_refused_transaction() {
-    let log = run_exactly_once("eos-abort", |cluster| {
+    let Run { log, metrics } = run_exactly_once("eos-abort", |cluster| {
         cluster.request_errors(
             RDKafkaApiKey::Produce,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 3],
@@ -132,4 +159,11 @@ fn exactly_once_aborts_and_redoes_a_refused_transaction() {
     });
     assert!(log.contains("batch aborted"), "{log}");
     assert!(log.contains("restarted"), "{log}");
+    // The on-call engineer sees it without reading the log.
+    let restarts = sample(
+        &metrics,
+        "leadguard_stage_restarts_total",
+        &["stage=\"engine\"", "cause=\"commit_failed\""],
+    );
+    assert!(restarts.is_some_and(|n| n >= 1.0), "{metrics}");
 }

@@ -211,6 +211,11 @@ pub fn run(
     });
     let transactional = settings.mode == Mode::ExactlyOnce;
     let status_every = Duration::from_secs(10);
+    let restarts = ctx
+        .observers
+        .metrics
+        .as_ref()
+        .map(|m| m.stage_restarts.clone());
 
     let router = match (t.in_place(), &t.repartition) {
         (Some(_), _) => None,
@@ -231,6 +236,7 @@ pub fn run(
                 commit_interval: settings.commit_interval,
                 max_batch: settings.max_batch,
                 status_every,
+                restarts: restarts.clone(),
             };
             let shutdown = shutdown.clone();
             Some(std::thread::spawn(move || {
@@ -267,6 +273,7 @@ pub fn run(
             commit_interval: settings.commit_interval,
             max_batch: settings.max_batch,
             status_every,
+            restarts,
         },
         shutdown.clone(),
     );

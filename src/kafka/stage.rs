@@ -13,6 +13,7 @@
 //! was committed and re-read from there.
 
 use super::records::Record;
+use crate::telemetry::RestartCause;
 use anyhow::{anyhow, Context as _, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -448,9 +449,20 @@ struct Inner<S> {
     fatal: Option<String>,
     out: Vec<Record>,
     shutdown: Arc<AtomicBool>,
+    /// `leadguard_stage_restarts_total`, when metrics are on.
+    restarts: Option<prometheus::IntCounterVec>,
 }
 
 impl<S: Stage> Inner<S> {
+    /// Every partition restarts from what was committed (see `rewind`).
+    fn restart(&mut self, cause: RestartCause) {
+        self.rewind = true;
+        if let Some(m) = &self.restarts {
+            m.with_label_values(&[self.stage.name(), cause.as_str()])
+                .inc();
+        }
+    }
+
     fn send(&mut self) {
         let mut out = std::mem::take(&mut self.out);
         let result = self.io.send_all(&mut out);
@@ -479,7 +491,7 @@ impl<S: Stage> Inner<S> {
                 if let Err(why) = self.io.abort(&self.shutdown) {
                     self.fatal = Some(why);
                 }
-                self.rewind = true;
+                self.restart(RestartCause::CommitFailed);
             }
             Err(Failure::Fatal(why)) => {
                 self.io.abort_before_exit();
@@ -586,7 +598,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                         for (t, p) in &list {
                             assignment.add_partition(t, *p);
                         }
-                        inner.rewind = true;
+                        inner.restart(RestartCause::RestoreFailed);
                     }
                 }
                 if let Err(e) = consumer.incremental_assign(&assignment) {
@@ -602,7 +614,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                     if let Err(why) = inner.io.abort(&shutdown) {
                         inner.fatal = Some(why);
                     }
-                    inner.rewind = true;
+                    inner.restart(RestartCause::PartitionsLost);
                 } else {
                     // What was processed first, then the hand-off snapshot (see `run`).
                     inner.commit(consumer);
@@ -641,6 +653,8 @@ pub struct LoopSettings {
     pub commit_interval: Duration,
     pub max_batch: usize,
     pub status_every: Duration,
+    /// `leadguard_stage_restarts_total`, when metrics are on.
+    pub restarts: Option<prometheus::IntCounterVec>,
 }
 
 /// Runs a stage until `shutdown` is set (then commits what was processed) or a fatal error.
@@ -655,6 +669,7 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         fatal: None,
         out: Vec::new(),
         shutdown: shutdown.clone(),
+        restarts: settings.restarts.clone(),
     }));
     let consumer: BaseConsumer<StageContext<S>> = settings
         .consumer
@@ -683,6 +698,10 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
                         backoff = Duration::from_millis(200);
                     }
                     Err(e) => {
+                        if let Some(m) = &g.restarts {
+                            m.with_label_values(&[name, RestartCause::RestoreFailed.as_str()])
+                                .inc();
+                        }
                         drop(g);
                         tracing::warn!("{name}: cannot restart from what was committed yet: {e:#}");
                         std::thread::sleep(backoff);
