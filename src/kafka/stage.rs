@@ -345,7 +345,13 @@ impl Io {
                 Aborted::Stuck(_) if shutdown.load(Ordering::Relaxed) => {}
                 Aborted::Stuck(why) => {
                     tracing::warn!("cannot abort the transaction ({why}); replacing the producer");
-                    self.renew(shutdown)?;
+                    // Stopping while the new producer waits for the broker is not a failure:
+                    // the next start fences whatever is left.
+                    if let Err(why) = self.renew(shutdown) {
+                        if !shutdown.load(Ordering::Relaxed) {
+                            return Err(why);
+                        }
+                    }
                 }
             }
         }
@@ -457,6 +463,10 @@ impl<S: Stage> Inner<S> {
     /// Every partition restarts from what was committed (see `rewind`).
     fn restart(&mut self, cause: RestartCause) {
         self.rewind = true;
+        self.count_restart(cause);
+    }
+
+    fn count_restart(&self, cause: RestartCause) {
         if let Some(m) = &self.restarts {
             m.with_label_values(&[self.stage.name(), cause.as_str()])
                 .inc();
@@ -698,10 +708,8 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
                         backoff = Duration::from_millis(200);
                     }
                     Err(e) => {
-                        if let Some(m) = &g.restarts {
-                            m.with_label_values(&[name, RestartCause::RestoreFailed.as_str()])
-                                .inc();
-                        }
+                        // Still rewinding: the next pass tries again.
+                        g.count_restart(RestartCause::RestoreFailed);
                         drop(g);
                         tracing::warn!("{name}: cannot restart from what was committed yet: {e:#}");
                         std::thread::sleep(backoff);
