@@ -1,12 +1,12 @@
-//! JSON strings written and scanned by hand: one scan for the bytes a string must escape
-//! (eight bytes at a time), used by the direct reader of input messages, and one escaper,
-//! which writes what serde_json writes, used by every JSON leadguard writes itself: the
-//! CloudEvents envelope of outputs and the generated streams.
+//! JSON strings written and scanned by hand. `next_stop` finds the next byte a string must
+//! escape, eight bytes at a time: the direct reader of input messages uses it to find where a
+//! string ends, and [`push_str`] to escape one. [`push_str`] writes what serde_json writes, for
+//! every JSON leadguard writes itself: the CloudEvents envelope of outputs and generated streams.
 
 /// Flags (in each byte's high bit) the bytes of `word` that are `"`, `\\` or a control
 /// character. Bytes above the lowest flagged one may be flagged wrongly; the lowest one is
 /// always right, and no such byte goes unflagged.
-pub(crate) fn stops(word: u64) -> u64 {
+fn stops(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -14,8 +14,9 @@ pub(crate) fn stops(word: u64) -> u64 {
     zero_byte(word ^ (ONES * b'"' as u64)) | zero_byte(word ^ (ONES * b'\\' as u64)) | below_space
 }
 
-/// The position of the first byte of `bytes[from..]` that a JSON string must escape.
-fn next_stop(bytes: &[u8], mut from: usize) -> Option<usize> {
+/// The position of the first byte of `bytes[from..]` that a JSON string must escape (or that
+/// ends one: `"`), eight bytes at a time.
+pub(crate) fn next_stop(bytes: &[u8], mut from: usize) -> Option<usize> {
     while let Some(chunk) = bytes.get(from..from + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         match stops(word) {

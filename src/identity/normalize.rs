@@ -811,6 +811,11 @@ fn is_ideograph(c: char) -> bool {
     matches!(c, '\u{4E00}'..='\u{9FFF}')
 }
 
+/// A character a company key keeps: a letter or digit, ideographs tested first.
+fn is_word_char(c: char) -> bool {
+    is_ideograph(c) || c.is_alphanumeric()
+}
+
 /// Appends a word separator unless `buf` is empty or already ends with one.
 fn push_separator(buf: &mut String) {
     if !buf.is_empty() && !buf.ends_with(' ') {
@@ -906,7 +911,7 @@ pub fn normalize_company(raw: &str) -> Result<String, NormalizeError> {
             }
             depth = depth.saturating_sub(1);
             push_separator(&mut buf);
-        } else if is_ideograph(c) || c.is_alphanumeric() {
+        } else if is_word_char(c) {
             had_alphanumeric = true;
             if c.is_ascii() {
                 buf.push(c.to_ascii_lowercase());
@@ -920,7 +925,7 @@ pub fn normalize_company(raw: &str) -> Result<String, NormalizeError> {
         }
     }
     buf.truncate(without_legal_forms(&buf));
-    buf.retain(|c| is_ideograph(c) || c.is_alphanumeric());
+    buf.retain(is_word_char);
     if buf.is_empty() {
         return Err(company_err(if had_alphanumeric {
             "company name consists only of a legal form (such as 有限公司 or Ltd.) or a \

@@ -14,7 +14,7 @@
 //! property tests below check that on generated messages and on mutated ones.
 
 use super::Raw;
-use crate::json::stops;
+use crate::json::next_stop;
 use std::borrow::Cow;
 
 /// Reads a message in the canonical shape, or `None` when the general parser must read it.
@@ -111,28 +111,15 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        // Eight bytes at a time up to the first byte that ends or interrupts the string; the
-        // loop below then looks at that byte.
-        while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            let found = stops(word);
-            if found != 0 {
-                self.at += (found.trailing_zeros() / 8) as usize;
-                break;
-            }
-            self.at += 8;
-        }
-        loop {
-            match *self.bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        // The first byte that ends or interrupts the string: anything but its closing quote
+        // (an escape, a control character) is for the general parser.
+        let end = next_stop(self.bytes, start)?;
+        if self.bytes[end] != b'"' {
+            return None;
         }
         // Both ends are ASCII quotes, so both are character boundaries.
-        let s = &self.text[start..self.at];
-        self.at += 1;
-        Some(s)
+        self.at = end + 1;
+        Some(&self.text[start..end])
     }
 
     /// A text field: a string, or `null` for absent. `None` for any other type.
@@ -207,29 +194,37 @@ impl<'a> Scan<'a> {
         })
     }
 
-    /// `account_team`: a list of strings, or `null`.
-    fn names(&mut self) -> Option<Option<Vec<Cow<'a, str>>>> {
-        match self.peek()? {
-            b'n' => return self.literal(b"null").map(|()| None),
-            b'[' => self.at += 1,
-            _ => return None,
-        }
-        let mut names = Vec::new();
+    /// An array, calling `item` with the scanner placed at each element.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
         if self.peek()? == b']' {
             self.at += 1;
-            return Some(Some(names));
+            return Some(());
         }
         loop {
-            names.push(Cow::Borrowed(self.string()?));
+            item(self)?;
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
                     self.at += 1;
-                    return Some(Some(names));
+                    return Some(());
                 }
                 _ => return None,
             }
         }
+    }
+
+    /// `account_team`: a list of strings, or `null`.
+    fn names(&mut self) -> Option<Option<Vec<Cow<'a, str>>>> {
+        if self.peek()? == b'n' {
+            return self.literal(b"null").map(|()| None);
+        }
+        let mut names = Vec::new();
+        self.array(|scan| {
+            names.push(Cow::Borrowed(scan.string()?));
+            Some(())
+        })?;
+        Some(Some(names))
     }
 
     /// Any JSON value, checked and skipped.
@@ -240,24 +235,7 @@ impl<'a> Scan<'a> {
         match self.peek()? {
             b'"' => self.string().map(drop),
             b'{' => self.object(|scan, _| scan.skip(depth + 1)),
-            b'[' => {
-                self.at += 1;
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'[' => self.array(|scan| scan.skip(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
