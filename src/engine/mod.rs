@@ -39,7 +39,7 @@ pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
 use crate::event::{Activity, ContactKind, Event, EventId, Ownership, OwnershipAction};
-use crate::identity::{IdentityIndex, Resolution};
+use crate::identity::{Found, Handle, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
 use crate::time::{Span, Timestamp};
@@ -340,35 +340,49 @@ impl Engine {
             self.settle();
             return Ok(());
         }
-        let resolution = {
-            let by_key = &self.by_key;
-            let slots = &self.slots;
-            self.identity.resolve(event.customer(), |k| {
-                by_key
-                    .get(k)
-                    .and_then(|s| slots[s as usize].as_ref())
-                    .is_some_and(|c| c.provisional)
-            })
-        };
-        let (key, provisional, absorb, linked) = match resolution {
-            Resolution::Customer {
-                key,
-                provisional,
-                absorb,
-                linked,
-            } => (key, provisional, absorb, linked),
-            Resolution::Ambiguous(why) => {
-                return Err(self.reject(
-                    RejectReason::AmbiguousCustomer,
-                    format!("no customer id, and its identifiers can't tell which customer: {why}; publish the CRM's customer id"),
-                ))
+        let c = event.customer();
+        let (slot, Linked { absorb, linked }) = match c.id.as_deref() {
+            Some(id) => {
+                let slot = self.customer_slot(id, false);
+                let to = self.handle(slot);
+                let slots = &self.slots;
+                (slot, self.identity.link_all(c, to, |h| status(slots, h)))
+            }
+            None => {
+                let slots = &self.slots;
+                let (slot, unknown) = match self.identity.find(c, |h| status(slots, h)) {
+                    Found::Customer { handle, unknown } => (handle.slot, unknown),
+                    Found::New { key, unknown } => (self.customer_slot(&key, true), unknown),
+                    Found::Ambiguous(why) => {
+                        return Err(self.reject(
+                            RejectReason::AmbiguousCustomer,
+                            format!("no customer id, and its identifiers can't tell which customer: {why}; publish the CRM's customer id"),
+                        ))
+                    }
+                };
+                let to = self.handle(slot);
+                self.identity.attach(&unknown, to);
+                (
+                    slot,
+                    Linked {
+                        absorb: Vec::new(),
+                        linked: unknown,
+                    },
+                )
             }
         };
-        let slot = self.customer_slot(key.as_str(), provisional);
         self.note_customer(slot, &linked);
         self.place(slot, event, late, absorb)?;
         self.settle();
         Ok(())
+    }
+
+    /// The identity index's handle of a live customer.
+    fn handle(&self, slot: u32) -> Handle {
+        Handle {
+            slot,
+            generation: self.generations[slot as usize],
+        }
     }
 
     /// The slot of the customer an event names by id, when every identifier it carries is
@@ -394,13 +408,13 @@ impl Engine {
         slot: u32,
         event: &Event,
         late: bool,
-        absorb: Vec<Arc<str>>,
+        absorb: Vec<Handle>,
     ) -> Result<(), Rejection> {
         self.note_attributes(slot, event.customer());
         let entry = self.entry_for(event, late);
         let absorbed_any = !absorb.is_empty();
         for other in absorb {
-            self.absorb(slot, &other);
+            self.absorb(slot, other);
         }
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         if cust.contains(entry.tie, entry.source, &entry.event_id) {
@@ -679,11 +693,9 @@ impl Engine {
     }
 
     /// Merges the provisional customer `other` into `slot`.
-    fn absorb(&mut self, slot: u32, other: &Arc<str>) {
-        let Some(other_slot) = self.by_key.get(other) else {
-            return;
-        };
-        if other_slot == slot {
+    fn absorb(&mut self, slot: u32, other: Handle) {
+        let other_slot = other.slot;
+        if other_slot == slot || status(&self.slots, other).is_none() {
             return;
         }
         // What a merge re-issues must not depend on when housekeeping last ran: both sides
@@ -699,7 +711,7 @@ impl Engine {
         let Some(gone) = self.slots[other_slot as usize].take() else {
             return;
         };
-        self.by_key.remove(other);
+        self.by_key.remove(&gone.key);
         self.free.push(other_slot);
         self.stats.merges += 1;
         let into = self.slots[slot as usize].as_mut().expect("live slot");
@@ -754,7 +766,8 @@ impl Engine {
                 *mine = theirs;
             }
         }
-        self.identity.relink(&gone.identifiers, other, &into_key);
+        self.identity
+            .relink(&gone.identifiers, other, self.handle(slot));
         self.ledger
             .redirect(other_slot, slot, into_generation, into_hash);
         if let Some(o) = dropped_owner {
@@ -906,13 +919,29 @@ impl Engine {
         {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);
-            self.identity.forget(&gone.identifiers, &gone.key);
+            self.identity.forget(
+                &gone.identifiers,
+                Handle {
+                    slot,
+                    generation: gone.generation,
+                },
+            );
             self.free.push(slot);
             self.stats.customers_evicted += 1;
         } else {
             self.schedule_housekeeping(slot);
         }
     }
+}
+
+/// What the identity index needs to know of a handle: whether a live customer has it, and
+/// whether that customer is provisional.
+fn status(slots: &[Option<Customer>], h: Handle) -> Status {
+    slots
+        .get(h.slot as usize)?
+        .as_ref()
+        .filter(|c| c.generation == h.generation)
+        .map(|c| c.provisional)
 }
 
 /// The order in which the core places events of one customer: event time, then ownership

@@ -342,8 +342,9 @@ impl Engine {
         let mut notes = Vec::new();
         for (kind, value) in &q.idents {
             match self.identity.lookup(*kind, value) {
-                Lookup::Customer(key) if self.customer_at(key).is_some() => {
-                    note(key, kind.as_str())
+                Lookup::Customer(h) if super::status(&self.slots, h).is_some() => {
+                    let cust = self.slots[h.slot as usize].as_ref().expect("live slot");
+                    note(&cust.key, kind.as_str())
                 }
                 Lookup::Customer(_) | Lookup::Unknown => {}
                 Lookup::Ambiguous(n) => notes.push(format!(

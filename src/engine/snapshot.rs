@@ -31,7 +31,7 @@ use super::timers::TimerKind;
 use super::Engine;
 use crate::config::{Roster, Rules, Severity};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
-use crate::identity::{IdentKind, Link};
+use crate::identity::{Handle, IdentKind, Link};
 use crate::ingest::RejectReason;
 use crate::output::{Output, OutputType};
 use crate::time::Timestamp;
@@ -56,7 +56,7 @@ pub struct Snapshot {
     generations: Vec<u32>,
     free: Vec<u32>,
     customers: Vec<CustomerSnap>,
-    links: Vec<(String, Box<str>, Link)>,
+    links: Vec<(String, Box<str>, LinkSnap)>,
     shared_count: u64,
     /// Accepted events per source: counts by contact kind, then ownership action.
     event_counts: Vec<(Arc<str>, [u64; 13])>,
@@ -64,6 +64,16 @@ pub struct Snapshot {
     alert_counts: Vec<(Arc<str>, String, u64)>,
     stats: StatsSnap,
     ledger: LedgerSnap,
+}
+
+/// What an identifier points at, by customer key ([`Link`] holds slot handles, which only mean
+/// something inside one engine).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum LinkSnap {
+    One(Arc<str>),
+    /// Sorted.
+    Many(Vec<Arc<str>>),
+    Shared,
 }
 
 /// An entry's order key: (time, order, tie).
@@ -426,11 +436,28 @@ impl Engine {
             customers,
             links: {
                 // Sorted: a snapshot's bytes don't depend on hash-map iteration order.
-                let mut links: Vec<(String, Box<str>, Link)> = self
+                // Every handle a link holds is a live customer's (see `IdentityIndex`); one
+                // that isn't would be left out, as restoring leaves out links to no one.
+                let key = |h: &Handle| {
+                    let cust = self.slots[h.slot as usize].as_ref();
+                    let cust = cust.filter(|c| c.generation == h.generation);
+                    debug_assert!(cust.is_some(), "a link to no live customer");
+                    cust.map(|c| c.key.clone())
+                };
+                let mut links: Vec<(String, Box<str>, LinkSnap)> = self
                     .identity
                     .links()
-                    .map(|(k, ident, link)| {
-                        (k.as_str().to_string(), Box::from(ident), link.clone())
+                    .filter_map(|(k, ident, link)| {
+                        let link = match link {
+                            Link::One(h) => LinkSnap::One(key(h)?),
+                            Link::Many(hs) => {
+                                let mut keys: Vec<Arc<str>> = hs.iter().filter_map(key).collect();
+                                keys.sort();
+                                LinkSnap::Many(keys)
+                            }
+                            Link::Shared => LinkSnap::Shared,
+                        };
+                        Some((k.as_str().to_string(), Box::from(ident), link))
                     })
                     .collect();
                 links.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -515,8 +542,30 @@ impl Engine {
             e.place_in_pool(c.slot);
         }
         for (kind, ident, link) in &snap.links {
-            e.identity
-                .restore_link(ident_kind(kind)?, ident, link.clone());
+            let handle = |key: &Arc<str>| {
+                let slot = e.by_key.get(key)?;
+                e.slots[slot as usize].as_ref().map(|c| Handle {
+                    slot,
+                    generation: c.generation,
+                })
+            };
+            let link = match link {
+                LinkSnap::One(key) => handle(key).map(Link::One),
+                LinkSnap::Many(keys) => {
+                    let hs: Vec<Handle> = keys.iter().filter_map(handle).collect();
+                    match hs[..] {
+                        [] => None,
+                        [only] => Some(Link::One(only)),
+                        _ => Some(Link::Many(hs)),
+                    }
+                }
+                LinkSnap::Shared => Some(Link::Shared),
+            };
+            // A link to a customer the snapshot doesn't hold points at no one: as if the
+            // identifier had never been seen.
+            if let Some(link) = link {
+                e.identity.restore_link(ident_kind(kind)?, ident, link);
+            }
         }
         e.identity.shared_count = snap.shared_count;
         for (source, row) in &snap.event_counts {

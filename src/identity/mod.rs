@@ -14,7 +14,6 @@ use crate::event::CustomerRef;
 /// Identifier text → link. hashbrown's `entry_ref` looks up by `&str` and allocates the key
 /// only when it inserts.
 type Links = hashbrown::HashMap<Box<str>, Link, rustc_hash::FxBuildHasher>;
-use std::sync::Arc;
 
 /// An identifier kind, in the order used to resolve id-less events (most specific first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,60 +34,65 @@ impl IdentKind {
     }
 }
 
+/// A customer as the engine holds it: its slot, and the slot's generation when the link was
+/// made. Links hold handles rather than customer keys: following a link is then a slot index,
+/// not a key look-up, and linking an identifier allocates and shares nothing. The generation
+/// tells a handle to a slot that has since been reused (the engine checks it: see
+/// [`Status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// What the engine says about a handle: `None` when no live customer has it (the customer was
+/// evicted or merged and its slot reused), else whether the customer is provisional.
+pub type Status = Option<bool>;
+
 /// What an identifier points at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     /// Exactly one customer.
-    One(Arc<str>),
+    One(Handle),
     /// Several CRM ids: ambiguous, not used to resolve.
-    Many(Vec<Arc<str>>),
+    Many(Vec<Handle>),
     /// Demoted for good: seen with too many customers, or configured as shared.
     Shared,
 }
 
-/// The customer key an event resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Key<'e> {
-    /// The CRM id named by the event.
-    Id(&'e str),
-    /// A customer found through a link.
-    Linked(Arc<str>),
-    /// A new provisional customer, keyed by its first identifier (`phone:+86…`).
-    New(String),
+/// The identifiers an event that names its customer id links to that customer.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Linked<'e> {
+    /// Provisional customers that turned out to be this one and must be merged into it.
+    pub absorb: Vec<Handle>,
+    /// Identifiers linked to the customer by this event (new knowledge).
+    pub linked: Vec<(IdentKind, &'e str)>,
 }
 
-impl Key<'_> {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Key::Id(s) => s,
-            Key::Linked(k) => k,
-            Key::New(s) => s,
-        }
-    }
-}
-
-/// How an event's customer was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution<'e> {
-    /// This customer key (existing or new).
+/// The customer of an event that names no customer id.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found<'e> {
+    /// The customer an identifier is linked to; `unknown` are the event's identifiers linked to
+    /// no one yet, to [`IdentityIndex::attach`] to it.
     Customer {
-        key: Key<'e>,
-        /// Keyed by an identifier because no CRM id is known yet.
-        provisional: bool,
-        /// Provisional customers that turned out to be this one and must be merged into it.
-        absorb: Vec<Arc<str>>,
-        /// Identifiers linked to the customer by this event (new knowledge).
-        linked: Vec<(IdentKind, &'e str)>,
+        handle: Handle,
+        unknown: Vec<(IdentKind, &'e str)>,
     },
-    /// No id, and every identifier is shared or ambiguous.
+    /// No identifier is known: a new provisional customer, keyed by its first identifier
+    /// (`phone:+86…`).
+    New {
+        key: String,
+        unknown: Vec<(IdentKind, &'e str)>,
+    },
+    /// Every identifier is shared or ambiguous: why.
     Ambiguous(String),
 }
 
 /// What an identifier points at, for read-only questions (the API's pre-contact check).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup<'a> {
+pub enum Lookup {
     /// Exactly one customer.
-    Customer(&'a Arc<str>),
+    Customer(Handle),
     /// Seen with this many different customer ids: it can't tell which one.
     Ambiguous(usize),
     /// A shared identifier (switchboard, purchasing mailbox): never used to find anyone.
@@ -98,6 +102,12 @@ pub enum Lookup<'a> {
 }
 
 /// Identifier → customer links, with demotion of shared identifiers.
+///
+/// Every handle a link holds is a live customer's, and that customer lists the identifier among
+/// its own: links are made only to a live customer (which records what was linked), moved by
+/// [`IdentityIndex::relink`] when it is merged and removed by [`IdentityIndex::forget`] when it is
+/// evicted. The engine still checks a handle's generation before it follows one, so a broken
+/// promise shows as an unknown identifier, never as someone else's customer.
 #[derive(Debug)]
 pub struct IdentityIndex {
     /// One map per identifier kind, so lookups borrow the event's text (no allocation).
@@ -134,97 +144,86 @@ impl IdentityIndex {
         .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 
-    /// Finds (or names) the customer of an event and records the links it reveals.
-    /// `is_provisional` says whether an existing key is provisional.
-    pub fn resolve<'e>(
+    /// Links the identifiers of an event that names its customer by CRM id to that customer
+    /// (`to`, live). `status` tells what the handles already linked are.
+    pub fn link_all<'e>(
         &mut self,
         c: &'e CustomerRef,
-        is_provisional: impl Fn(&str) -> bool,
-    ) -> Resolution<'e> {
-        if let Some(id) = c.id.as_deref() {
-            let mut absorb = Vec::new();
-            let mut linked = Vec::new();
-            let mut key: Option<Arc<str>> = None;
-            for (kind, ident) in Self::identifiers(c) {
-                let (newly, absorbed) = self.link(kind, ident, id, &mut key, &is_provisional);
-                if newly {
-                    linked.push((kind, ident));
-                }
-                if let Some(p) = absorbed {
-                    if !absorb.contains(&p) {
-                        absorb.push(p);
-                    }
+        to: Handle,
+        status: impl Fn(Handle) -> Status,
+    ) -> Linked<'e> {
+        let mut out = Linked::default();
+        for (kind, ident) in Self::identifiers(c) {
+            let (newly, absorbed) = self.link(kind, ident, to, &status);
+            if newly {
+                out.linked.push((kind, ident));
+            }
+            if let Some(p) = absorbed {
+                if !out.absorb.contains(&p) {
+                    out.absorb.push(p);
                 }
             }
-            return Resolution::Customer {
-                key: Key::Id(id),
-                provisional: false,
-                absorb,
-                linked,
-            };
         }
-        let mut found: Option<Arc<str>> = None;
+        out
+    }
+
+    /// Finds the customer of an event that names no CRM id, by the first of its identifiers
+    /// linked to exactly one live customer. Records nothing: the engine
+    /// [`attaches`](IdentityIndex::attach) the unknown identifiers once it has the customer.
+    pub fn find<'e>(&self, c: &'e CustomerRef, status: impl Fn(Handle) -> Status) -> Found<'e> {
+        let mut found: Option<Handle> = None;
         let mut unknown: Vec<(IdentKind, &'e str)> = Vec::new();
         let mut blocked: Vec<String> = Vec::new();
         for (kind, ident) in Self::identifiers(c) {
             match self.links[kind as usize].get(ident) {
-                Some(Link::One(k)) => {
+                Some(Link::One(h)) if status(*h).is_some() => {
                     if found.is_none() {
-                        found = Some(k.clone());
+                        found = Some(*h);
                     }
                 }
-                Some(Link::Many(ks)) => blocked.push(format!(
+                Some(Link::Many(hs)) => blocked.push(format!(
                     "{} {ident} belongs to {} customers",
                     kind.as_str(),
-                    ks.len()
+                    hs.len()
                 )),
                 Some(Link::Shared) => {
                     blocked.push(format!("{} {ident} is a shared identifier", kind.as_str()))
                 }
-                None => unknown.push((kind, ident)),
+                // Never seen, or linked to a customer that is gone.
+                Some(Link::One(_)) | None => unknown.push((kind, ident)),
             }
         }
-        let (key, arc, provisional) = match found {
-            Some(k) => {
-                let p = is_provisional(&k);
-                (Key::Linked(k.clone()), k, p)
-            }
-            None => match unknown.first() {
-                Some((kind, ident)) => {
-                    let name = format!("{}:{ident}", kind.as_str());
-                    let arc: Arc<str> = Arc::from(name.as_str());
-                    (Key::New(name), arc, true)
-                }
-                None => return Resolution::Ambiguous(blocked.join("; ")),
+        match (found, unknown.first()) {
+            (Some(handle), _) => Found::Customer { handle, unknown },
+            (None, Some((kind, ident))) => Found::New {
+                key: format!("{}:{ident}", kind.as_str()),
+                unknown,
             },
-        };
-        for (kind, ident) in &unknown {
-            self.links[*kind as usize].insert(Box::from(*ident), Link::One(arc.clone()));
-        }
-        Resolution::Customer {
-            key,
-            provisional,
-            absorb: Vec::new(),
-            linked: unknown,
+            (None, None) => Found::Ambiguous(blocked.join("; ")),
         }
     }
 
-    /// Links `ident` to the CRM id `id` (its `Arc` made once, on first need, in `key`). Returns
-    /// whether the link is new for `id`, and a provisional customer the identifier pointed at,
-    /// which must now be merged into `id`.
+    /// Links identifiers that [`IdentityIndex::find`] reported unknown to the customer it found
+    /// or the engine made.
+    pub fn attach(&mut self, idents: &[(IdentKind, &str)], to: Handle) {
+        for (kind, ident) in idents {
+            self.links[*kind as usize].insert(Box::from(*ident), Link::One(to));
+        }
+    }
+
+    /// Links `ident` to the customer `to`. Returns whether the link is new for `to`, and a
+    /// provisional customer the identifier pointed at, which must now be merged into `to`.
     fn link(
         &mut self,
         kind: IdentKind,
         ident: &str,
-        id: &str,
-        key: &mut Option<Arc<str>>,
-        is_provisional: &impl Fn(&str) -> bool,
-    ) -> (bool, Option<Arc<str>>) {
+        to: Handle,
+        status: &impl Fn(Handle) -> Status,
+    ) -> (bool, Option<Handle>) {
         let limit = self.limit;
-        let mut arc = || key.get_or_insert_with(|| Arc::from(id)).clone();
         let link = match self.links[kind as usize].entry_ref(ident) {
             hashbrown::hash_map::EntryRef::Vacant(v) => {
-                v.insert_with_key(Box::from(ident), Link::One(arc()));
+                v.insert_with_key(Box::from(ident), Link::One(to));
                 return (true, None);
             }
             hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
@@ -232,31 +231,38 @@ impl IdentityIndex {
         match link {
             Link::Shared => (false, None),
             Link::One(existing) => {
-                if &**existing == id {
+                if *existing == to {
                     return (false, None);
                 }
-                if is_provisional(existing) {
-                    let absorbed = existing.clone();
-                    *link = Link::One(arc());
-                    return (true, Some(absorbed));
+                match status(*existing) {
+                    // Linked to a customer that is gone: as if never seen.
+                    None => {
+                        *link = Link::One(to);
+                        (true, None)
+                    }
+                    Some(true) => {
+                        let absorbed = *existing;
+                        *link = Link::One(to);
+                        (true, Some(absorbed))
+                    }
+                    Some(false) => {
+                        let both = vec![*existing, to];
+                        *link = if both.len() >= limit {
+                            self.shared_count += 1;
+                            Link::Shared
+                        } else {
+                            Link::Many(both)
+                        };
+                        (true, None)
+                    }
                 }
-                let mut both = vec![existing.clone(), arc()];
-                both.sort();
-                *link = if both.len() >= limit {
-                    self.shared_count += 1;
-                    Link::Shared
-                } else {
-                    Link::Many(both)
-                };
-                (true, None)
             }
-            Link::Many(keys) => {
-                if keys.iter().any(|k| &**k == id) {
+            Link::Many(handles) => {
+                if handles.contains(&to) {
                     return (false, None);
                 }
-                keys.push(arc());
-                keys.sort();
-                if keys.len() >= limit {
+                handles.push(to);
+                if handles.len() >= limit {
                     *link = Link::Shared;
                     self.shared_count += 1;
                 }
@@ -266,39 +272,39 @@ impl IdentityIndex {
     }
 
     /// What a normalized identifier points at, without recording anything.
-    pub fn lookup(&self, kind: IdentKind, ident: &str) -> Lookup<'_> {
+    pub fn lookup(&self, kind: IdentKind, ident: &str) -> Lookup {
         match self.links[kind as usize].get(ident) {
-            Some(Link::One(k)) => Lookup::Customer(k),
-            Some(Link::Many(ks)) => Lookup::Ambiguous(ks.len()),
+            Some(Link::One(h)) => Lookup::Customer(*h),
+            Some(Link::Many(hs)) => Lookup::Ambiguous(hs.len()),
             Some(Link::Shared) => Lookup::Shared,
             None => Lookup::Unknown,
         }
     }
 
     /// Points every identifier of `from` at `to` (after a merge).
-    pub fn relink(&mut self, idents: &[(IdentKind, Box<str>)], from: &str, to: &Arc<str>) {
+    pub fn relink(&mut self, idents: &[(IdentKind, Box<str>)], from: Handle, to: Handle) {
         for (kind, ident) in idents {
             if let Some(link) = self.links[*kind as usize].get_mut(&**ident) {
-                if matches!(link, Link::One(k) if &**k == from) {
-                    *link = Link::One(to.clone());
+                if *link == Link::One(from) {
+                    *link = Link::One(to);
                 }
             }
         }
     }
 
     /// Forgets an evicted customer's links (shared identifiers stay demoted).
-    pub fn forget(&mut self, idents: &[(IdentKind, Box<str>)], key: &str) {
+    pub fn forget(&mut self, idents: &[(IdentKind, Box<str>)], gone: Handle) {
         for (kind, ident) in idents {
             let map = &mut self.links[*kind as usize];
             let remove = match map.get_mut(&**ident) {
-                Some(Link::One(k)) => &**k == key,
+                Some(Link::One(h)) => *h == gone,
                 Some(link @ Link::Many(_)) => {
-                    let Link::Many(keys) = link else {
+                    let Link::Many(handles) = link else {
                         unreachable!()
                     };
-                    keys.retain(|k| &**k != key);
-                    if keys.len() == 1 {
-                        *link = Link::One(keys[0].clone());
+                    handles.retain(|h| *h != gone);
+                    if let [only] = handles[..] {
+                        *link = Link::One(only);
                     }
                     false
                 }
@@ -348,33 +354,41 @@ mod tests {
         }
     }
 
-    fn key_of(r: Resolution<'_>) -> String {
-        match r {
-            Resolution::Customer { key, .. } => key.as_str().to_string(),
-            Resolution::Ambiguous(why) => format!("ambiguous: {why}"),
+    fn h(slot: u32) -> Handle {
+        Handle {
+            slot,
+            generation: 1,
         }
+    }
+
+    /// Every handle is a live customer; the ones in `provisional` are provisional.
+    fn live(provisional: &[Handle]) -> impl Fn(Handle) -> Status + '_ {
+        move |x| Some(provisional.contains(&x))
     }
 
     #[test]
     fn a_phone_finds_the_customer_it_was_seen_with() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.resolve(&cref(Some("C1"), Some("+8613800138000")), |_| false);
+        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
         assert_eq!(
-            key_of(ix.resolve(&cref(None, Some("+8613800138000")), |_| false)),
-            "C1"
+            ix.find(&cref(None, Some("+8613800138000")), live(&[])),
+            Found::Customer {
+                handle: h(0),
+                unknown: vec![]
+            }
         );
     }
 
     #[test]
     fn a_switchboard_never_merges_customers() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        for id in ["C1", "C2", "C3", "C4"] {
-            ix.resolve(&cref(Some(id), Some("+862160000000")), |_| false);
+        for slot in 0..4 {
+            ix.link_all(&cref(Some("C"), Some("+862160000000")), h(slot), live(&[]));
         }
-        assert!(
-            key_of(ix.resolve(&cref(None, Some("+862160000000")), |_| false))
-                .starts_with("ambiguous")
-        );
+        let Found::Ambiguous(why) = ix.find(&cref(None, Some("+862160000000")), live(&[])) else {
+            panic!("a shared number must not find anyone")
+        };
+        assert_eq!(why, "phone +862160000000 is a shared identifier");
         assert_eq!(ix.shared_count, 1);
     }
 
@@ -382,14 +396,54 @@ mod tests {
     fn a_provisional_customer_is_absorbed_when_its_id_appears() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
         let a = cref(None, Some("+8613800138000"));
-        let first = ix.resolve(&a, |_| false);
-        assert_eq!(key_of(first), "phone:+8613800138000");
-        let b = cref(Some("C1"), Some("+8613800138000"));
-        let r = ix.resolve(&b, |k| k.starts_with("phone:"));
-        let Resolution::Customer { key, absorb, .. } = r else {
-            panic!("resolved")
+        let Found::New { key, unknown } = ix.find(&a, live(&[])) else {
+            panic!("an unknown phone makes a new customer")
         };
-        assert_eq!(key.as_str(), "C1");
-        assert_eq!(absorb, vec![Arc::<str>::from("phone:+8613800138000")]);
+        assert_eq!(key, "phone:+8613800138000");
+        ix.attach(&unknown, h(0));
+        let b = cref(Some("C1"), Some("+8613800138000"));
+        let linked = ix.link_all(&b, h(1), live(&[h(0)]));
+        assert_eq!(linked.absorb, vec![h(0)]);
+        assert_eq!(linked.linked, vec![(IdentKind::Phone, "+8613800138000")]);
+        assert_eq!(
+            ix.lookup(IdentKind::Phone, "+8613800138000"),
+            Lookup::Customer(h(1))
+        );
+    }
+
+    #[test]
+    fn a_link_to_a_customer_that_is_gone_counts_as_unknown() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
+        let gone = |_| None;
+        let by_phone = cref(None, Some("+8613800138000"));
+        let Found::New { unknown, .. } = ix.find(&by_phone, gone) else {
+            panic!("a stale link must not find anyone")
+        };
+        assert_eq!(unknown, vec![(IdentKind::Phone, "+8613800138000")]);
+        // Linked again by id: taken over, not counted as a second customer.
+        let by_id = cref(Some("C2"), Some("+8613800138000"));
+        let linked = ix.link_all(&by_id, h(1), gone);
+        assert_eq!(linked.absorb, vec![]);
+        assert_eq!(
+            ix.lookup(IdentKind::Phone, "+8613800138000"),
+            Lookup::Customer(h(1))
+        );
+    }
+
+    #[test]
+    fn forgetting_one_of_two_customers_leaves_the_other_linked() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
+        ix.link_all(&cref(Some("C2"), Some("+8613800138000")), h(1), live(&[]));
+        assert_eq!(
+            ix.lookup(IdentKind::Phone, "+8613800138000"),
+            Lookup::Ambiguous(2)
+        );
+        ix.forget(&[(IdentKind::Phone, "+8613800138000".into())], h(0));
+        assert_eq!(
+            ix.lookup(IdentKind::Phone, "+8613800138000"),
+            Lookup::Customer(h(1))
+        );
     }
 }
