@@ -38,6 +38,12 @@ fn with_joined<'p, T>(
     hash(&stack[..len])
 }
 
+/// The 64-bit XXH3 of one text: what the core finds customer ids, identifiers and rep ids by
+/// (`engine::keys`, [`crate::digest_map`]).
+pub fn text(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
 /// The 64-bit XXH3 of `parts` concatenated.
 pub fn xxh3_64_parts<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> u64 {
     with_joined(parts, xxhash_rust::xxh3::xxh3_64)

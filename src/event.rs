@@ -211,13 +211,16 @@ pub struct Ownership {
 /// Hashes of an event that the core needs for every event, computed once: by the parsing thread
 /// when there is one ([`Event::compute_digests`]), else when the core first asks. A cache, not
 /// part of what the event says: events compare equal whatever it holds. It is derived from the
-/// source, the event id and the customer id: build a new event rather than changing those on one
-/// whose digests may be computed (nothing in leadguard changes them after parsing).
+/// source, the event id, the customer's id and identifiers and the rep's id: build a new event
+/// rather than changing those on one whose digests may be computed (nothing in leadguard changes
+/// them after parsing).
 #[derive(Debug, Clone, Default)]
 pub struct Digests {
     // Cells, not locks: an event is moved between threads, never shared by them.
     tie: std::cell::OnceCell<u64>,
     customer_id: std::cell::OnceCell<u64>,
+    idents: std::cell::OnceCell<[u64; 3]>,
+    rep: std::cell::OnceCell<Option<u64>>,
 }
 
 impl PartialEq for Digests {
@@ -230,7 +233,7 @@ impl Eq for Digests {}
 
 /// The hash a customer id is looked up by (see `engine::keys`).
 pub fn customer_id_hash(id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+    crate::digest::text(id)
 }
 
 /// Anything the core consumes.
@@ -296,11 +299,33 @@ impl Event {
         )
     }
 
+    /// The [`crate::digest::text`] of the customer's phone, email and company, in that order
+    /// (0 for one the event doesn't name).
+    pub fn ident_digests(&self) -> [u64; 3] {
+        *self.digests().idents.get_or_init(|| {
+            let c = self.customer();
+            [&c.phone, &c.email, &c.company].map(|v| v.as_deref().map_or(0, crate::digest::text))
+        })
+    }
+
+    /// The [`crate::digest::text`] of the rep's id (an ownership event may name no rep).
+    pub fn rep_digest(&self) -> Option<u64> {
+        *self.digests().rep.get_or_init(|| {
+            let rep = match self {
+                Event::Activity(a) => Some(&a.rep),
+                Event::Ownership(o) => o.rep.as_ref(),
+            };
+            rep.map(|r| crate::digest::text(&r.id))
+        })
+    }
+
     /// Computes the digests now, so that the thread that parsed the event pays for them rather
     /// than the core's.
     pub fn compute_digests(&self) {
         self.tie();
         self.customer_id_hash();
+        self.ident_digests();
+        self.rep_digest();
     }
 }
 

@@ -46,6 +46,7 @@ pub mod api;
 pub mod calendar;
 pub mod config;
 pub mod digest;
+pub mod digest_map;
 pub mod engine;
 pub mod event;
 pub mod gen;

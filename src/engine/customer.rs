@@ -240,7 +240,7 @@ pub struct Customer {
     pub provisional: bool,
     /// Bumped on reuse of a slot, so stale timers are ignored.
     pub generation: u32,
-    pub identifiers: Vec<(crate::identity::IdentKind, Box<str>)>,
+    pub identifiers: Vec<crate::identity::Identifier>,
     pub region: Sym,
     pub industry: Sym,
     pub tier: Sym,

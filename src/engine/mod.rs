@@ -39,7 +39,7 @@ pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
 use crate::event::{Activity, ContactKind, Event, EventId, Ownership, OwnershipAction};
-use crate::identity::{Found, Handle, IdentityIndex, Linked, Status};
+use crate::identity::{Found, Handle, Ident, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
 use crate::time::{Span, Timestamp};
@@ -341,16 +341,20 @@ impl Engine {
             return Ok(());
         }
         let c = event.customer();
+        let idents = IdentityIndex::identifiers(c, event.ident_digests());
         let (slot, Linked { absorb, linked }) = match c.id.as_deref() {
             Some(id) => {
                 let slot = self.customer_slot(id, false);
                 let to = self.handle(slot);
                 let slots = &self.slots;
-                (slot, self.identity.link_all(c, to, |h| status(slots, h)))
+                (
+                    slot,
+                    self.identity.link_all(idents, to, |h| status(slots, h)),
+                )
             }
             None => {
                 let slots = &self.slots;
-                let (slot, unknown) = match self.identity.find(c, |h| status(slots, h)) {
+                let (slot, unknown) = match self.identity.find(idents, |h| status(slots, h)) {
                     Found::Customer { handle, unknown } => (handle.slot, unknown),
                     Found::New { key, unknown } => (self.customer_slot(&key, true), unknown),
                     Found::Ambiguous(why) => {
@@ -393,12 +397,8 @@ impl Engine {
             .by_key
             .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)?;
         let cust = self.slots[slot as usize].as_ref()?;
-        IdentityIndex::identifiers(c)
-            .all(|(kind, ident)| {
-                cust.identifiers
-                    .iter()
-                    .any(|(k, v)| *k == kind && &**v == ident)
-            })
+        IdentityIndex::identifiers(c, event.ident_digests())
+            .all(|i| cust.identifiers.iter().any(|known| known.is(&i)))
             .then_some(slot)
     }
 
@@ -483,10 +483,10 @@ impl Engine {
     }
 
     /// Records the identifiers newly linked to the customer.
-    fn note_customer(&mut self, slot: u32, linked: &[(crate::identity::IdentKind, &str)]) {
+    fn note_customer(&mut self, slot: u32, linked: &[Ident<'_>]) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        for (kind, ident) in linked {
-            cust.identifiers.push((*kind, (*ident).into()));
+        for ident in linked {
+            cust.identifiers.push((*ident).into());
         }
     }
 
@@ -547,7 +547,7 @@ impl Engine {
                 direction,
                 ..
             }) => {
-                let (idx, team, role) = self.rep_context(rep);
+                let (idx, team, role) = self.rep_context(rep, event.rep_digest());
                 Entry {
                     t: *occurred_at,
                     order: 1,
@@ -571,13 +571,10 @@ impl Engine {
                 ..
             }) => {
                 let rep = rep.as_ref().map(|r| {
-                    let (idx, team, _) = self.rep_context(r);
+                    let (idx, team, _) = self.rep_context(r, event.rep_digest());
                     (idx, team)
                 });
-                let account_team = account_team
-                    .iter()
-                    .map(|id| self.reps.intern(id, &mut self.words))
-                    .collect();
+                let account_team = account_team.iter().map(|id| self.reps.intern(id)).collect();
                 let t = if late {
                     self.watermark().unwrap_or(*occurred_at)
                 } else {
@@ -601,8 +598,16 @@ impl Engine {
     }
 
     /// The rep's handle, team and role: the roster's word first, then the event's.
-    fn rep_context(&mut self, rep: &crate::event::RepRef) -> (RepIdx, Sym, Sym) {
-        let idx = self.reps.intern(&rep.id, &mut self.words);
+    fn rep_context(
+        &mut self,
+        rep: &crate::event::RepRef,
+        digest: Option<u64>,
+    ) -> (RepIdx, Sym, Sym) {
+        let id = crate::digest_map::Digested {
+            text: &rep.id,
+            digest: digest.unwrap_or_else(|| crate::digest::text(&rep.id)),
+        };
+        let idx = self.reps.intern_digested(id);
         let info = self.reps.get(idx);
         let (mut team, mut role) = (info.team, info.role);
         if team.is_none() {
@@ -752,9 +757,9 @@ impl Engine {
             into.base.owner = gone.base.owner;
         }
         into.base.cooldowns.extend(gone.base.cooldowns);
-        for (k, v) in &gone.identifiers {
-            if !into.identifiers.iter().any(|(a, b)| a == k && b == v) {
-                into.identifiers.push((*k, v.clone()));
+        for ident in &gone.identifiers {
+            if !into.identifiers.contains(ident) {
+                into.identifiers.push(ident.clone());
             }
         }
         for (mine, theirs) in [

@@ -297,9 +297,9 @@ impl Engine {
             identifiers: cust
                 .identifiers
                 .iter()
-                .map(|(k, v)| IdentifierView {
-                    kind: k.as_str(),
-                    value: v.clone(),
+                .map(|i| IdentifierView {
+                    kind: i.kind.as_str(),
+                    value: i.text.clone(),
                 })
                 .collect(),
             recent_contacts,

@@ -4,6 +4,7 @@
 //! keeps the strings here once.
 
 use crate::config::Roster;
+use crate::digest_map::{DigestMap, Digested};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
@@ -85,14 +86,15 @@ impl RepInfo {
 #[derive(Debug, Default)]
 pub struct Reps {
     pub list: Vec<RepInfo>,
-    index: FxHashMap<Arc<str>, RepIdx>,
+    /// By the digest of the rep id, which events carry ([`crate::event::Event::rep_digest`]).
+    index: DigestMap<RepIdx>,
 }
 
 impl Reps {
     pub fn from_roster(roster: &Roster, words: &mut Interner) -> Reps {
         let mut reps = Reps::default();
         for r in &roster.reps {
-            let idx = reps.insert(&r.id, words);
+            let idx = reps.insert(Digested::new(&r.id));
             let info = &mut reps.list[idx.0 as usize];
             info.team = words.intern_opt(r.team.as_deref());
             info.role = words.intern_opt(r.role.as_deref());
@@ -110,11 +112,10 @@ impl Reps {
         reps
     }
 
-    fn insert(&mut self, id: &str, _words: &mut Interner) -> RepIdx {
+    fn insert(&mut self, id: Digested<'_>) -> RepIdx {
         let idx = RepIdx(self.list.len() as u32);
-        let id: Arc<str> = Arc::from(id);
         self.list.push(RepInfo {
-            id: id.clone(),
+            id: Arc::from(id.text),
             team: Sym::NONE,
             role: Sym::NONE,
             manager: Sym::NONE,
@@ -132,10 +133,15 @@ impl Reps {
     }
 
     /// The rep's handle, adding reps the roster doesn't list.
-    pub fn intern(&mut self, id: &str, words: &mut Interner) -> RepIdx {
+    pub fn intern(&mut self, id: &str) -> RepIdx {
+        self.intern_digested(Digested::new(id))
+    }
+
+    /// [`Reps::intern`] for a rep id whose digest is known.
+    pub fn intern_digested(&mut self, id: Digested<'_>) -> RepIdx {
         match self.index.get(id) {
             Some(&idx) => idx,
-            None => self.insert(id, words),
+            None => self.insert(id),
         }
     }
 
@@ -152,6 +158,6 @@ impl Reps {
     }
 
     pub fn lookup(&self, id: &str) -> Option<RepIdx> {
-        self.index.get(id).copied()
+        self.index.get(Digested::new(id)).copied()
     }
 }

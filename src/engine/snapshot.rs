@@ -362,7 +362,7 @@ impl Engine {
                 identifiers: c
                     .identifiers
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                    .map(|i| (i.kind.as_str().to_string(), i.text.clone()))
                     .collect(),
                 region: word(c.region),
                 industry: word(c.industry),
@@ -515,7 +515,7 @@ impl Engine {
             e.words.intern(w);
         }
         for r in &snap.reps {
-            e.reps.intern(r, &mut e.words);
+            e.reps.intern(r);
         }
         e.clock = snap.clock.map(Timestamp);
         e.drained_to = snap.drained_to.map(Timestamp);
@@ -635,7 +635,8 @@ impl Engine {
 fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, RestoreError> {
     let mut cust = Customer::new(c.key.clone(), c.provisional, c.generation);
     for (kind, ident) in &c.identifiers {
-        cust.identifiers.push((ident_kind(kind)?, ident.clone()));
+        cust.identifiers
+            .push(crate::identity::Identifier::new(ident_kind(kind)?, ident));
     }
     cust.region = sym(e, &c.region);
     cust.industry = sym(e, &c.industry);
@@ -654,7 +655,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
         released: h
             .released
             .as_ref()
-            .map(|(r, t)| (e.reps.intern(r, &mut e.words), Timestamp(*t))),
+            .map(|(r, t)| (e.reps.intern(r), Timestamp(*t))),
         waiting_since: h.waiting_since.map(Timestamp),
     };
     for s in &c.log {
@@ -666,7 +667,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
                 kind,
                 direction,
             } => Body::Contact {
-                rep: e.reps.intern(rep, &mut e.words),
+                rep: e.reps.intern(rep),
                 team: sym(e, team),
                 role: sym(e, role),
                 kind: ContactKind::parse(kind).ok_or_else(|| bad("contact kind", kind))?,
@@ -685,11 +686,8 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
                     .ok_or_else(|| bad("ownership action", action))?,
                 rep: rep
                     .as_ref()
-                    .map(|(r, team)| (e.reps.intern(r, &mut e.words), sym(e, team))),
-                account_team: account_team
-                    .iter()
-                    .map(|r| e.reps.intern(r, &mut e.words))
-                    .collect(),
+                    .map(|(r, team)| (e.reps.intern(r), sym(e, team))),
+                account_team: account_team.iter().map(|r| e.reps.intern(r)).collect(),
                 occurred: Timestamp(*occurred),
             },
             BodySnap::OwnerState(o) => Body::OwnerState(
@@ -756,7 +754,7 @@ fn rule_index(e: &Engine, id: &str) -> Option<u16> {
 
 fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
     Ok(Owner {
-        rep: e.reps.intern(&o.rep, &mut e.words),
+        rep: e.reps.intern(&o.rep),
         team: sym(e, &o.team),
         since: Timestamp(o.since),
         protected_until: Timestamp(o.protected_until),
@@ -767,11 +765,7 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
         origin_event: EventId::new(&o.origin_event),
         origin_source: sym(e, &o.origin_source),
         origin_kind: static_name(&o.origin_kind, "event kind", kind_names())?,
-        account_team: o
-            .account_team
-            .iter()
-            .map(|r| e.reps.intern(r, &mut e.words))
-            .collect(),
+        account_team: o.account_team.iter().map(|r| e.reps.intern(r)).collect(),
         locked: o.locked,
         won: o.won,
         cap_at: o.cap_at.map(Timestamp),

@@ -10,10 +10,11 @@
 
 pub mod normalize;
 
+use crate::digest_map::{DigestMap, Digested};
 use crate::event::CustomerRef;
-/// Identifier text → link. hashbrown's `entry_ref` looks up by `&str` and allocates the key
-/// only when it inserts.
-type Links = hashbrown::HashMap<Box<str>, Link, rustc_hash::FxBuildHasher>;
+
+/// One identifier kind's links (see [`IdentityIndex`] on digests).
+type Links = DigestMap<Link>;
 
 /// An identifier kind, in the order used to resolve id-less events (most specific first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +31,72 @@ impl IdentKind {
             IdentKind::Phone => "phone",
             IdentKind::Email => "email",
             IdentKind::Company => "company",
+        }
+    }
+}
+
+/// An identifier as an event names it, with its digest ([`crate::digest::text`]): whoever
+/// parses an event computes them ([`crate::event::Event::ident_digests`]), and a customer keeps
+/// each of its identifiers' beside the text, so the core compares digests, not text it would
+/// have to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ident<'a> {
+    pub kind: IdentKind,
+    pub text: &'a str,
+    pub digest: u64,
+}
+
+impl<'a> Ident<'a> {
+    pub fn new(kind: IdentKind, text: &'a str) -> Self {
+        Ident {
+            kind,
+            text,
+            digest: crate::digest::text(text),
+        }
+    }
+
+    fn key(&self) -> Digested<'a> {
+        Digested {
+            text: self.text,
+            digest: self.digest,
+        }
+    }
+}
+
+/// An identifier a customer has, with its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identifier {
+    pub kind: IdentKind,
+    pub digest: u64,
+    pub text: Box<str>,
+}
+
+impl Identifier {
+    pub fn new(kind: IdentKind, text: &str) -> Self {
+        Ident::new(kind, text).into()
+    }
+
+    /// Whether an event's identifier is this one, by kind and digest: the text is not read
+    /// (see [`IdentityIndex`] on digests).
+    pub fn is(&self, i: &Ident<'_>) -> bool {
+        self.kind == i.kind && self.digest == i.digest
+    }
+
+    pub fn as_ident(&self) -> Ident<'_> {
+        Ident {
+            kind: self.kind,
+            text: &self.text,
+            digest: self.digest,
+        }
+    }
+}
+
+impl From<Ident<'_>> for Identifier {
+    fn from(i: Ident<'_>) -> Self {
+        Identifier {
+            kind: i.kind,
+            digest: i.digest,
+            text: i.text.into(),
         }
     }
 }
@@ -66,7 +133,7 @@ pub struct Linked<'e> {
     /// Provisional customers that turned out to be this one and must be merged into it.
     pub absorb: Vec<Handle>,
     /// Identifiers linked to the customer by this event (new knowledge).
-    pub linked: Vec<(IdentKind, &'e str)>,
+    pub linked: Vec<Ident<'e>>,
 }
 
 /// The customer of an event that names no customer id.
@@ -76,13 +143,13 @@ pub enum Found<'e> {
     /// no one yet, to [`IdentityIndex::attach`] to it.
     Customer {
         handle: Handle,
-        unknown: Vec<(IdentKind, &'e str)>,
+        unknown: Vec<Ident<'e>>,
     },
     /// No identifier is known: a new provisional customer, keyed by its first identifier
     /// (`phone:+86…`).
     New {
         key: String,
-        unknown: Vec<(IdentKind, &'e str)>,
+        unknown: Vec<Ident<'e>>,
     },
     /// Every identifier is shared or ambiguous: why.
     Ambiguous(String),
@@ -108,9 +175,14 @@ pub enum Lookup {
 /// [`IdentityIndex::relink`] when it is merged and removed by [`IdentityIndex::forget`] when it is
 /// evicted. The engine still checks a handle's generation before it follows one, so a broken
 /// promise shows as an unknown identifier, never as someone else's customer.
+///
+/// Identifiers are found by digest ([`crate::digest_map`]): inserts, changes and removals are
+/// exact; a look-up ([`IdentityIndex::find`], [`IdentityIndex::lookup`]) of an identifier that
+/// was never linked but whose digest equals a linked one's is taken for that one (with n
+/// identifiers, a chance of n/2⁶⁴ per look-up).
 #[derive(Debug)]
 pub struct IdentityIndex {
-    /// One map per identifier kind, so lookups borrow the event's text (no allocation).
+    /// One table per identifier kind.
     links: [Links; 3],
     limit: usize,
     /// Identifiers demoted so far (for metrics and explanations).
@@ -121,10 +193,10 @@ impl IdentityIndex {
     pub fn new(limit: usize, shared_phones: &[String], shared_emails: &[String]) -> Self {
         let mut links: [Links; 3] = Default::default();
         for p in shared_phones {
-            links[IdentKind::Phone as usize].insert(p.as_str().into(), Link::Shared);
+            links[IdentKind::Phone as usize].insert(Digested::new(p), Link::Shared);
         }
         for e in shared_emails {
-            links[IdentKind::Email as usize].insert(e.as_str().into(), Link::Shared);
+            links[IdentKind::Email as usize].insert(Digested::new(e), Link::Shared);
         }
         IdentityIndex {
             links,
@@ -133,30 +205,32 @@ impl IdentityIndex {
         }
     }
 
-    /// The identifiers an event names, most specific first.
-    pub fn identifiers(c: &CustomerRef) -> impl Iterator<Item = (IdentKind, &str)> {
+    /// The identifiers an event names, most specific first, with their digests (in the same
+    /// order: phone, email, company; see [`crate::event::Event::ident_digests`]).
+    pub fn identifiers(c: &CustomerRef, digests: [u64; 3]) -> impl Iterator<Item = Ident<'_>> {
         [
             (IdentKind::Phone, c.phone.as_deref()),
             (IdentKind::Email, c.email.as_deref()),
             (IdentKind::Company, c.company.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .zip(digests)
+        .filter_map(|((kind, text), digest)| text.map(|text| Ident { kind, text, digest }))
     }
 
     /// Links the identifiers of an event that names its customer by CRM id to that customer
     /// (`to`, live). `status` tells what the handles already linked are.
     pub fn link_all<'e>(
         &mut self,
-        c: &'e CustomerRef,
+        idents: impl Iterator<Item = Ident<'e>>,
         to: Handle,
         status: impl Fn(Handle) -> Status,
     ) -> Linked<'e> {
         let mut out = Linked::default();
-        for (kind, ident) in Self::identifiers(c) {
-            let (newly, absorbed) = self.link(kind, ident, to, &status);
+        for ident in idents {
+            let (newly, absorbed) = self.link(&ident, to, &status);
             if newly {
-                out.linked.push((kind, ident));
+                out.linked.push(ident);
             }
             if let Some(p) = absorbed {
                 if !out.absorb.contains(&p) {
@@ -170,33 +244,38 @@ impl IdentityIndex {
     /// Finds the customer of an event that names no CRM id, by the first of its identifiers
     /// linked to exactly one live customer. Records nothing: the engine
     /// [`attaches`](IdentityIndex::attach) the unknown identifiers once it has the customer.
-    pub fn find<'e>(&self, c: &'e CustomerRef, status: impl Fn(Handle) -> Status) -> Found<'e> {
+    pub fn find<'e>(
+        &self,
+        idents: impl Iterator<Item = Ident<'e>>,
+        status: impl Fn(Handle) -> Status,
+    ) -> Found<'e> {
         let mut found: Option<Handle> = None;
-        let mut unknown: Vec<(IdentKind, &'e str)> = Vec::new();
+        let mut unknown: Vec<Ident<'e>> = Vec::new();
         let mut blocked: Vec<String> = Vec::new();
-        for (kind, ident) in Self::identifiers(c) {
-            match self.links[kind as usize].get(ident) {
+        for ident in idents {
+            let (kind, text) = (ident.kind, ident.text);
+            match self.links[kind as usize].get(ident.key()) {
                 Some(Link::One(h)) if status(*h).is_some() => {
                     if found.is_none() {
                         found = Some(*h);
                     }
                 }
                 Some(Link::Many(hs)) => blocked.push(format!(
-                    "{} {ident} belongs to {} customers",
+                    "{} {text} belongs to {} customers",
                     kind.as_str(),
                     hs.len()
                 )),
                 Some(Link::Shared) => {
-                    blocked.push(format!("{} {ident} is a shared identifier", kind.as_str()))
+                    blocked.push(format!("{} {text} is a shared identifier", kind.as_str()))
                 }
                 // Never seen, or linked to a customer that is gone.
-                Some(Link::One(_)) | None => unknown.push((kind, ident)),
+                Some(Link::One(_)) | None => unknown.push(ident),
             }
         }
         match (found, unknown.first()) {
             (Some(handle), _) => Found::Customer { handle, unknown },
-            (None, Some((kind, ident))) => Found::New {
-                key: format!("{}:{ident}", kind.as_str()),
+            (None, Some(first)) => Found::New {
+                key: format!("{}:{}", first.kind.as_str(), first.text),
                 unknown,
             },
             (None, None) => Found::Ambiguous(blocked.join("; ")),
@@ -205,9 +284,9 @@ impl IdentityIndex {
 
     /// Links identifiers that [`IdentityIndex::find`] reported unknown to the customer it found
     /// or the engine made.
-    pub fn attach(&mut self, idents: &[(IdentKind, &str)], to: Handle) {
-        for (kind, ident) in idents {
-            self.links[*kind as usize].insert(Box::from(*ident), Link::One(to));
+    pub fn attach(&mut self, idents: &[Ident<'_>], to: Handle) {
+        for ident in idents {
+            self.links[ident.kind as usize].insert(ident.key(), Link::One(to));
         }
     }
 
@@ -215,18 +294,15 @@ impl IdentityIndex {
     /// provisional customer the identifier pointed at, which must now be merged into `to`.
     fn link(
         &mut self,
-        kind: IdentKind,
-        ident: &str,
+        ident: &Ident<'_>,
         to: Handle,
         status: &impl Fn(Handle) -> Status,
     ) -> (bool, Option<Handle>) {
         let limit = self.limit;
-        let link = match self.links[kind as usize].entry_ref(ident) {
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
-                v.insert_with_key(Box::from(ident), Link::One(to));
-                return (true, None);
-            }
-            hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
+        let links = &mut self.links[ident.kind as usize];
+        let Some(link) = links.get_mut(ident.key()) else {
+            links.insert(ident.key(), Link::One(to));
+            return (true, None);
         };
         match link {
             Link::Shared => (false, None),
@@ -273,7 +349,7 @@ impl IdentityIndex {
 
     /// What a normalized identifier points at, without recording anything.
     pub fn lookup(&self, kind: IdentKind, ident: &str) -> Lookup {
-        match self.links[kind as usize].get(ident) {
+        match self.links[kind as usize].get(Digested::new(ident)) {
             Some(Link::One(h)) => Lookup::Customer(*h),
             Some(Link::Many(hs)) => Lookup::Ambiguous(hs.len()),
             Some(Link::Shared) => Lookup::Shared,
@@ -282,9 +358,9 @@ impl IdentityIndex {
     }
 
     /// Points every identifier of `from` at `to` (after a merge).
-    pub fn relink(&mut self, idents: &[(IdentKind, Box<str>)], from: Handle, to: Handle) {
-        for (kind, ident) in idents {
-            if let Some(link) = self.links[*kind as usize].get_mut(&**ident) {
+    pub fn relink(&mut self, idents: &[Identifier], from: Handle, to: Handle) {
+        for ident in idents {
+            if let Some(link) = self.links[ident.kind as usize].get_mut(ident.as_ident().key()) {
                 if *link == Link::One(from) {
                     *link = Link::One(to);
                 }
@@ -293,10 +369,11 @@ impl IdentityIndex {
     }
 
     /// Forgets an evicted customer's links (shared identifiers stay demoted).
-    pub fn forget(&mut self, idents: &[(IdentKind, Box<str>)], gone: Handle) {
-        for (kind, ident) in idents {
-            let map = &mut self.links[*kind as usize];
-            let remove = match map.get_mut(&**ident) {
+    pub fn forget(&mut self, idents: &[Identifier], gone: Handle) {
+        for ident in idents {
+            let ident = ident.as_ident();
+            let map = &mut self.links[ident.kind as usize];
+            let remove = match map.get_mut(ident.key()) {
                 Some(Link::One(h)) => *h == gone,
                 Some(link @ Link::Many(_)) => {
                     let Link::Many(handles) = link else {
@@ -311,7 +388,7 @@ impl IdentityIndex {
                 _ => false,
             };
             if remove {
-                map.remove(&**ident);
+                map.remove(ident.key());
             }
         }
     }
@@ -323,13 +400,13 @@ impl IdentityIndex {
             .flat_map(move |kind| {
                 self.links[kind as usize]
                     .iter()
-                    .map(move |(ident, link)| (kind, &**ident, link))
+                    .map(move |(ident, link)| (kind, ident, link))
             })
     }
 
     /// Puts back a link taken by [`IdentityIndex::links`] (restoring a snapshot).
     pub fn restore_link(&mut self, kind: IdentKind, ident: &str, link: Link) {
-        self.links[kind as usize].insert(Box::from(ident), link);
+        self.links[kind as usize].insert(Digested::new(ident), link);
     }
 
     /// Number of identifiers indexed.
@@ -361,6 +438,13 @@ mod tests {
         }
     }
 
+    /// The identifiers of `c`, digested here (an engine gets the digests from the event).
+    fn idents(c: &CustomerRef) -> impl Iterator<Item = Ident<'_>> {
+        let d =
+            [&c.phone, &c.email, &c.company].map(|v| v.as_deref().map_or(0, crate::digest::text));
+        IdentityIndex::identifiers(c, d)
+    }
+
     /// Every handle is a live customer; the ones in `provisional` are provisional.
     fn live(provisional: &[Handle]) -> impl Fn(Handle) -> Status + '_ {
         move |x| Some(provisional.contains(&x))
@@ -369,9 +453,13 @@ mod tests {
     #[test]
     fn a_phone_finds_the_customer_it_was_seen_with() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
+        ix.link_all(
+            idents(&cref(Some("C1"), Some("+8613800138000"))),
+            h(0),
+            live(&[]),
+        );
         assert_eq!(
-            ix.find(&cref(None, Some("+8613800138000")), live(&[])),
+            ix.find(idents(&cref(None, Some("+8613800138000"))), live(&[])),
             Found::Customer {
                 handle: h(0),
                 unknown: vec![]
@@ -383,9 +471,14 @@ mod tests {
     fn a_switchboard_never_merges_customers() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
         for slot in 0..4 {
-            ix.link_all(&cref(Some("C"), Some("+862160000000")), h(slot), live(&[]));
+            ix.link_all(
+                idents(&cref(Some("C"), Some("+862160000000"))),
+                h(slot),
+                live(&[]),
+            );
         }
-        let Found::Ambiguous(why) = ix.find(&cref(None, Some("+862160000000")), live(&[])) else {
+        let Found::Ambiguous(why) = ix.find(idents(&cref(None, Some("+862160000000"))), live(&[]))
+        else {
             panic!("a shared number must not find anyone")
         };
         assert_eq!(why, "phone +862160000000 is a shared identifier");
@@ -396,15 +489,18 @@ mod tests {
     fn a_provisional_customer_is_absorbed_when_its_id_appears() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
         let a = cref(None, Some("+8613800138000"));
-        let Found::New { key, unknown } = ix.find(&a, live(&[])) else {
+        let Found::New { key, unknown } = ix.find(idents(&a), live(&[])) else {
             panic!("an unknown phone makes a new customer")
         };
         assert_eq!(key, "phone:+8613800138000");
         ix.attach(&unknown, h(0));
         let b = cref(Some("C1"), Some("+8613800138000"));
-        let linked = ix.link_all(&b, h(1), live(&[h(0)]));
+        let linked = ix.link_all(idents(&b), h(1), live(&[h(0)]));
         assert_eq!(linked.absorb, vec![h(0)]);
-        assert_eq!(linked.linked, vec![(IdentKind::Phone, "+8613800138000")]);
+        assert_eq!(
+            linked.linked,
+            vec![Ident::new(IdentKind::Phone, "+8613800138000")]
+        );
         assert_eq!(
             ix.lookup(IdentKind::Phone, "+8613800138000"),
             Lookup::Customer(h(1))
@@ -414,16 +510,23 @@ mod tests {
     #[test]
     fn a_link_to_a_customer_that_is_gone_counts_as_unknown() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
+        ix.link_all(
+            idents(&cref(Some("C1"), Some("+8613800138000"))),
+            h(0),
+            live(&[]),
+        );
         let gone = |_| None;
         let by_phone = cref(None, Some("+8613800138000"));
-        let Found::New { unknown, .. } = ix.find(&by_phone, gone) else {
+        let Found::New { unknown, .. } = ix.find(idents(&by_phone), gone) else {
             panic!("a stale link must not find anyone")
         };
-        assert_eq!(unknown, vec![(IdentKind::Phone, "+8613800138000")]);
+        assert_eq!(
+            unknown,
+            vec![Ident::new(IdentKind::Phone, "+8613800138000")]
+        );
         // Linked again by id: taken over, not counted as a second customer.
         let by_id = cref(Some("C2"), Some("+8613800138000"));
-        let linked = ix.link_all(&by_id, h(1), gone);
+        let linked = ix.link_all(idents(&by_id), h(1), gone);
         assert_eq!(linked.absorb, vec![]);
         assert_eq!(
             ix.lookup(IdentKind::Phone, "+8613800138000"),
@@ -434,16 +537,49 @@ mod tests {
     #[test]
     fn forgetting_one_of_two_customers_leaves_the_other_linked() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(&cref(Some("C1"), Some("+8613800138000")), h(0), live(&[]));
-        ix.link_all(&cref(Some("C2"), Some("+8613800138000")), h(1), live(&[]));
+        ix.link_all(
+            idents(&cref(Some("C1"), Some("+8613800138000"))),
+            h(0),
+            live(&[]),
+        );
+        ix.link_all(
+            idents(&cref(Some("C2"), Some("+8613800138000"))),
+            h(1),
+            live(&[]),
+        );
         assert_eq!(
             ix.lookup(IdentKind::Phone, "+8613800138000"),
             Lookup::Ambiguous(2)
         );
-        ix.forget(&[(IdentKind::Phone, "+8613800138000".into())], h(0));
+        ix.forget(&[Identifier::new(IdentKind::Phone, "+8613800138000")], h(0));
         assert_eq!(
             ix.lookup(IdentKind::Phone, "+8613800138000"),
             Lookup::Customer(h(1))
         );
+    }
+
+    #[test]
+    fn identifiers_with_the_same_digest_are_kept_apart_when_linked() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        let a = Ident::new(IdentKind::Phone, "+8613800138000");
+        // A different number given the same digest, as a digest collision would.
+        let b = Ident {
+            text: "+8613900139000",
+            ..a
+        };
+        ix.link_all([a].into_iter(), h(0), live(&[]));
+        let linked = ix.link_all([b].into_iter(), h(1), live(&[]));
+        assert_eq!(
+            linked.linked,
+            vec![b],
+            "b is a new identifier, not a second id of a"
+        );
+        assert_eq!(ix.len(), 2);
+        assert_eq!(ix.lookup(IdentKind::Phone, a.text), Lookup::Customer(h(0)));
+        assert_eq!(ix.links[0].get(b.key()), Some(&Link::One(h(1))));
+        ix.forget(&[Identifier::from(b)], h(1));
+        assert_eq!(ix.len(), 1);
+        ix.forget(&[Identifier::from(a)], h(0));
+        assert!(ix.is_empty());
     }
 }
