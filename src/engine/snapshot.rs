@@ -556,7 +556,7 @@ impl Engine {
                     match hs[..] {
                         [] => None,
                         [only] => Some(Link::One(only)),
-                        _ => Some(Link::Many(hs)),
+                        _ => Some(Link::Many(Box::new(hs))),
                     }
                 }
                 LinkSnap::Shared => Some(Link::Shared),

@@ -122,10 +122,14 @@ pub enum Link {
     /// Exactly one customer.
     One(Handle),
     /// Several CRM ids: ambiguous, not used to resolve.
-    Many(Vec<Handle>),
+    /// Boxed: rare, and it keeps every link 16 bytes.
+    Many(Box<Vec<Handle>>),
     /// Demoted for good: seen with too many customers, or configured as shared.
     Shared,
 }
+
+// One per identifier ever linked: kept small.
+const _: () = assert!(std::mem::size_of::<Link>() == 16);
 
 /// The identifiers an event that names its customer id links to that customer.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -327,7 +331,7 @@ impl IdentityIndex {
                             self.shared_count += 1;
                             Link::Shared
                         } else {
-                            Link::Many(both)
+                            Link::Many(Box::new(both))
                         };
                         (true, None)
                     }
