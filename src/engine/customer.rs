@@ -265,8 +265,9 @@ pub struct Customer {
 }
 
 impl Customer {
-    pub fn new(key: Arc<str>, provisional: bool, generation: u32) -> Customer {
-        let key_hash = crate::event::customer_id_hash(&key);
+    /// `key_hash` is [`crate::event::customer_id_hash`] of `key`.
+    pub fn new(key: Arc<str>, key_hash: u64, provisional: bool, generation: u32) -> Customer {
+        debug_assert_eq!(key_hash, crate::event::customer_id_hash(&key));
         Customer {
             key,
             provisional,
@@ -330,7 +331,12 @@ mod tests {
     #[test]
     fn partition_point_from_the_newest_end_agrees_with_a_binary_search() {
         for len in 0..12 {
-            let mut c = Customer::new(Arc::from("C1"), false, 0);
+            let mut c = Customer::new(
+                Arc::from("C1"),
+                crate::event::customer_id_hash("C1"),
+                false,
+                0,
+            );
             c.log = (0..len)
                 .map(|i| Entry {
                     // Pairs of equal times, as owner states share their event's key.

@@ -72,8 +72,9 @@ impl KeyIndex {
         }
     }
 
-    pub fn insert(&mut self, key: Arc<str>, slot: u32) {
-        let h = hash(&key);
+    /// Inserts `key`, whose hash ([`crate::event::customer_id_hash`]) is `h`.
+    pub fn insert(&mut self, key: Arc<str>, h: u64, slot: u32) {
+        debug_assert_eq!(h, hash(&key));
         if let Some(i) = self.find(h) {
             if self.keys[i].as_deref() == Some(&*key) {
                 self.buckets[i].slot = slot;
@@ -187,12 +188,12 @@ mod tests {
     #[test]
     fn lookups_are_exact_even_when_hashes_collide() {
         let mut ix = KeyIndex::default();
-        ix.insert(Arc::from("C1"), 1);
+        ix.insert(Arc::from("C1"), hash("C1"), 1);
         // Force a collision: put a different key under C1's hash.
         let i = ix.find(hash("C1")).unwrap();
         ix.keys[i] = Some(Arc::from("other"));
         ix.buckets[i].slot = 7;
-        ix.insert(Arc::from("C1"), 1);
+        ix.insert(Arc::from("C1"), hash("C1"), 1);
         assert_eq!(ix.get("C1"), Some(1));
         assert_eq!(ix.get("C2"), None);
         ix.remove("C1");
@@ -212,7 +213,7 @@ mod tests {
             for (insert, k, slot) in ops {
                 let key = format!("C{k}");
                 if insert {
-                    ix.insert(Arc::from(key.as_str()), slot);
+                    ix.insert(Arc::from(key.as_str()), hash(&key), slot);
                     model.insert(key, slot);
                 } else {
                     ix.remove(&key);
@@ -238,7 +239,7 @@ mod tests {
             .take(5)
             .collect();
         for (slot, k) in keys.iter().enumerate() {
-            ix.insert(Arc::from(k.as_str()), slot as u32);
+            ix.insert(Arc::from(k.as_str()), hash(k), slot as u32);
         }
         assert_eq!(ix.buckets.len(), MIN_BUCKETS);
         ix.remove(&keys[1]);

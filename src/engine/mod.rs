@@ -38,7 +38,9 @@ pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
-use crate::event::{Activity, ContactKind, Event, EventId, Ownership, OwnershipAction};
+use crate::event::{
+    customer_id_hash, Activity, ContactKind, Event, EventId, Ownership, OwnershipAction,
+};
 use crate::identity::{Found, Handle, Ident, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
@@ -344,7 +346,10 @@ impl Engine {
         let idents = IdentityIndex::identifiers(c, event.ident_digests());
         let (slot, Linked { absorb, linked }) = match c.id.as_deref() {
             Some(id) => {
-                let slot = self.customer_slot(id, false);
+                let hash = event
+                    .customer_id_hash()
+                    .unwrap_or_else(|| customer_id_hash(id));
+                let slot = self.customer_slot(id, hash, false);
                 let to = self.handle(slot);
                 let slots = &self.slots;
                 (
@@ -356,7 +361,10 @@ impl Engine {
                 let slots = &self.slots;
                 let (slot, unknown) = match self.identity.find(idents, |h| status(slots, h)) {
                     Found::Customer { handle, unknown } => (handle.slot, unknown),
-                    Found::New { key, unknown } => (self.customer_slot(&key, true), unknown),
+                    Found::New { key, unknown } => {
+                        let hash = customer_id_hash(&key);
+                        (self.customer_slot(&key, hash, true), unknown)
+                    }
                     Found::Ambiguous(why) => {
                         return Err(self.reject(
                             RejectReason::AmbiguousCustomer,
@@ -458,8 +466,9 @@ impl Engine {
         Rejection::new(reason, detail)
     }
 
-    fn customer_slot(&mut self, key: &str, provisional: bool) -> u32 {
-        if let Some(slot) = self.by_key.get(key) {
+    /// The slot of the customer with this key (its hash `hash`), made if it is new.
+    fn customer_slot(&mut self, key: &str, hash: u64, provisional: bool) -> u32 {
+        if let Some(slot) = self.by_key.get_hashed(key, hash) {
             return slot;
         }
         let key: Arc<str> = Arc::from(key);
@@ -474,10 +483,11 @@ impl Engine {
         self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
         self.slots[slot as usize] = Some(Customer::new(
             key.clone(),
+            hash,
             provisional,
             self.generations[slot as usize],
         ));
-        self.by_key.insert(key, slot);
+        self.by_key.insert(key, hash, slot);
         self.stats.customers_created += 1;
         slot
     }

@@ -536,7 +536,7 @@ impl Engine {
                 e.timers
                     .schedule(at, (c.slot, cust.generation, TimerKind::Housekeeping));
             }
-            e.by_key.insert(cust.key.clone(), c.slot);
+            e.by_key.insert(cust.key.clone(), cust.key_hash, c.slot);
             e.slots[slot] = Some(cust);
             // Derived from the customer's attributes and the rules in force now.
             e.place_in_pool(c.slot);
@@ -633,7 +633,12 @@ impl Engine {
 }
 
 fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, RestoreError> {
-    let mut cust = Customer::new(c.key.clone(), c.provisional, c.generation);
+    let mut cust = Customer::new(
+        c.key.clone(),
+        crate::event::customer_id_hash(&c.key),
+        c.provisional,
+        c.generation,
+    );
     for (kind, ident) in &c.identifiers {
         cust.identifiers
             .push(crate::identity::Identifier::new(ident_kind(kind)?, ident));
