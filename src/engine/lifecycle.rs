@@ -911,12 +911,16 @@ impl Engine {
         if !self.due_may_act(slot, at, due) {
             return;
         }
-        let rules = self.rules.clone();
+        // Settings read here are copied out, not borrowed: the arms below change the engine.
+        let (release_on_expiry, tz) = (
+            self.rules.ownership.release_on_expiry,
+            self.rules.settings.time_zone,
+        );
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         let pool = cust.pool;
         let hold = cust.hold.clone();
         let owner = hold.owner.as_ref();
-        let holds = |o: &Owner| !o.won && !o.locked && rules.ownership.release_on_expiry;
+        let holds = |o: &Owner| !o.won && !o.locked && release_on_expiry;
         match due {
             Due::Reclaim => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.protected_until == at) {
@@ -925,7 +929,7 @@ impl Engine {
                             at - o.since,
                             OutTime {
                                 t: o.since,
-                                tz: rules.settings.time_zone,
+                                tz,
                             },
                         );
                         (
@@ -960,7 +964,7 @@ impl Engine {
                 let Some(o) = owner.filter(|o| holds(o)) else {
                     return;
                 };
-                let Some(warn) = rules.ownership.warn_before else {
+                let Some(warn) = self.rules.ownership.warn_before else {
                     return;
                 };
                 let reclaim = Self::reclaim_at(o);
@@ -1009,7 +1013,7 @@ impl Engine {
                 );
             }
             Due::FirstFollowUp | Due::FollowUps => {
-                let Some(sla) = rules.sla.new_lead else {
+                let Some(sla) = self.rules.sla.new_lead else {
                     return;
                 };
                 let Some(o) = owner else { return };
@@ -1048,7 +1052,7 @@ impl Engine {
                 }
             }
             Due::Inbound => {
-                let Some(sla) = rules.sla.inbound_response else {
+                let Some(sla) = self.rules.sla.inbound_response else {
                     return;
                 };
                 let (Some(_), Some(since)) = (owner, hold.inbound_waiting) else {
@@ -1061,7 +1065,7 @@ impl Engine {
                 let (within, business) = (sla.within, sla.business_hours);
                 let asked = OutTime {
                     t: since,
-                    tz: rules.settings.time_zone,
+                    tz,
                 };
                 let why = Text::later(move |f| {
                     write!(
@@ -1087,7 +1091,7 @@ impl Engine {
                 );
             }
             Due::Dormant => {
-                let Some(d) = rules.ownership.dormant_after else {
+                let Some(d) = self.rules.ownership.dormant_after else {
                     return;
                 };
                 let Some(o) = owner.filter(|o| o.won) else {
@@ -1124,7 +1128,7 @@ impl Engine {
             }
             Due::Assign => {
                 let Some(pool) = pool else { return };
-                let Some(a) = rules.pools[pool as usize].assignment else {
+                let Some(a) = self.rules.pools[pool as usize].assignment else {
                     return;
                 };
                 if owner.is_some() || hold.waiting_since.map(|s| s + a.after) != Some(at) {
