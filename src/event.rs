@@ -463,6 +463,24 @@ mod digest_tests {
         // A cache, not content: an event with its digests equals one without.
         assert_eq!(early, call("e1", Some("C1")));
     }
+
+    #[test]
+    fn identifier_and_rep_digests_are_those_of_their_text() {
+        let mut e = call("e1", Some("C1"));
+        if let Event::Activity(a) = &mut e {
+            a.rep.id = "r-li".into();
+            a.customer.phone = Some("+8613800138000".into());
+            a.customer.company = Some("星辰科技".into());
+        }
+        let late = e.clone();
+        e.compute_digests();
+        let text = crate::digest::text;
+        let expected = [text("+8613800138000"), 0, text("星辰科技")];
+        assert_eq!(e.ident_digests(), expected);
+        assert_eq!(late.ident_digests(), expected);
+        assert_eq!(e.rep_digest(), Some(text("r-li")));
+        assert_eq!(late.rep_digest(), e.rep_digest());
+    }
 }
 
 #[cfg(test)]

@@ -925,13 +925,7 @@ impl Engine {
             Due::Reclaim => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.protected_until == at) {
                     let (code, why) = if o.cap_at == Some(at) {
-                        let (span, since) = (
-                            at - o.since,
-                            OutTime {
-                                t: o.since,
-                                tz,
-                            },
-                        );
+                        let (span, since) = (at - o.since, OutTime { t: o.since, tz });
                         (
                             "protection_cap",
                             Text::later(move |f| {
@@ -1063,10 +1057,7 @@ impl Engine {
                 }
                 self.hold(slot).inbound_waiting = None;
                 let (within, business) = (sla.within, sla.business_hours);
-                let asked = OutTime {
-                    t: since,
-                    tz,
-                };
+                let asked = OutTime { t: since, tz };
                 let why = Text::later(move |f| {
                     write!(
                         f,

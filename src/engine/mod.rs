@@ -949,14 +949,18 @@ impl Engine {
     }
 }
 
-/// What the identity index needs to know of a handle: whether a live customer has it, and
-/// whether that customer is provisional.
-fn status(slots: &[Option<Customer>], h: Handle) -> Status {
+/// The customer an identity handle names, if it is still there (its slot not emptied or reused).
+fn live(slots: &[Option<Customer>], h: Handle) -> Option<&Customer> {
     slots
         .get(h.slot as usize)?
         .as_ref()
         .filter(|c| c.generation == h.generation)
-        .map(|c| c.provisional)
+}
+
+/// What the identity index needs to know of a handle: whether a live customer has it, and
+/// whether that customer is provisional.
+fn status(slots: &[Option<Customer>], h: Handle) -> Status {
+    live(slots, h).map(|c| c.provisional)
 }
 
 /// The order in which the core places events of one customer: event time, then ownership

@@ -342,11 +342,12 @@ impl Engine {
         let mut notes = Vec::new();
         for (kind, value) in &q.idents {
             match self.identity.lookup(*kind, value) {
-                Lookup::Customer(h) if super::status(&self.slots, h).is_some() => {
-                    let cust = self.slots[h.slot as usize].as_ref().expect("live slot");
-                    note(&cust.key, kind.as_str())
+                Lookup::Customer(h) => {
+                    if let Some(cust) = super::live(&self.slots, h) {
+                        note(&cust.key, kind.as_str())
+                    }
                 }
-                Lookup::Customer(_) | Lookup::Unknown => {}
+                Lookup::Unknown => {}
                 Lookup::Ambiguous(n) => notes.push(format!(
                     "{} {value} belongs to {n} customers, so it can't tell which one; it was not used",
                     kind.as_str()

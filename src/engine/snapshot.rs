@@ -439,8 +439,7 @@ impl Engine {
                 // Every handle a link holds is a live customer's (see `IdentityIndex`); one
                 // that isn't would be left out, as restoring leaves out links to no one.
                 let key = |h: &Handle| {
-                    let cust = self.slots[h.slot as usize].as_ref();
-                    let cust = cust.filter(|c| c.generation == h.generation);
+                    let cust = super::live(&self.slots, *h);
                     debug_assert!(cust.is_some(), "a link to no live customer");
                     cust.map(|c| c.key.clone())
                 };

@@ -427,10 +427,12 @@ impl IdentityIndex {
 mod tests {
     use super::*;
 
-    fn cref(id: Option<&str>, phone: Option<&str>) -> CustomerRef {
+    const PHONE: &str = "+8613800138000";
+
+    fn cref(id: Option<&str>, phone: &str) -> CustomerRef {
         CustomerRef {
             id: id.map(Into::into),
-            phone: phone.map(Into::into),
+            phone: Some(phone.into()),
             ..CustomerRef::default()
         }
     }
@@ -454,16 +456,21 @@ mod tests {
         move |x| Some(provisional.contains(&x))
     }
 
+    /// An event naming the CRM id `id` and `phone` links the phone to the customer in `slot`.
+    fn link(ix: &mut IdentityIndex, id: &str, phone: &str, slot: u32) {
+        ix.link_all(idents(&cref(Some(id), phone)), h(slot), live(&[]));
+    }
+
+    fn phone_of(ix: &IdentityIndex) -> Lookup {
+        ix.lookup(IdentKind::Phone, PHONE)
+    }
+
     #[test]
     fn a_phone_finds_the_customer_it_was_seen_with() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(
-            idents(&cref(Some("C1"), Some("+8613800138000"))),
-            h(0),
-            live(&[]),
-        );
+        link(&mut ix, "C1", PHONE, 0);
         assert_eq!(
-            ix.find(idents(&cref(None, Some("+8613800138000"))), live(&[])),
+            ix.find(idents(&cref(None, PHONE)), live(&[])),
             Found::Customer {
                 handle: h(0),
                 unknown: vec![]
@@ -475,14 +482,9 @@ mod tests {
     fn a_switchboard_never_merges_customers() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
         for slot in 0..4 {
-            ix.link_all(
-                idents(&cref(Some("C"), Some("+862160000000"))),
-                h(slot),
-                live(&[]),
-            );
+            link(&mut ix, "C", "+862160000000", slot);
         }
-        let Found::Ambiguous(why) = ix.find(idents(&cref(None, Some("+862160000000"))), live(&[]))
-        else {
+        let Found::Ambiguous(why) = ix.find(idents(&cref(None, "+862160000000")), live(&[])) else {
             panic!("a shared number must not find anyone")
         };
         assert_eq!(why, "phone +862160000000 is a shared identifier");
@@ -492,80 +494,50 @@ mod tests {
     #[test]
     fn a_provisional_customer_is_absorbed_when_its_id_appears() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        let a = cref(None, Some("+8613800138000"));
+        let a = cref(None, PHONE);
         let Found::New { key, unknown } = ix.find(idents(&a), live(&[])) else {
             panic!("an unknown phone makes a new customer")
         };
         assert_eq!(key, "phone:+8613800138000");
         ix.attach(&unknown, h(0));
-        let b = cref(Some("C1"), Some("+8613800138000"));
+        let b = cref(Some("C1"), PHONE);
         let linked = ix.link_all(idents(&b), h(1), live(&[h(0)]));
         assert_eq!(linked.absorb, vec![h(0)]);
-        assert_eq!(
-            linked.linked,
-            vec![Ident::new(IdentKind::Phone, "+8613800138000")]
-        );
-        assert_eq!(
-            ix.lookup(IdentKind::Phone, "+8613800138000"),
-            Lookup::Customer(h(1))
-        );
+        assert_eq!(linked.linked, vec![Ident::new(IdentKind::Phone, PHONE)]);
+        assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
     }
 
     #[test]
     fn a_link_to_a_customer_that_is_gone_counts_as_unknown() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(
-            idents(&cref(Some("C1"), Some("+8613800138000"))),
-            h(0),
-            live(&[]),
-        );
+        link(&mut ix, "C1", PHONE, 0);
         let gone = |_| None;
-        let by_phone = cref(None, Some("+8613800138000"));
+        let by_phone = cref(None, PHONE);
         let Found::New { unknown, .. } = ix.find(idents(&by_phone), gone) else {
             panic!("a stale link must not find anyone")
         };
-        assert_eq!(
-            unknown,
-            vec![Ident::new(IdentKind::Phone, "+8613800138000")]
-        );
+        assert_eq!(unknown, vec![Ident::new(IdentKind::Phone, PHONE)]);
         // Linked again by id: taken over, not counted as a second customer.
-        let by_id = cref(Some("C2"), Some("+8613800138000"));
+        let by_id = cref(Some("C2"), PHONE);
         let linked = ix.link_all(idents(&by_id), h(1), gone);
         assert_eq!(linked.absorb, vec![]);
-        assert_eq!(
-            ix.lookup(IdentKind::Phone, "+8613800138000"),
-            Lookup::Customer(h(1))
-        );
+        assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
     }
 
     #[test]
     fn forgetting_one_of_two_customers_leaves_the_other_linked() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        ix.link_all(
-            idents(&cref(Some("C1"), Some("+8613800138000"))),
-            h(0),
-            live(&[]),
-        );
-        ix.link_all(
-            idents(&cref(Some("C2"), Some("+8613800138000"))),
-            h(1),
-            live(&[]),
-        );
-        assert_eq!(
-            ix.lookup(IdentKind::Phone, "+8613800138000"),
-            Lookup::Ambiguous(2)
-        );
-        ix.forget(&[Identifier::new(IdentKind::Phone, "+8613800138000")], h(0));
-        assert_eq!(
-            ix.lookup(IdentKind::Phone, "+8613800138000"),
-            Lookup::Customer(h(1))
-        );
+        link(&mut ix, "C1", PHONE, 0);
+        link(&mut ix, "C2", PHONE, 1);
+        assert_eq!(phone_of(&ix), Lookup::Ambiguous(2));
+        ix.forget(&[Identifier::new(IdentKind::Phone, PHONE)], h(0));
+        assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
     }
 
     #[test]
     fn identifiers_with_the_same_digest_are_kept_apart_when_linked() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
-        let a = Ident::new(IdentKind::Phone, "+8613800138000");
+        let a = Ident::new(IdentKind::Phone, PHONE);
         // A different number given the same digest, as a digest collision would.
         let b = Ident {
             text: "+8613900139000",
@@ -579,7 +551,7 @@ mod tests {
             "b is a new identifier, not a second id of a"
         );
         assert_eq!(ix.len(), 2);
-        assert_eq!(ix.lookup(IdentKind::Phone, a.text), Lookup::Customer(h(0)));
+        assert_eq!(phone_of(&ix), Lookup::Customer(h(0)));
         assert_eq!(ix.links[0].get(b.key()), Some(&Link::One(h(1))));
         ix.forget(&[Identifier::from(b)], h(1));
         assert_eq!(ix.len(), 1);
