@@ -136,6 +136,8 @@ impl<V> DigestMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
 
     #[test]
     fn texts_with_the_same_digest_are_kept_apart_by_inserts_and_removals() {
@@ -174,5 +176,42 @@ mod tests {
         m.insert(a, 1);
         m.remove(Digested { text: "C2", ..a });
         assert_eq!(m.get_mut(a), Some(&mut 1));
+    }
+
+    proptest! {
+        /// Any sequence of inserts and removals leaves the map agreeing with a `HashMap` for
+        /// every text that is stored, even when many texts share a digest: here a text's digest
+        /// is its number modulo 4, so collisions are the rule.
+        #[test]
+        fn agrees_with_a_map_when_digests_collide(
+            ops in proptest::collection::vec((any::<bool>(), 0u64..40, any::<u32>()), 0..300)
+        ) {
+            let texts: Vec<String> = (0..40).map(|k| format!("+86138{k:08}")).collect();
+            let key = |k: u64| Digested { text: &texts[k as usize], digest: k % 4 };
+            let mut m = DigestMap::default();
+            let mut model: HashMap<u64, u32> = HashMap::new();
+            for (insert, k, v) in ops {
+                if insert {
+                    m.insert(key(k), v);
+                    model.insert(k, v);
+                } else {
+                    m.remove(key(k));
+                    model.remove(&k);
+                }
+                prop_assert_eq!(m.len(), model.len());
+            }
+            for k in 0..40 {
+                prop_assert_eq!(m.get_mut(key(k)).copied(), model.get(&k).copied(), "{}", k);
+                if let Some(v) = model.get(&k) {
+                    prop_assert_eq!(m.get(key(k)), Some(v), "a stored text is found exactly");
+                }
+            }
+            let mut all: Vec<(String, u32)> = m.iter().map(|(t, v)| (t.to_string(), *v)).collect();
+            all.sort();
+            let mut expected: Vec<(String, u32)> =
+                model.iter().map(|(k, v)| (texts[*k as usize].clone(), *v)).collect();
+            expected.sort();
+            prop_assert_eq!(all, expected);
+        }
     }
 }
