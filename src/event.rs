@@ -181,7 +181,9 @@ impl CustomerRef {
 /// A contact between a rep and a customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activity {
-    pub event_id: String,
+    /// Kept as the core keeps it (inline when short), so placing the event copies it from the
+    /// event itself instead of reading a separate allocation.
+    pub event_id: EventId,
     pub source: String,
     pub kind: ContactKind,
     pub direction: Direction,
@@ -194,7 +196,7 @@ pub struct Activity {
 /// An ownership change published by the CRM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
-    pub event_id: String,
+    pub event_id: EventId,
     pub source: String,
     pub action: OwnershipAction,
     pub occurred_at: Timestamp,
@@ -244,7 +246,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn event_id(&self) -> &str {
+    pub fn event_id(&self) -> &EventId {
         match self {
             Event::Activity(a) => &a.event_id,
             Event::Ownership(o) => &o.event_id,
@@ -378,6 +380,18 @@ impl EventId {
             }
             IdRepr::Shared(s) => s,
         }
+    }
+}
+
+impl From<&str> for EventId {
+    fn from(id: &str) -> Self {
+        EventId::new(id)
+    }
+}
+
+impl From<String> for EventId {
+    fn from(id: String) -> Self {
+        EventId::new(&id)
     }
 }
 

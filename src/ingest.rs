@@ -7,8 +7,8 @@
 
 use crate::config::{Field, Rules, SourceMapping, TimeFormat};
 use crate::event::{
-    Activity, ContactKind, CustomerRef, Digests, Direction, Event, Ownership, OwnershipAction,
-    RepRef,
+    Activity, ContactKind, CustomerRef, Digests, Direction, Event, EventId, Ownership,
+    OwnershipAction, RepRef,
 };
 use crate::identity::normalize;
 use crate::time::Timestamp;
@@ -289,7 +289,9 @@ impl Ingest {
                 format!("required field `{f}` is missing or empty"),
             )
         };
-        let event_id = own(raw.event_id).ok_or_else(|| missing("event_id"))?;
+        let event_id = text(&raw.event_id)
+            .map(EventId::new)
+            .ok_or_else(|| missing("event_id"))?;
         let kind_text = text(&raw.kind).ok_or_else(|| missing("kind"))?;
         let occurred_text = text(&raw.occurred_at).ok_or_else(|| missing("occurred_at"))?;
         let source = own(raw.source).unwrap_or_else(|| default_source.to_string());

@@ -72,7 +72,7 @@ fn to_event(g: &Gen, seq: usize) -> Event {
     };
     match kind {
         Some(kind) => Event::Activity(Activity {
-            event_id,
+            event_id: event_id.into(),
             source: "s".into(),
             kind,
             direction: if g.what >= 20 {
@@ -86,7 +86,7 @@ fn to_event(g: &Gen, seq: usize) -> Event {
             digests: Digests::default(),
         }),
         None => Event::Ownership(Ownership {
-            event_id,
+            event_id: event_id.into(),
             source: "crm".into(),
             action: match g.what % 10 {
                 7 | 8 => OwnershipAction::Assign,

@@ -38,9 +38,7 @@ pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};
-use crate::event::{
-    customer_id_hash, Activity, ContactKind, Event, EventId, Ownership, OwnershipAction,
-};
+use crate::event::{customer_id_hash, Activity, ContactKind, Event, Ownership, OwnershipAction};
 use crate::identity::{Found, Handle, Ident, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
@@ -563,7 +561,7 @@ impl Engine {
                     order: 1,
                     tie,
                     source,
-                    event_id: EventId::new(event_id),
+                    event_id: event_id.clone(),
                     body: Body::Contact {
                         rep: idx,
                         team,
@@ -595,7 +593,7 @@ impl Engine {
                     order: 0,
                     tie,
                     source,
-                    event_id: EventId::new(event_id),
+                    event_id: event_id.clone(),
                     body: Body::Ownership {
                         action: *action,
                         rep,
