@@ -331,7 +331,7 @@ impl Event {
     }
 }
 
-/// An event id as the core keeps it in its logs and owners.
+/// An event id as events, and the core's logs and owners, keep it.
 ///
 /// Ids of up to 22 bytes (most: `cc-00000001`, numeric ids) are stored inline, longer ones
 /// (UUIDs) shared. Inline ids need no allocation, and reading or dropping one touches no memory
