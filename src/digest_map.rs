@@ -81,26 +81,46 @@ impl<V> DigestMap<V> {
             .map(|e| &mut e.value)
     }
 
-    /// Sets the value of exactly `key`.
-    pub fn insert(&mut self, key: Digested<'_>, value: V) {
-        if let Some(v) = self.get_mut(key) {
-            *v = value;
-        } else if self
+    /// The value of exactly `key`, made by `make` and inserted if `key` is not there yet; and
+    /// whether it was inserted. One probe of the table in the usual cases.
+    pub fn get_or_insert_with(
+        &mut self,
+        key: Digested<'_>,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, bool) {
+        if !self.collided.is_empty() && self.collided.contains_key(key.text) {
+            let v = self.collided.get_mut(key.text).expect("just found");
+            return (v, false);
+        }
+        match self
             .table
-            .find(key.digest, |e| e.digest == key.digest)
-            .is_some()
+            .entry(key.digest, |e| e.digest == key.digest, |e| e.digest)
         {
-            self.collided.insert(key.text.into(), value);
-        } else {
-            self.table.insert_unique(
-                key.digest,
-                Entry {
+            hashbrown::hash_table::Entry::Occupied(e) if *e.get().text == *key.text => {
+                (&mut e.into_mut().value, false)
+            }
+            // Another text has this digest: this one is kept by text.
+            hashbrown::hash_table::Entry::Occupied(_) => {
+                let v = self.collided.entry(key.text.into()).or_insert_with(make);
+                (v, true)
+            }
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let e = e.insert(Entry {
                     digest: key.digest,
                     text: key.text.into(),
-                    value,
-                },
-                |e| e.digest,
-            );
+                    value: make(),
+                });
+                (&mut e.into_mut().value, true)
+            }
+        }
+    }
+
+    /// Sets the value of exactly `key`.
+    pub fn insert(&mut self, key: Digested<'_>, value: V) {
+        let mut value = Some(value);
+        let (v, inserted) = self.get_or_insert_with(key, || value.take().expect("once"));
+        if !inserted {
+            *v = value.take().expect("not used by an insert");
         }
     }
 

@@ -301,13 +301,12 @@ impl Event {
         )
     }
 
-    /// The [`crate::digest::text`] of the customer's phone, email and company, in that order
-    /// (0 for one the event doesn't name).
+    /// The digests of the customer's identifiers ([`crate::identity::IdentityIndex::digests`]).
     pub fn ident_digests(&self) -> [u64; 3] {
-        *self.digests().idents.get_or_init(|| {
-            let c = self.customer();
-            [&c.phone, &c.email, &c.company].map(|v| v.as_deref().map_or(0, crate::digest::text))
-        })
+        *self
+            .digests()
+            .idents
+            .get_or_init(|| crate::identity::IdentityIndex::digests(self.customer()))
     }
 
     /// The [`crate::digest::text`] of the rep's id (an ownership event may name no rep).

@@ -209,17 +209,28 @@ impl IdentityIndex {
         }
     }
 
-    /// The identifiers an event names, most specific first, with their digests (in the same
-    /// order: phone, email, company; see [`crate::event::Event::ident_digests`]).
-    pub fn identifiers(c: &CustomerRef, digests: [u64; 3]) -> impl Iterator<Item = Ident<'_>> {
+    /// The identifier fields of a customer reference, most specific first, given or not.
+    fn fields(c: &CustomerRef) -> [(IdentKind, Option<&str>); 3] {
         [
             (IdentKind::Phone, c.phone.as_deref()),
             (IdentKind::Email, c.email.as_deref()),
             (IdentKind::Company, c.company.as_deref()),
         ]
-        .into_iter()
-        .zip(digests)
-        .filter_map(|((kind, text), digest)| text.map(|text| Ident { kind, text, digest }))
+    }
+
+    /// The digests of a customer reference's identifiers, in [`IdentityIndex::identifiers`]'
+    /// order (0 for one not given). Events cache them ([`crate::event::Event::ident_digests`]).
+    pub fn digests(c: &CustomerRef) -> [u64; 3] {
+        Self::fields(c).map(|(_, text)| text.map_or(0, crate::digest::text))
+    }
+
+    /// The identifiers an event names, most specific first, with their `digests`
+    /// ([`IdentityIndex::digests`]).
+    pub fn identifiers(c: &CustomerRef, digests: [u64; 3]) -> impl Iterator<Item = Ident<'_>> {
+        Self::fields(c)
+            .into_iter()
+            .zip(digests)
+            .filter_map(|((kind, text), digest)| text.map(|text| Ident { kind, text, digest }))
     }
 
     /// Links the identifiers of an event that names its customer by CRM id to that customer
@@ -303,11 +314,11 @@ impl IdentityIndex {
         status: &impl Fn(Handle) -> Status,
     ) -> (bool, Option<Handle>) {
         let limit = self.limit;
-        let links = &mut self.links[ident.kind as usize];
-        let Some(link) = links.get_mut(ident.key()) else {
-            links.insert(ident.key(), Link::One(to));
+        let (link, new) =
+            self.links[ident.kind as usize].get_or_insert_with(ident.key(), || Link::One(to));
+        if new {
             return (true, None);
-        };
+        }
         match link {
             Link::Shared => (false, None),
             Link::One(existing) => {
@@ -379,17 +390,16 @@ impl IdentityIndex {
             let map = &mut self.links[ident.kind as usize];
             let remove = match map.get_mut(ident.key()) {
                 Some(Link::One(h)) => *h == gone,
-                Some(link @ Link::Many(_)) => {
-                    let Link::Many(handles) = link else {
-                        unreachable!()
-                    };
-                    handles.retain(|h| *h != gone);
-                    if let [only] = handles[..] {
-                        *link = Link::One(only);
+                Some(link) => {
+                    if let Link::Many(handles) = link {
+                        handles.retain(|h| *h != gone);
+                        if let [only] = handles[..] {
+                            *link = Link::One(only);
+                        }
                     }
                     false
                 }
-                _ => false,
+                None => false,
             };
             if remove {
                 map.remove(ident.key());
@@ -446,9 +456,7 @@ mod tests {
 
     /// The identifiers of `c`, digested here (an engine gets the digests from the event).
     fn idents(c: &CustomerRef) -> impl Iterator<Item = Ident<'_>> {
-        let d =
-            [&c.phone, &c.email, &c.company].map(|v| v.as_deref().map_or(0, crate::digest::text));
-        IdentityIndex::identifiers(c, d)
+        IdentityIndex::identifiers(c, IdentityIndex::digests(c))
     }
 
     /// Every handle is a live customer; the ones in `provisional` are provisional.
