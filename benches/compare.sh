@@ -4,10 +4,17 @@
 #
 #   benches/compare.sh core   A B [RUNS]                   # A and B are profile_core binaries
 #   benches/compare.sh replay A B [RUNS] STREAM ROSTER     # A and B are leadguard binaries
+#   benches/compare.sh counts A B [RUNS]                   # A and B are profile_core binaries
 #
 # core:   both builds run `profile_core 3` at the same time, one pinned to each core (taskset),
 #         swapping cores every run, so both see the same host; prints events/s per run and the
 #         difference. Needs 2 cores.
+# counts: instructions and cycles per round of the core (`perf stat`, user space: `profile_core 3`
+#         minus `profile_core 0`, which generates and parses the stream but runs no round, divided
+#         by 3), both builds in turn on core 1. Instructions vary by less than 0.1% between runs
+#         of one build, so they show changes of a few tenths of a percent that the clock on this
+#         machine can't; whether fewer instructions also take less time is for `core` to say.
+#         Needs `perf` (Debian: linux-perf).
 # replay: a replay needs both cores, so the builds take turns (A, B, A, B, ...) replaying STREAM
 #         with the shipped rules; prints every run's lines/s and the medians.
 #
@@ -60,8 +67,23 @@ replay)
     echo "$bin: $(tr '\n' ' ' <<<"$sorted")median $median lines/s"
   done
   ;;
+counts)
+  # "cycles instructions" of one run, user space only.
+  count() {
+    perf stat -x, -e cycles:u,instructions:u taskset -c 1 "$1" "$2" 2>&1 >/dev/null |
+      grep -E ',(cycles|instructions):u' | cut -d, -f1 | paste -sd' '
+  }
+  for i in $(seq "$runs"); do
+    for bin in "$a" "$b"; do
+      read -r c0 i0 <<<"$(count "$bin" 0)"
+      read -r c3 i3 <<<"$(count "$bin" 3)"
+      awk -v run="$i" -v bin="$bin" -v c="$((c3 - c0))" -v n="$((i3 - i0))" \
+        'BEGIN { printf "run %d: %s: %.3f G instructions, %.3f G cycles per round\n", run, bin, n / 3e9, c / 3e9 }'
+    done
+  done
+  ;;
 *)
-  echo "unknown mode $mode: core or replay" >&2
+  echo "unknown mode $mode: core, counts or replay" >&2
   exit 2
   ;;
 esac
