@@ -11,11 +11,18 @@
 //!   neither per event).
 //! - `core_collisions`: the same with collision detection only (the shipped collision rules,
 //!   identity, exemptions and first-touch claims; no pools, SLAs, extension or reclaims).
+//! - `core_warm`: the core of a running engine. The stream has twice the events over twice the
+//!   days (`GenConfig::benchmark_warm`); each iteration feeds the first half untimed and times
+//!   the second, on an engine that already holds its customers, owners and memory, as a
+//!   service does after its first days (the second half adds about 12% more customers).
 //! - `replay`: JSON lines in, CloudEvents JSON lines out (`pipeline::replay` into a sink).
 //! - After the timings, a memory report: live heap per tracked customer, measured with a
 //!   counting allocator around one full run of the core.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+#[path = "support/drive.rs"]
+mod drive;
+
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
 use leadguard::event::Event;
@@ -27,6 +34,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Counts live heap bytes for the memory report, and only then: the timed runs allocate through
 /// mimalloc alone, as the binary does (a replay allocates on two threads, and one shared counter
@@ -69,44 +77,37 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let generated = generate(&GenConfig::benchmark());
     let rules = Arc::new(Rules::embedded());
     let collisions = Arc::new(Rules::without_lifecycle(Rules::embedded()));
+    let (lines, events, roster) = stream(&GenConfig::benchmark(), &rules);
+    Fixture {
+        rules,
+        collisions,
+        roster,
+        lines,
+        events,
+    }
+}
+
+/// A generated stream: its JSON lines, its events parsed, and its roster.
+fn stream(cfg: &GenConfig, rules: &Arc<Rules>) -> (Vec<u8>, Vec<Event>, Roster) {
+    let generated = generate(cfg);
     let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
     let mut ingest = Ingest::new(rules.clone());
-    let events: Vec<Event> = generated
+    let events = generated
         .lines
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .filter_map(|l| ingest.parse(l, None, "default").ok())
         .collect();
-    Fixture {
-        rules,
-        collisions,
-        roster,
-        lines: generated.lines,
-        events,
-    }
+    (generated.lines, events, roster)
 }
 
 /// The outputs' count, the engine and the events: returned, so that a timed caller frees them
 /// after its clock stops.
 fn run_core(f: &Fixture, rules: &Arc<Rules>, events: Vec<Event>) -> (usize, Engine, Vec<Event>) {
     let mut engine = Engine::new(rules.clone(), &f.roster);
-    let mut outputs = 0;
-    for (i, e) in events.iter().enumerate() {
-        // As a replay drives it.
-        engine.prefetch([1, 2, 3, 4].map(|d| events.get(i + d)));
-        let now = e
-            .occurred_at()
-            .max(engine.clock().unwrap_or(e.occurred_at()));
-        let _ = engine.handle_event(e, now);
-        // Rendered here: the core defers some outputs' data to whoever writes them.
-        outputs += engine
-            .drain_outputs()
-            .filter(|o| !o.id().is_empty())
-            .count();
-    }
+    let outputs = drive::feed(&mut engine, &events);
     (outputs, engine, events)
 }
 
@@ -131,6 +132,24 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    {
+        let (_, events, roster) = stream(&GenConfig::benchmark_warm(), &f.rules);
+        let (warm_up, timed) = events.split_at(events.len() / 2);
+        group.throughput(Throughput::Elements(timed.len() as u64));
+        group.bench_function("core_warm", |b| {
+            b.iter_custom(|iters| {
+                let mut took = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut engine = Engine::new(f.rules.clone(), &roster);
+                    drive::feed(&mut engine, warm_up);
+                    let start = Instant::now();
+                    std::hint::black_box(drive::feed(&mut engine, timed));
+                    took += start.elapsed();
+                }
+                took
+            })
+        });
+    }
     let lines = f.lines.len();
     group.throughput(Throughput::Elements(
         f.lines.iter().filter(|&&b| b == b'\n').count() as u64,

@@ -4,6 +4,11 @@
 //! first-touch claims without the ownership lifecycle (as `throughput/core_collisions`);
 //! `NO_RULES=1`: no detection at all (the per-event bookkeeping alone). `CUSTOMERS=N`: the same
 //! number of events over N customers instead of 100,000 (less state: how much is cache misses).
+//! `WARM=1`: as `throughput/core_warm`, twice the events over twice the days, each round timing
+//! only the second half, on the engine the first half left (a running engine's steady state).
+
+#[path = "../benches/support/drive.rs"]
+mod drive;
 
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
@@ -17,7 +22,12 @@ use std::sync::Arc;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let mut cfg = GenConfig::benchmark();
+    let warm = std::env::var_os("WARM").is_some();
+    let mut cfg = if warm {
+        GenConfig::benchmark_warm()
+    } else {
+        GenConfig::benchmark()
+    };
     if let Some(n) = std::env::var("CUSTOMERS").ok().and_then(|v| v.parse().ok()) {
         cfg.customers = n;
     }
@@ -43,7 +53,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);
-    let n = events.len();
+    let (untimed, timed) = events.split_at(if warm { events.len() / 2 } else { 0 });
+    let n = timed.len();
     let mut secs = 0.0;
     let mut outputs = 0;
     let mut engine = Engine::new(rules.clone(), &roster);
@@ -51,21 +62,9 @@ fn main() {
         // The previous round's engine is freed before the clock starts, as the criterion
         // bench frees it after its clock stops: a running engine doesn't free its state.
         engine = Engine::new(rules.clone(), &roster);
+        drive::feed(&mut engine, untimed);
         let start = std::time::Instant::now();
-        outputs = 0;
-        for (i, e) in events.iter().enumerate() {
-            // As a replay drives it.
-            engine.prefetch([1, 2, 3, 4].map(|d| events.get(i + d)));
-            let now = e
-                .occurred_at()
-                .max(engine.clock().unwrap_or(e.occurred_at()));
-            let _ = engine.handle_event(e, now);
-            // Rendered here: the core defers some outputs' data to whoever writes them.
-            outputs += engine
-                .drain_outputs()
-                .filter(|o| !o.id().is_empty())
-                .count();
-        }
+        outputs = drive::feed(&mut engine, timed);
         secs += start.elapsed().as_secs_f64();
     }
     secs /= rounds as f64;

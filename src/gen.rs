@@ -104,6 +104,18 @@ impl GenConfig {
             ..GenConfig::default()
         }
     }
+
+    /// The stream `throughput/core_warm` measures: [`GenConfig::benchmark`] with twice the
+    /// events over twice the days, of which the first half warms the engine up and the second
+    /// is timed.
+    pub fn benchmark_warm() -> GenConfig {
+        let b = GenConfig::benchmark();
+        GenConfig {
+            events: 2 * b.events,
+            days: 2 * b.days,
+            ..b
+        }
+    }
 }
 
 impl Default for GenConfig {
