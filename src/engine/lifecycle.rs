@@ -72,8 +72,10 @@ impl Due {
 /// customer key hash, slot, generation).
 pub(super) type PendingEvent = (u8, u64, u64, u32, u32);
 
-/// log2 of the bucket width of the events waiting for the watermark (2^16 ms ≈ 65 s, about the
-/// allowed lateness: new events land in a later bucket than the one being drained).
+/// log2 of the bucket width of the events waiting for the watermark (2^16 ms ≈ 65 s). Narrower
+/// than the allowed lateness usually is (the shipped rules allow 10 minutes), so most new events
+/// land in a later bucket than the one being drained; those that land in it are inserted in
+/// order, which is correct but slower (more of them when the lateness is under a bucket).
 const PENDING_SHIFT: u32 = 16;
 /// A pending deadline, due at its wheel time: (customer key hash, kind, slot, generation).
 pub(super) type Deadline = (u64, Due, u32, u32);
