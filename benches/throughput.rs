@@ -14,7 +14,8 @@
 //! - `core_warm`: the core of a running engine. The stream has twice the events over twice the
 //!   days (`GenConfig::benchmark_warm`); each iteration feeds the first half untimed and times
 //!   the second, on an engine that already holds its customers, owners and memory, as a
-//!   service does after its first days (the second half adds about 12% more customers).
+//!   service does after its first days (the second half adds about 12% more customers). Each
+//!   iteration after a process's first still faults ~20,000 freed pages back in (RESULTS.md).
 //! - `replay`: JSON lines in, CloudEvents JSON lines out (`pipeline::replay` into a sink).
 //! - After the timings, a memory report: live heap per tracked customer, measured with a
 //!   counting allocator around one full run of the core.
