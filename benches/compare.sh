@@ -9,9 +9,11 @@
 # core:   both builds run `profile_core 3` at the same time, one pinned to each core (taskset),
 #         swapping cores every run, so both see the same host; prints events/s per run and the
 #         difference. Needs 2 cores.
-# counts: instructions and cycles per round of the core (`perf stat`, user space: `profile_core 3`
-#         minus `profile_core 0`, which generates and parses the stream but runs no round, divided
-#         by 3), both builds in turn on core 1. Instructions vary by less than 0.1% between runs
+# counts: instructions, cycles and cache misses per round of the core (`perf stat`, user space;
+#         `cache-misses` is the processor's own choice: L2 misses on AMD Zen, last-level cache
+#         misses on Intel), from `profile_core 3`
+#         minus `profile_core 0` (which generates and parses the stream but runs no round), divided
+#         by 3, both builds in turn on core 1. Instructions vary by less than 0.1% between runs
 #         of one build, so they show changes of a few tenths of a percent that the clock on this
 #         machine can't; whether fewer instructions also take less time is for `core` to say.
 #         Needs `perf` (Debian: linux-perf).
@@ -68,17 +70,17 @@ replay)
   done
   ;;
 counts)
-  # "cycles instructions" of one run, user space only.
+  # "cycles instructions misses" of one run, user space only.
   count() {
-    perf stat -x, -e cycles:u,instructions:u taskset -c 1 "$1" "$2" 2>&1 >/dev/null |
-      grep -E ',(cycles|instructions):u' | cut -d, -f1 | paste -sd' '
+    perf stat -x, -e cycles:u,instructions:u,cache-misses:u taskset -c 1 "$1" "$2" 2>&1 >/dev/null |
+      grep -E ',(cycles|instructions|cache-misses):u' | cut -d, -f1 | paste -sd' '
   }
   for i in $(seq "$runs"); do
     for bin in "$a" "$b"; do
-      read -r c0 i0 <<<"$(count "$bin" 0)"
-      read -r c3 i3 <<<"$(count "$bin" 3)"
-      awk -v run="$i" -v bin="$bin" -v c="$((c3 - c0))" -v n="$((i3 - i0))" \
-        'BEGIN { printf "run %d: %s: %.3f G instructions, %.3f G cycles per round\n", run, bin, n / 3e9, c / 3e9 }'
+      read -r c0 i0 m0 <<<"$(count "$bin" 0)"
+      read -r c3 i3 m3 <<<"$(count "$bin" 3)"
+      awk -v run="$i" -v bin="$bin" -v c="$((c3 - c0))" -v n="$((i3 - i0))" -v m="$((m3 - m0))" \
+        'BEGIN { printf "run %d: %s: %.3f G instructions, %.3f G cycles, %.1f M cache misses per round\n", run, bin, n / 3e9, c / 3e9, m / 3e6 }'
     done
   done
   ;;
