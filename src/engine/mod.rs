@@ -346,7 +346,7 @@ impl Engine {
             Some(id) => {
                 let hash = event
                     .customer_id_hash()
-                    .unwrap_or_else(|| customer_id_hash(id));
+                    .expect("an event that names a customer id has its hash");
                 let slot = self.customer_slot(id, hash, false);
                 let to = self.handle(slot);
                 let slots = &self.slots;
@@ -606,6 +606,7 @@ impl Engine {
     }
 
     /// The rep's handle, team and role: the roster's word first, then the event's.
+    /// `digest` is the event's [`Event::rep_digest`], which an event that names a rep has.
     fn rep_context(
         &mut self,
         rep: &crate::event::RepRef,
@@ -613,7 +614,7 @@ impl Engine {
     ) -> (RepIdx, Sym, Sym) {
         let id = crate::digest_map::Digested {
             text: &rep.id,
-            digest: digest.unwrap_or_else(|| crate::digest::text(&rep.id)),
+            digest: digest.expect("an event that names a rep has its digest"),
         };
         let idx = self.reps.intern_digested(id);
         let info = self.reps.get(idx);
