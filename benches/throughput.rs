@@ -27,12 +27,10 @@ mod drive;
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
 use leadguard::event::Event;
-use leadguard::gen::{generate, GenConfig};
-use leadguard::ingest::Ingest;
+use leadguard::gen::GenConfig;
 use leadguard::pipeline::{self, Pipeline};
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +78,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let rules = Arc::new(Rules::embedded());
     let collisions = Arc::new(Rules::without_lifecycle(Rules::embedded()));
-    let (lines, events, roster) = stream(&GenConfig::benchmark(), &rules);
+    let (lines, events, roster) = drive::stream(&GenConfig::benchmark(), &rules);
     Fixture {
         rules,
         collisions,
@@ -88,20 +86,6 @@ fn fixture() -> Fixture {
         lines,
         events,
     }
-}
-
-/// A generated stream: its JSON lines, its events parsed, and its roster.
-fn stream(cfg: &GenConfig, rules: &Arc<Rules>) -> (Vec<u8>, Vec<Event>, Roster) {
-    let generated = generate(cfg);
-    let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
-    let mut ingest = Ingest::new(rules.clone());
-    let events = generated
-        .lines
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| ingest.parse(l, None, "default").ok())
-        .collect();
-    (generated.lines, events, roster)
 }
 
 /// The outputs' count, the engine and the events: returned, so that a timed caller frees them
@@ -134,7 +118,7 @@ fn benches(c: &mut Criterion) {
         )
     });
     {
-        let (_, events, roster) = stream(&GenConfig::benchmark_warm(), &f.rules);
+        let (_, events, roster) = drive::stream(&GenConfig::benchmark_warm(), &f.rules);
         let (warm_up, timed) = events.split_at(events.len() / 2);
         group.throughput(Throughput::Elements(timed.len() as u64));
         group.bench_function("core_warm", |b| {

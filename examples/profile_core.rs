@@ -10,12 +10,9 @@
 #[path = "../benches/support/drive.rs"]
 mod drive;
 
-use leadguard::config::{Roster, Rules};
+use leadguard::config::Rules;
 use leadguard::engine::Engine;
-use leadguard::event::Event;
-use leadguard::gen::{generate, GenConfig};
-use leadguard::ingest::Ingest;
-use std::path::Path;
+use leadguard::gen::GenConfig;
 use std::sync::Arc;
 
 #[global_allocator]
@@ -31,7 +28,6 @@ fn main() {
     if let Some(n) = std::env::var("CUSTOMERS").ok().and_then(|v| v.parse().ok()) {
         cfg.customers = n;
     }
-    let generated = generate(&cfg);
     let mut rules = Rules::embedded();
     if std::env::var_os("COLLISIONS_ONLY").is_some() {
         rules = Rules::without_lifecycle(rules);
@@ -41,14 +37,7 @@ fn main() {
         rules.ownership.first_touch = None;
     }
     let rules = Arc::new(rules);
-    let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
-    let mut ingest = Ingest::new(rules.clone());
-    let events: Vec<Event> = generated
-        .lines
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| ingest.parse(l, None, "default").ok())
-        .collect();
+    let (_, events, roster) = drive::stream(&cfg, &rules);
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

@@ -1,8 +1,28 @@
 //! How the core's benchmark (`benches/throughput.rs`) and its profiler
-//! (`examples/profile_core.rs`) drive an engine: the same loop, so that their figures compare.
+//! (`examples/profile_core.rs`) drive an engine: the same stream and the same loop, so that
+//! their figures compare.
 
+use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
 use leadguard::event::Event;
+use leadguard::gen::{generate, GenConfig};
+use leadguard::ingest::Ingest;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A generated stream: its JSON lines, its events parsed, and its roster.
+pub fn stream(cfg: &GenConfig, rules: &Arc<Rules>) -> (Vec<u8>, Vec<Event>, Roster) {
+    let generated = generate(cfg);
+    let roster = Roster::parse(&generated.roster_yaml, Path::new("roster.yaml")).expect("roster");
+    let mut ingest = Ingest::new(rules.clone());
+    let events = generated
+        .lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| ingest.parse(l, None, "default").ok())
+        .collect();
+    (generated.lines, events, roster)
+}
 
 /// Feeds `events` as a replay drives the core (the next four events' loads started early, the
 /// event's own time as the clock unless the clock is later) and renders every output's data and

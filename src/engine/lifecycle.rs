@@ -20,6 +20,7 @@ use super::Engine;
 use crate::calendar::local_date;
 use crate::config::{CollisionKind, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
+use crate::identity::Handle;
 use crate::output::{
     ClaimData, EvidenceData, HoldData, OutTime, Output, OutputType, ReassignmentData, RejectedData,
     RepData, ScoreData, Text, WindowData,
@@ -254,10 +255,7 @@ impl Engine {
     }
 
     fn live(&self, slot: u32, generation: u32) -> bool {
-        self.slots
-            .get(slot as usize)
-            .and_then(|s| s.as_ref())
-            .is_some_and(|c| c.generation == generation)
+        super::live(&self.slots, Handle { slot, generation }).is_some()
     }
 
     fn hold(&mut self, slot: u32) -> &mut Holding {

@@ -933,13 +933,7 @@ impl Engine {
         {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);
-            self.identity.forget(
-                &gone.identifiers,
-                Handle {
-                    slot,
-                    generation: gone.generation,
-                },
-            );
+            self.identity.forget(&gone.identifiers, self.handle(slot));
             self.free.push(slot);
             self.stats.customers_evicted += 1;
         } else {
