@@ -104,7 +104,7 @@ fn run_exactly_once(
     let api = free_address();
     let mut engine = Engine::start_with(
         &Setup {
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             config,
             group: name.to_string(),
         },

@@ -7,6 +7,9 @@
 
 #![cfg(unix)]
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -234,8 +237,7 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 
 #[test]
 fn reloading_valid_and_invalid_rules_while_events_flow_loses_nothing() {
-    let dir = std::env::temp_dir().join(format!("leadguard-reload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch::Scratch::new("reload");
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/rules.yaml"), BASE_RULES).unwrap();
     let mut run = Running::start(&dir);
@@ -371,13 +373,11 @@ fn reloading_valid_and_invalid_rules_while_events_flow_loses_nothing() {
         !logs.contains("13800138000"),
         "no phone in the logs:\n{logs}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_rules_file_change_is_noticed_without_a_signal() {
-    let dir = std::env::temp_dir().join(format!("leadguard-poll-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch::Scratch::new("poll");
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/rules.yaml"), BASE_RULES).unwrap();
     let mut run = Running::spawn(
@@ -391,5 +391,4 @@ fn a_rules_file_change_is_noticed_without_a_signal() {
     run.wait_log("rules applied");
     drop(run.child.stdin.take());
     assert!(run.child.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,11 +21,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leadguard-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+
+fn temp_dir(name: &str) -> scratch::Scratch {
+    scratch::Scratch::new(&format!("report-{name}"))
 }
 
 // ------------------------------------------------------------------ direct counts

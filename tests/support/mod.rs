@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod scratch;
 
 pub use broker::{wait_for, wait_until, Broker};
 
@@ -18,11 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leadguard-kafka-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+pub use scratch::Scratch;
+
+pub fn temp_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("kafka-{name}"))
 }
 
 /// One message read back from a topic.
