@@ -12,9 +12,10 @@
 # counts: instructions, cycles and cache misses per round of the core (`perf stat`, user space;
 #         `cache-misses` is the processor's own choice: L2 misses on AMD Zen, last-level cache
 #         misses on Intel), from `profile_core 3` minus `profile_core 0` (which generates and
-#         parses the stream but runs no round), divided by 3, both builds in turn on core 1. Instructions vary by less than 0.1% between runs
-#         of one build, so they show changes of a few tenths of a percent that the clock on this
-#         machine can't; whether fewer instructions also take less time is for `core` to say.
+#         parses the stream but runs no round), divided by 3, both builds in turn on core 1.
+#         Instructions vary by less than 0.1% between runs of one build, so they show changes of
+#         a few tenths of a percent that the clock on this machine can't; whether fewer
+#         instructions also take less time is for `core` to say.
 #         Needs `perf` (Debian: linux-perf).
 # replay: a replay needs both cores, so the builds take turns (A, B, A, B, ...) replaying STREAM
 #         with the shipped rules; prints every run's lines/s and the medians.
