@@ -58,6 +58,11 @@ impl OutputType {
         OutputType::CustomerDormant,
     ];
 
+    /// Its position in [`OutputType::ALL`], for counting by type in an array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutputType::Collision => "leadguard.collision.detected",
@@ -299,6 +304,13 @@ pub fn content_id(ty: &str, subject: &str, data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_types_index_is_its_position_in_all() {
+        for (i, ty) in OutputType::ALL.into_iter().enumerate() {
+            assert_eq!(ty.index(), i, "{}", ty.as_str());
+        }
+    }
 
     #[test]
     fn a_deferred_output_renders_the_bytes_and_id_of_an_eager_one() {

@@ -9,7 +9,7 @@ use crate::config::{Roster, Rules, SourceMapping};
 use crate::engine::{Engine, ReloadSummary, RestartNeeded, Stats};
 use crate::event::Event;
 use crate::ingest::{Ingest, RejectReason, Rejection};
-use crate::output::Output;
+use crate::output::{Output, OutputType};
 use crate::telemetry::{mask, Metrics, PartitionReport};
 use crate::time::Timestamp;
 use base64::Engine as _;
@@ -60,6 +60,8 @@ pub struct Counts {
     pub blank: u64,
     pub dead_letters: u64,
     pub outputs: u64,
+    /// Outputs by type, indexed by [`OutputType::index`].
+    pub outputs_by_type: [u64; OutputType::ALL.len()],
     /// Messages refused before they reached the core, by reason (the core counts its own).
     pub parse_rejects: BTreeMap<RejectReason, u64>,
 }
@@ -270,6 +272,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             if let Some(n) = &self.notifier {
                 n.submit(&o);
             }
+            self.counts.outputs_by_type[o.ty().index()] += 1;
             self.deferred.push(o);
         }
         self.counts.outputs += (self.deferred.len() - start) as u64;
@@ -583,6 +586,34 @@ pub fn replay<O: Write + Send, D: Write>(
     pipeline.flush()
 }
 
+/// The summary's lines for the outputs other than alerts and withdrawals: a heading, then each
+/// type's label (every type but those two is in exactly one group).
+const SUMMARY_GROUPS: [(&str, &[(OutputType, &str)]); 2] = [
+    (
+        "ownership",
+        &[
+            (OutputType::OwnershipClaimed, "claimed"),
+            (OutputType::OwnershipAssigned, "assigned"),
+            (OutputType::OwnershipExtended, "extended"),
+            (OutputType::OwnershipReassigned, "reassigned"),
+            (OutputType::OwnershipReleased, "released"),
+            (OutputType::OwnershipRejected, "rejected"),
+        ],
+    ),
+    (
+        "follow-up",
+        &[
+            (OutputType::ReclaimWarning, "reclaim warnings"),
+            (OutputType::SlaBreached, "SLA breaches"),
+            (OutputType::CustomerDormant, "dormant reminders"),
+            (
+                OutputType::ReassignmentRecommended,
+                "reassignments recommended",
+            ),
+        ],
+    ),
+];
+
 /// A short human summary of a run, for stderr.
 pub fn summary(stats: &Stats, counts: &Counts, size: crate::engine::StateSize) -> String {
     let mut s = String::new();
@@ -607,15 +638,27 @@ pub fn summary(stats: &Stats, counts: &Counts, size: crate::engine::StateSize) -
         }
         let _ = writeln!(s, "  dead letters: {}", parts.join(", "));
     }
+    // What went to the output, by type: the per-rule lines under the alerts come from the core.
+    let written = |ty: OutputType| counts.outputs_by_type[ty.index()];
     let _ = writeln!(
         s,
-        "  {} collision alerts, {} ownership claims, {} withdrawn",
-        stats.alerts_total(),
-        stats.claims,
-        stats.withdrawn
+        "  {} outputs: {} collision alerts, {} withdrawn",
+        counts.outputs,
+        written(OutputType::Collision),
+        written(OutputType::Withdrawn)
     );
     for ((rule, sev), n) in &stats.alerts {
         let _ = writeln!(s, "    {rule} ({sev}): {n}");
+    }
+    for (heading, kinds) in SUMMARY_GROUPS {
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|(ty, _)| written(*ty) > 0)
+            .map(|(ty, label)| format!("{} {label}", written(*ty)))
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(s, "  {heading}: {}", parts.join(", "));
+        }
     }
     let _ = write!(
         s,
@@ -623,4 +666,53 @@ pub fn summary(stats: &Stats, counts: &Counts, size: crate::engine::StateSize) -
         size.customers, size.owned, size.identifiers, stats.merges, stats.customers_evicted, stats.reordered
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_every_output_type_once() {
+        let mut named: Vec<OutputType> = vec![OutputType::Collision, OutputType::Withdrawn];
+        named.extend(
+            SUMMARY_GROUPS
+                .iter()
+                .flat_map(|(_, kinds)| kinds.iter().map(|k| k.0)),
+        );
+        named.sort();
+        assert_eq!(named, OutputType::ALL.to_vec());
+    }
+
+    #[test]
+    fn the_summary_counts_what_was_written_and_leaves_out_empty_groups() {
+        let mut counts = Counts {
+            outputs: 7,
+            ..Counts::default()
+        };
+        for (ty, n) in [
+            (OutputType::Collision, 3),
+            (OutputType::OwnershipExtended, 2),
+            (OutputType::SlaBreached, 1),
+            (OutputType::Withdrawn, 1),
+        ] {
+            counts.outputs_by_type[ty.index()] = n;
+        }
+        let text = summary(&Stats::default(), &counts, Default::default());
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "  7 outputs: 3 collision alerts, 1 withdrawn",
+                "  ownership: 2 extended",
+                "  follow-up: 1 SLA breaches",
+            ]
+        );
+        counts.outputs_by_type = Default::default();
+        let text = summary(&Stats::default(), &counts, Default::default());
+        assert!(
+            !text.contains("ownership:") && !text.contains("follow-up:"),
+            "{text}"
+        );
+    }
 }

@@ -41,10 +41,25 @@ fn run_without_arguments_shows_alerts_from_the_bundled_sample() {
         assert_eq!(v["specversion"], "1.0");
         assert_eq!(v["id"].as_str().map(str::len), Some(32));
     }
+    // The README shows this summary to a newcomer: it must be what they will see (all but the
+    // speed line, which depends on the machine).
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("collision alerts"),
-        "summary on stderr: {stderr}"
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let shown: Vec<&str> = readme
+        .split("\n```\n")
+        .find(|block| block.starts_with("leadguard: no input given"))
+        .expect("the README shows the first command's summary")
+        .lines()
+        .filter(|l| !l.contains(" lines/s over "))
+        .collect();
+    let seen: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains(" lines/s over "))
+        .collect();
+    assert_eq!(
+        shown, seen,
+        "the README's summary of the first command (left) differs from a run's (right)"
     );
     let dead = std::fs::read_to_string(dir.join("dead.jsonl")).expect("dead letters written");
     assert!(
