@@ -317,6 +317,12 @@ impl Engine {
         let watermark = self.watermark();
         let late = watermark.is_some_and(|w| t < w);
         if late && matches!(event, Event::Activity(_)) {
+            // A publisher's retry may come after the allowed lateness: while the event is still
+            // in its customer's log it is a redelivery, ignored as one, not a dead letter.
+            if self.still_held(event) {
+                self.stats.duplicates += 1;
+                return Ok(());
+            }
             let w = watermark.expect("late implies a watermark");
             return Err(self.reject(
                 RejectReason::TooLate,
@@ -393,6 +399,32 @@ impl Engine {
             slot,
             generation: self.generations[slot as usize],
         }
+    }
+
+    /// Whether an event with the same source and id is in its customer's log (the customer
+    /// found by id, or else by identifiers, without recording anything).
+    fn still_held(&self, event: &Event) -> bool {
+        let c = event.customer();
+        let slot = match c.id.as_deref() {
+            Some(id) => event
+                .customer_id_hash()
+                .and_then(|hash| self.by_key.get_hashed(id, hash)),
+            None => {
+                let idents = IdentityIndex::identifiers(c, event.ident_digests());
+                match self.identity.find(idents, |h| status(&self.slots, h)) {
+                    Found::Customer { handle, .. } => Some(handle.slot),
+                    Found::New { .. } | Found::Ambiguous(_) => None,
+                }
+            }
+        };
+        let Some(cust) = slot.and_then(|s| self.slots[s as usize].as_ref()) else {
+            return false;
+        };
+        let Some(source) = self.words.lookup(event.source()) else {
+            return false;
+        };
+        let (_, _, tie) = canonical_order(event);
+        cust.contains(tie, source, event.event_id())
     }
 
     /// The slot of the customer an event names by id, when every identifier it carries is
