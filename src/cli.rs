@@ -352,7 +352,10 @@ fn finish<O: Write, D: Write>(
             .with_context(|| format!("cannot write metrics to {}", path.display()))?;
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("{}", pipeline::summary(&stats, &p.counts, size));
+    eprintln!(
+        "{}",
+        pipeline::summary(&stats, &p.counts, p.ingest.dropped_identifiers, size)
+    );
     eprintln!(
         "  {:.0} lines/s over {:.2}s; outputs: {}; dead letters: {}",
         p.counts.lines as f64 / secs.max(1e-9),

@@ -169,6 +169,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         PartitionReport {
             stats: self.engine.stats(),
             parse_rejects: self.counts.parse_rejects.clone(),
+            identifiers_dropped: self.ingest.dropped_identifiers,
             outputs: self.counts.outputs,
             size: self.engine.state_size(),
             lag,
@@ -615,7 +616,13 @@ const SUMMARY_GROUPS: [(&str, &[(OutputType, &str)]); 2] = [
 ];
 
 /// A short human summary of a run, for stderr.
-pub fn summary(stats: &Stats, counts: &Counts, size: crate::engine::StateSize) -> String {
+/// `identifiers_dropped`: invalid identifiers dropped from events accepted through another one.
+pub fn summary(
+    stats: &Stats,
+    counts: &Counts,
+    identifiers_dropped: u64,
+    size: crate::engine::StateSize,
+) -> String {
     let mut s = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(
@@ -637,6 +644,12 @@ pub fn summary(stats: &Stats, counts: &Counts, size: crate::engine::StateSize) -
             parts.insert(0, format!("unreadable or invalid {parse_rejects}"));
         }
         let _ = writeln!(s, "  dead letters: {}", parts.join(", "));
+    }
+    if identifiers_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "  {identifiers_dropped} invalid identifiers dropped (their events were accepted through another identifier)"
+        );
     }
     // What went to the output, by type: the per-rule lines under the alerts come from the core.
     let written = |ty: OutputType| counts.outputs_by_type[ty.index()];
@@ -698,7 +711,7 @@ mod tests {
         ] {
             counts.outputs_by_type[ty.index()] = n;
         }
-        let text = summary(&Stats::default(), &counts, Default::default());
+        let text = summary(&Stats::default(), &counts, 0, Default::default());
         let lines: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(
             lines[..3],
@@ -709,7 +722,7 @@ mod tests {
             ]
         );
         counts.outputs_by_type = Default::default();
-        let text = summary(&Stats::default(), &counts, Default::default());
+        let text = summary(&Stats::default(), &counts, 0, Default::default());
         assert!(
             !text.contains("ownership:") && !text.contains("follow-up:"),
             "{text}"

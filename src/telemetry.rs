@@ -32,6 +32,7 @@ use std::time::Instant;
 pub const EVENTS_TOTAL: &str = "leadguard_events_total";
 pub const DUPLICATES_TOTAL: &str = "leadguard_duplicate_events_total";
 pub const REJECTED_TOTAL: &str = "leadguard_rejected_events_total";
+pub const IDENTIFIERS_DROPPED_TOTAL: &str = "leadguard_identifiers_dropped_total";
 pub const LATE_EVENTS_TOTAL: &str = "leadguard_late_events_total";
 pub const LATE_OWNERSHIP_TOTAL: &str = "leadguard_late_ownership_events_total";
 pub const REORDERED_TOTAL: &str = "leadguard_reordered_events_total";
@@ -65,6 +66,7 @@ pub const ALL: &[&str] = &[
     EVENTS_TOTAL,
     DUPLICATES_TOTAL,
     REJECTED_TOTAL,
+    IDENTIFIERS_DROPPED_TOTAL,
     LATE_EVENTS_TOTAL,
     LATE_OWNERSHIP_TOTAL,
     REORDERED_TOTAL,
@@ -129,6 +131,8 @@ pub struct PartitionReport {
     pub stats: Stats,
     /// Messages refused before they reached the core (unreadable, invalid), by reason.
     pub parse_rejects: BTreeMap<RejectReason, u64>,
+    /// Invalid identifiers dropped from events accepted through another identifier.
+    pub identifiers_dropped: u64,
     /// Outputs written by the edge.
     pub outputs: u64,
     pub size: StateSize,
@@ -375,6 +379,12 @@ const ENGINE_METRICS: &[(&str, &str, &[&str], bool)] = &[
         true,
     ),
     (
+        IDENTIFIERS_DROPPED_TOTAL,
+        "Invalid identifiers dropped from events that were accepted through another identifier",
+        &[],
+        true,
+    ),
+    (
         LATE_EVENTS_TOTAL,
         "Events that arrived after newer ones: placed in order (reordered), applied at the watermark (ownership), or refused (too_late)",
         &["outcome"],
@@ -513,6 +523,7 @@ impl Collector for EngineCollector {
                 (WITHDRAWN_TOTAL, s.withdrawn),
                 (MERGES_TOTAL, s.merges),
                 (EVICTED_TOTAL, s.customers_evicted),
+                (IDENTIFIERS_DROPPED_TOTAL, r.identifiers_dropped),
                 (OUTPUTS_TOTAL, r.outputs),
                 (CUSTOMERS_TRACKED, r.size.customers as u64),
                 (CUSTOMERS_OWNED, r.size.owned as u64),

@@ -230,6 +230,7 @@ impl Task {
         PartitionReport {
             stats: self.engine.stats(),
             parse_rejects: self.parse_rejects.clone(),
+            identifiers_dropped: self.ingest.dropped_identifiers,
             outputs: self.counts.outputs,
             size: self.engine.state_size(),
             lag: self.lag,
