@@ -117,25 +117,25 @@ enum Command {
     Gen {
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 2_000, value_parser = at_least_one)]
         customers: usize,
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 60, value_parser = at_least_one)]
         reps: usize,
         #[arg(long, default_value_t = 10_000)]
         events: usize,
-        #[arg(long, default_value_t = 14)]
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         /// Fraction of events delivered late (within --max-delay).
-        #[arg(long, default_value_t = 0.02)]
+        #[arg(long, default_value_t = 0.02, value_parser = fraction)]
         out_of_order: f64,
         /// How late at most, e.g. 60s.
         #[arg(long, default_value = "60s")]
         max_delay: String,
         /// Fraction of events delivered twice.
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(long, default_value_t = 0.01, value_parser = fraction)]
         duplicates: f64,
         /// Fraction of bad lines (malformed JSON, missing fields, unknown kinds, bad times).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = fraction)]
         malformed: f64,
         /// Where the events go. Default: stdout.
         #[arg(long, short)]
@@ -148,7 +148,7 @@ enum Command {
         #[arg(long)]
         live: bool,
         /// Lines per second in --live mode.
-        #[arg(long, default_value_t = 20.0, requires = "live")]
+        #[arg(long, default_value_t = 20.0, requires = "live", value_parser = per_second)]
         rate: f64,
     },
     /// Count an output stream (collisions per team, rep pair, day, rule; reclaims and
@@ -880,27 +880,42 @@ fn validate(path: &Path, roster: Option<&Path>) -> ExitCode {
     }
 }
 
+// Flag values `gen` checks as it parses them, so that a wrong one is a wrong flag (exit code 2,
+// with the flag named) rather than a quiet substitute or a failure after the start.
+
+fn fraction(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{v}` is not a fraction from 0 to 1 (e.g. 0.02)")),
+    }
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{v}` is not a whole number of at least 1")),
+    }
+}
+
+fn per_second(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{v}` is not a number of lines per second above 0")),
+    }
+}
+
 fn gen(
     cfg: leadguard::gen::GenConfig,
     output: Option<PathBuf>,
     roster_out: Option<PathBuf>,
     live_rate: Option<f64>,
 ) -> Result<()> {
-    if !(0.0..=1.0).contains(&cfg.out_of_order)
-        || !(0.0..=1.0).contains(&cfg.duplicates)
-        || !(0.0..=1.0).contains(&cfg.malformed)
-    {
-        bail!("--out-of-order, --duplicates and --malformed are fractions from 0 to 1");
-    }
     if let Some(path) = &roster_out {
         std::fs::write(path, leadguard::gen::roster_yaml(&cfg))
             .with_context(|| format!("cannot write the roster to {}", path.display()))?;
     }
     let mut out = output_writer(output.as_deref())?;
     if let Some(rate) = live_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("--rate is a number of lines per second above 0");
-        }
         eprintln!("leadguard gen: writing {rate} events per second stamped with the wall clock; stop with Ctrl-C");
         leadguard::gen::write_live(
             &cfg,

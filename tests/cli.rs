@@ -162,6 +162,32 @@ fn a_generated_history_replays_deterministically_from_stdin_and_file() {
 }
 
 #[test]
+fn gen_refuses_out_of_range_values_as_wrong_flags() {
+    for (flag, value) in [
+        ("--out-of-order", "1.5"),
+        ("--duplicates", "2"),
+        ("--malformed", "-0.1"),
+        ("--customers", "0"),
+        ("--reps", "0"),
+        ("--days", "0"),
+    ] {
+        let out = leadguard()
+            .args(["gen", "--events", "10", &format!("{flag}={value}")])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag}={value}: {stderr}");
+        assert!(out.stdout.is_empty(), "{flag}={value} wrote events");
+    }
+    let out = leadguard()
+        .args(["gen", "--live", "--rate=0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn a_missing_source_mapping_is_refused_before_processing() {
     let dir = temp_dir("source");
     std::fs::write(dir.join("in.jsonl"), "{}\n").unwrap();
