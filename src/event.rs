@@ -92,6 +92,8 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Outbound, Direction::Inbound];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Outbound => "outbound",

@@ -154,17 +154,24 @@ impl Pool {
         };
         ok(&self.regions, region) && ok(&self.industries, industry) && ok(&self.tiers, tier)
     }
-    /// Whether reps of `team` may work this pool. `east-*` admits every team whose name
-    /// starts with `east-`.
+    /// Whether reps of `team` may work this pool (see [`teams_admit`]).
     pub fn admits_team(&self, team: Option<&str>) -> bool {
-        self.teams.is_empty()
-            || team.is_some_and(|t| {
-                self.teams.iter().any(|x| match x.strip_suffix('*') {
-                    Some(prefix) => t.starts_with(prefix),
-                    None => x == t,
-                })
-            })
+        teams_admit(&self.teams, team)
     }
+}
+
+/// Whether a list of team patterns admits `team`: an empty list admits every team (and a rep
+/// with none); `east-*` admits every team whose name starts with `east-`; any other entry only
+/// the team of that name. Pools and collision-rule scopes both read `teams:` through this, so
+/// one list means the same teams wherever it is written.
+pub fn teams_admit(patterns: &[String], team: Option<&str>) -> bool {
+    patterns.is_empty()
+        || team.is_some_and(|t| {
+            patterns.iter().any(|x| match x.strip_suffix('*') {
+                Some(prefix) => t.starts_with(prefix),
+                None => x == t,
+            })
+        })
 }
 
 /// A new lead must be followed up `follow_ups` times within `within`, the first within
@@ -288,7 +295,7 @@ pub(super) fn read_ownership(r: &mut Reader<'_>, node: &Node, out: &mut Ownershi
         }
     }
     if let Some(n) = m.get("follow_up_kinds") {
-        if let Some(k) = read_kind_list(r, n, "`follow_up_kinds`") {
+        if let Some(k) = super::rules::read_kinds(r, n, "`follow_up_kinds`") {
             out.follow_up_kinds = k;
         }
     }
@@ -311,7 +318,7 @@ pub(super) fn read_ownership(r: &mut Reader<'_>, node: &Node, out: &mut Ownershi
                 .and_then(|n| r.bool(n, "`first_touch.enabled`"))
                 .unwrap_or(false);
             let kinds = match ft.get("kinds") {
-                Some(k) => read_kind_list(r, k, "`first_touch.kinds`"),
+                Some(k) => super::rules::read_kinds(r, k, "`first_touch.kinds`"),
                 None => Some(
                     [ContactKind::Visit, ContactKind::Meeting]
                         .into_iter()
@@ -401,16 +408,6 @@ fn read_protection_figures(
     }
 }
 
-/// A list of contact kinds, refusing `complaint` (not a rep's contact).
-pub(super) fn read_kind_list(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
-    let set = super::rules::read_kinds(r, node, what)?;
-    if set.contains(ContactKind::Complaint) {
-        r.error(node, format!("{what}: a complaint is not a rep's contact"));
-        return None;
-    }
-    Some(set)
-}
-
 const POOL_KEYS: &[&str] = &[
     "id",
     "regions",
@@ -420,9 +417,17 @@ const POOL_KEYS: &[&str] = &[
     "assignment",
 ];
 
-pub(super) fn read_pool(r: &mut Reader<'_>, node: &Node) -> Option<Pool> {
+pub(super) fn read_pool(
+    r: &mut Reader<'_>,
+    node: &Node,
+    ids: &mut Vec<super::rules::NameAt>,
+) -> Option<Pool> {
     let m = r.map(node, "a pool", POOL_KEYS)?;
-    let id = m.require(r, "id").and_then(|n| r.string(n, "`id`"));
+    let id_node = m.require(r, "id");
+    let id = id_node.and_then(|n| r.string(n, "`id`"));
+    if let (Some(n), Some(id)) = (id_node, &id) {
+        ids.push(super::rules::NameAt::new(r, n, id));
+    }
     let mut list = |key: &str| {
         m.get(key)
             .and_then(|n| r.strings(n, &format!("pool `{key}`")))

@@ -125,6 +125,7 @@ impl Default for Exemptions {
 /// Which customers and reps a rule looks at. Empty lists mean "any".
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Scope {
+    /// Team patterns, read as a pool's `teams` are (`east-*` is every team starting `east-`).
     pub teams: Vec<String>,
     pub regions: Vec<String>,
     pub industries: Vec<String>,
@@ -132,12 +133,9 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn allows(list: &[String], value: Option<&str>) -> bool {
-        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
-    }
     /// Whether a rep of this team is in scope.
     pub fn allows_team(&self, team: Option<&str>) -> bool {
-        Self::allows(&self.teams, team)
+        lifecycle::teams_admit(&self.teams, team)
     }
 }
 
@@ -349,6 +347,10 @@ impl Rules {
             }
         }
         let mut rules = Rules::default();
+        // Names are gathered as written, also from entries that fail for another reason, so
+        // that a duplicate is reported in the same run as that entry's other problems.
+        let (mut collision_ids, mut source_names, mut pool_ids) =
+            (Vec::new(), Vec::new(), Vec::new());
         let mut seen_sections: Vec<(&str, String)> = Vec::new();
         for (path, tree) in &trees {
             let mut r = Reader {
@@ -385,7 +387,7 @@ impl Rules {
                     "pools" => {
                         if let Some(items) = r.list(node, "`pools`") {
                             for item in items {
-                                if let Some(p) = lifecycle::read_pool(&mut r, item) {
+                                if let Some(p) = lifecycle::read_pool(&mut r, item, &mut pool_ids) {
                                     rules.pools.push(p);
                                 }
                             }
@@ -395,7 +397,8 @@ impl Rules {
                     "collisions" => {
                         if let Some(items) = r.list(node, "`collisions`") {
                             for item in items {
-                                if let Some(rule) = read_collision(&mut r, item) {
+                                if let Some(rule) = read_collision(&mut r, item, &mut collision_ids)
+                                {
                                     rules.collisions.push(rule);
                                 }
                             }
@@ -404,7 +407,7 @@ impl Rules {
                     "sources" => {
                         if let Some(items) = r.list(node, "`sources`") {
                             for item in items {
-                                if let Some(s) = read_source(&mut r, item) {
+                                if let Some(s) = read_source(&mut r, item, &mut source_names) {
                                     rules.sources.push(s);
                                 }
                             }
@@ -415,30 +418,9 @@ impl Rules {
             }
             top.finish(&mut r);
         }
-        check_unique(
-            &mut errors,
-            rules
-                .collisions
-                .iter()
-                .map(|c| (c.id.as_str(), c.defined_at.as_str())),
-            "collision rule id",
-        );
-        check_unique(
-            &mut errors,
-            rules
-                .sources
-                .iter()
-                .map(|s| (s.name.as_str(), s.defined_at.as_str())),
-            "source name",
-        );
-        check_unique(
-            &mut errors,
-            rules
-                .pools
-                .iter()
-                .map(|p| (p.id.as_str(), p.defined_at.as_str())),
-            "pool id",
-        );
+        check_unique(&mut errors, &collision_ids, "collision rule id");
+        check_unique(&mut errors, &source_names, "source name");
+        check_unique(&mut errors, &pool_ids, "pool id");
         if errors.is_empty() {
             Ok(rules)
         } else {
@@ -448,23 +430,41 @@ impl Rules {
     }
 }
 
-fn check_unique<'a>(
-    errors: &mut Vec<Diagnostic>,
-    items: impl Iterator<Item = (&'a str, &'a str)>,
-    what: &str,
-) {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
-    for (name, at) in items {
-        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
-            let (file, line) = at.rsplit_once(':').unwrap_or((at, "0"));
+/// A name an entry gives itself (a collision rule's id, a source's or a pool's name) and where
+/// its value is written.
+pub(super) struct NameAt {
+    name: String,
+    file: PathBuf,
+    line: usize,
+    col: usize,
+}
+
+impl NameAt {
+    pub(super) fn new(r: &Reader<'_>, node: &Node, name: &str) -> NameAt {
+        NameAt {
+            name: name.to_string(),
+            file: r.file.to_path_buf(),
+            line: node.line,
+            col: node.col,
+        }
+    }
+}
+
+/// Reports every repeat of a name at the repeat's value, naming where it was first used.
+fn check_unique(errors: &mut Vec<Diagnostic>, names: &[NameAt], what: &str) {
+    for (i, n) in names.iter().enumerate() {
+        if let Some(first) = names[..i].iter().find(|f| f.name == n.name) {
             errors.push(Diagnostic {
-                file: PathBuf::from(file),
-                line: line.parse().unwrap_or(0),
-                col: 1,
-                message: format!("{what} `{name}` is already used at {first}"),
+                file: n.file.clone(),
+                line: n.line,
+                col: n.col,
+                message: format!(
+                    "{what} `{}` is already used at {}:{}; rename one",
+                    n.name,
+                    first.file.display(),
+                    first.line
+                ),
             });
-        } else {
-            seen.push((name, at));
         }
     }
 }
@@ -512,13 +512,38 @@ fn read_settings(r: &mut Reader<'_>, node: &Node, out: &mut Settings) {
     {
         out.max_message_bytes = v as usize;
     }
-    if let Some(v) = m
-        .get("output_source")
-        .and_then(|n| r.string(n, "`output_source`"))
-    {
-        out.output_source = v;
+    if let Some(n) = m.get("output_source") {
+        if let Some(v) = r.string(n, "`output_source`") {
+            match check_output_source(&v) {
+                Ok(()) => out.output_source = v,
+                Err(e) => r.error(n, format!("`output_source`: {e}")),
+            }
+        }
     }
     m.finish(r);
+}
+
+/// CloudEvents 1.0 requires every event's `source` to be a non-empty URI-reference, and a
+/// URI never holds whitespace or control characters: consumers that check would refuse every
+/// output. The rest of URI syntax is left to the operator.
+fn check_output_source(v: &str) -> Result<(), String> {
+    const EXPECTED: &str =
+        "it is the CloudEvents `source` of every output, a URI-reference such as urn:leadguard or https://crm.example.com/leadguard";
+    if v.is_empty() {
+        return Err(format!("must not be empty; {EXPECTED}"));
+    }
+    if let Some(c) = v.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{}` contains {} ({c:?}), which a URI cannot hold; {EXPECTED}",
+            v.escape_debug(),
+            if c.is_whitespace() {
+                "whitespace"
+            } else {
+                "a control character"
+            }
+        ));
+    }
+    Ok(())
 }
 
 fn read_identity(r: &mut Reader<'_>, node: &Node, out: &mut IdentitySettings) {
@@ -583,21 +608,57 @@ fn read_identity(r: &mut Reader<'_>, node: &Node, out: &mut IdentitySettings) {
     m.finish(r);
 }
 
+/// A list of the contact kinds a rule counts: a rep's contacts, so never `complaint` (a
+/// complaint is the customer's, and has its own rule type). Each wrong entry is reported once,
+/// at the entry; "name at least one" only for a list that is empty as written.
 pub(super) fn read_kinds(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<KindSet> {
     let items = r.list(node, what)?;
+    let accepted = || {
+        KindSet::CONTACTS
+            .iter()
+            .map(ContactKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut set = KindSet::EMPTY;
+    let mut ok = true;
     for item in items {
-        let s = r.string(item, what)?;
+        let Some(s) = r.string(item, &format!("each entry of {what}")) else {
+            ok = false;
+            continue;
+        };
         match ContactKind::parse(&s) {
-            Some(k) => set.insert(k),
-            None => r.error(
-                item,
-                format!("{what}: `{s}` is not a contact kind (call, email, visit, meeting, message, complaint)"),
-            ),
+            Some(k) if KindSet::CONTACTS.contains(k) => set.insert(k),
+            Some(_) => {
+                ok = false;
+                r.error(
+                    item,
+                    format!(
+                        "{what}: `{s}` is not a rep's contact (a complaint has its own rule type, complaint); list some of {}",
+                        accepted()
+                    ),
+                );
+            }
+            None => {
+                ok = false;
+                r.error(
+                    item,
+                    format!(
+                        "{what}: `{s}` is not a contact kind; the kinds are {}",
+                        accepted()
+                    ),
+                );
+            }
         }
     }
+    if !ok {
+        return None;
+    }
     if set == KindSet::EMPTY {
-        r.error(node, format!("{what} must name at least one kind"));
+        r.error(
+            node,
+            format!("{what} must name at least one kind, e.g. [{}]", accepted()),
+        );
         return None;
     }
     Some(set)
@@ -665,9 +726,13 @@ const COLLISION_KEYS: &[&str] = &[
     "reassign",
 ];
 
-fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
+fn read_collision(r: &mut Reader<'_>, node: &Node, ids: &mut Vec<NameAt>) -> Option<CollisionRule> {
     let m = r.map(node, "a collision rule", COLLISION_KEYS)?;
-    let id = m.require(r, "id").and_then(|n| r.string(n, "`id`"));
+    let id_node = m.require(r, "id");
+    let id = id_node.and_then(|n| r.string(n, "`id`"));
+    if let (Some(n), Some(id)) = (id_node, &id) {
+        ids.push(NameAt::new(r, n, id));
+    }
     let what = format!("collision rule `{}`", id.as_deref().unwrap_or("?"));
     let ty = m.require(r, "type").and_then(|n| {
         r.choice(
@@ -720,7 +785,10 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
                 window: w,
             }),
             Some(_) => {
-                r.error(node, format!("{what}: `window` must be longer than zero"));
+                r.error(
+                    m.get("window").unwrap_or(node),
+                    format!("{what}: `window` must be longer than zero"),
+                );
                 None
             }
             None => {
@@ -745,7 +813,7 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
                 _ => {
                     if m.get("window").is_none() || window.is_some() {
                         r.error(
-                            node,
+                            m.get("window").unwrap_or(node),
                             format!("{what}: type complaint needs a `window` longer than zero"),
                         );
                     }
@@ -756,19 +824,9 @@ fn read_collision(r: &mut Reader<'_>, node: &Node) -> Option<CollisionRule> {
         _ => None,
     };
     let kinds = match m.get("kinds") {
-        Some(n) => read_kinds(r, n, "`kinds`"),
+        Some(n) => read_kinds(r, n, &format!("{what}: `kinds`")),
         None => Some(KindSet::CONTACTS),
     };
-    if let Some(k) = kinds {
-        if k.contains(ContactKind::Complaint) {
-            if let Some(n) = m.get("kinds") {
-                r.error(
-                    n,
-                    format!("{what}: `kinds` lists the contacts a rule counts; a complaint is not a rep's contact"),
-                );
-            }
-        }
-    }
     let severity = severity.unwrap_or(match kind {
         Some(CollisionKind::Complaint { .. }) => Severity::Critical,
         Some(CollisionKind::ProtectedContact) => Severity::High,
@@ -887,5 +945,136 @@ mod tests {
             joined.contains("`x` is already used at a.yaml:3"),
             "{joined}"
         );
+    }
+
+    /// Every problem as `file:line:col: message`, one a line.
+    fn problems(files: &[(&str, &str)]) -> String {
+        let errs = compile(files).unwrap_err();
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_duplicate_id_is_reported_even_when_the_first_rule_has_another_error() {
+        for first in ["window: 0s", "window: 7d, kinds: [fax]"] {
+            let text = format!(
+                "collisions:\n  - {{id: a, type: multi_rep, {first}}}\n  - id: a\n    type: protected_contact\n"
+            );
+            let joined = problems(&[("c.yaml", &text)]);
+            assert!(
+                joined.contains("c.yaml:3:9: collision rule id `a` is already used at c.yaml:2"),
+                "{joined}"
+            );
+            assert_eq!(joined.lines().count(), 2, "{joined}");
+        }
+        // Pools too: a pool refused for its assignment still claims its id.
+        let joined = problems(&[(
+            "p.yaml",
+            "pools:\n  - {id: east, assignment: {strategy: lottery}}\n  - {id: east}\n",
+        )]);
+        assert!(
+            joined.contains("p.yaml:3:10: pool id `east` is already used at p.yaml:2"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_one_error_listing_only_the_kinds_accepted() {
+        let joined = problems(&[(
+            "c.yaml",
+            "collisions:\n  - {id: a, type: protected_contact, kinds: [fax]}\n",
+        )]);
+        assert_eq!(joined.lines().count(), 1, "{joined}");
+        assert!(joined.contains("c.yaml:2:46:"), "{joined}");
+        assert!(
+            joined.contains(
+                "`fax` is not a contact kind; the kinds are call, email, visit, meeting, message"
+            ),
+            "{joined}"
+        );
+        assert!(!joined.contains("complaint,"), "{joined}");
+        let joined = problems(&[(
+            "c.yaml",
+            "collisions:\n  - {id: a, type: protected_contact, kinds: [call, complaint]}\n",
+        )]);
+        assert_eq!(joined.lines().count(), 1, "{joined}");
+        assert!(
+            joined.contains("`complaint` is not a rep's contact"),
+            "{joined}"
+        );
+        let joined = problems(&[(
+            "c.yaml",
+            "collisions:\n  - {id: a, type: protected_contact, kinds: []}\n",
+        )]);
+        assert!(joined.contains("must name at least one kind"), "{joined}");
+    }
+
+    #[test]
+    fn scopes_read_team_patterns_as_pools_do() {
+        let rules = compile(&[(
+            "c.yaml",
+            "collisions:\n  - {id: a, type: protected_contact, scope: {teams: [\"south-*\", north-1]}}\n",
+        )])
+        .unwrap();
+        let scope = &rules.collisions[0].scope;
+        assert!(scope.allows_team(Some("south-2")));
+        assert!(scope.allows_team(Some("north-1")));
+        assert!(!scope.allows_team(Some("north-2")));
+        assert!(!scope.allows_team(Some("south")));
+        assert!(!scope.allows_team(None));
+        assert!(Scope::default().allows_team(None));
+    }
+
+    #[test]
+    fn an_output_source_that_is_no_uri_reference_is_refused() {
+        for bad in [
+            "\"\"",
+            "\"urn:lead guard\"",
+            "\"urn:lead\\tguard\"",
+            "\"urn:x\\u0007\"",
+        ] {
+            let joined = problems(&[("s.yaml", &format!("settings:\n  output_source: {bad}\n"))]);
+            assert!(
+                joined.starts_with("s.yaml:2:18: `output_source`: "),
+                "{joined}"
+            );
+            assert!(
+                joined.contains("URI-reference such as urn:leadguard"),
+                "{joined}"
+            );
+        }
+        let rules = compile(&[(
+            "s.yaml",
+            "settings:\n  output_source: https://crm.example.com/lg\n",
+        )])
+        .unwrap();
+        assert_eq!(rules.settings.output_source, "https://crm.example.com/lg");
+    }
+
+    #[test]
+    fn durations_and_windows_are_explained_where_they_are_written() {
+        let joined = problems(&[(
+            "c.yaml",
+            "collisions:\n  - id: a\n    type: multi_rep\n    window: 0s\n  - id: b\n    type: complaint\n    window: 0s\n  - id: c\n    type: protected_contact\n    cooldown: -5m\n  - id: d\n    type: protected_contact\n    cooldown: 10min\n",
+        )]);
+        assert!(
+            joined.contains("c.yaml:4:13: collision rule `a`: `window` must be longer than zero"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.yaml:7:13: collision rule `b`: type complaint"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.yaml:10:15: `cooldown`: `-5m`: durations can't be negative"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.yaml:13:15: `cooldown`: `10min`: `min` is not a unit; write 10m (the units are ms, s, m, h, d and w)"),
+            "{joined}"
+        );
+        assert_eq!(joined.lines().count(), 4, "{joined}");
     }
 }

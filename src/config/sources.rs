@@ -4,8 +4,10 @@
 //! mapping names, for each canonical field, a JSON Pointer into the publisher's message, a
 //! constant, and optionally a table that translates the publisher's words (`OUT` → `outbound`).
 
-use super::rules::scalar_of;
+use super::rules::{scalar_of, NameAt};
 use super::yaml::{Node, Reader, Value};
+use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::time::Timestamp;
 
 /// A canonical field a mapping can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,7 +147,103 @@ const FIELD_NAMES: &[&str] = &[
     "account_team",
 ];
 
-pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMapping> {
+/// Whether `ingest` accepts `word` for field `f` once a mapping has produced it, and if not,
+/// what it accepts. Only `kind` and `direction` are words from a fixed set; the parser trims
+/// every field and reads a blank one as absent (a blank `direction` is the default, outbound).
+/// A constant or a value-table target that fails here would refuse every event that uses it,
+/// so `validate` says so rather than the dead letters.
+fn check_word(f: Field, word: &str) -> Result<(), String> {
+    let word = word.trim();
+    match f {
+        Field::Kind => {
+            if ContactKind::parse(word).is_some() || OwnershipAction::parse(word).is_some() {
+                return Ok(());
+            }
+            let names =
+                |it: &mut dyn Iterator<Item = &'static str>| it.collect::<Vec<_>>().join(", ");
+            Err(format!(
+                "`{word}` is not an event kind; expected one of {} (activity) or {} (ownership)",
+                names(&mut ContactKind::ALL.iter().map(|k| k.as_str())),
+                names(&mut OwnershipAction::ALL.iter().map(|a| a.as_str())),
+            ))
+        }
+        Field::Direction => {
+            if word.is_empty() || Direction::ALL.iter().any(|d| d.as_str() == word) {
+                return Ok(());
+            }
+            let names: Vec<&str> = Direction::ALL.iter().map(|d| d.as_str()).collect();
+            Err(format!(
+                "`{word}` is not a direction; expected {}",
+                names.join(" or ")
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a strftime pattern by using it as `ingest` will: a sample time is written with it
+/// and read back with [`Timestamp::parse_local`]. That refuses specifiers chrono doesn't know
+/// (`%Q`) and patterns that can't name a moment (no date, or no time of day), which would
+/// otherwise refuse every event of the source.
+fn check_time_pattern(pattern: &str) -> Result<(), String> {
+    use chrono::format::{Item, StrftimeItems};
+    use chrono::TimeZone;
+    use std::fmt::Write;
+    const HELP: &str =
+        "see https://docs.rs/chrono/latest/chrono/format/strftime/ (e.g. \"%Y-%m-%d %H:%M:%S\")";
+    if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
+        // Name the first specifier chrono refuses on its own (each runs to the next % or
+        // space), so the operator knows which to fix.
+        let mut bad = None;
+        let mut rest = pattern;
+        while let Some(i) = rest.find('%') {
+            rest = &rest[i..];
+            if let Some(after) = rest.strip_prefix("%%") {
+                rest = after;
+                continue;
+            }
+            let end = rest[1..]
+                .find(|c: char| c == '%' || c.is_whitespace())
+                .map_or(rest.len(), |e| e + 1);
+            let spec = &rest[..end];
+            if StrftimeItems::new(spec).any(|i| matches!(i, Item::Error)) {
+                bad = Some(spec);
+                break;
+            }
+            rest = &rest[end..];
+        }
+        return Err(match bad {
+            Some(spec) => format!(
+                "`{pattern}` is not a time pattern chrono can use: `{spec}` is not a strftime specifier; {HELP}"
+            ),
+            None => format!("`{pattern}` is not a time pattern chrono can use; {HELP}"),
+        });
+    }
+    let sample = chrono::FixedOffset::east_opt(0)
+        .expect("a zero offset")
+        .with_ymd_and_hms(2026, 11, 2, 9, 31, 2)
+        .single()
+        .expect("a plain date");
+    let mut written = String::new();
+    if write!(written, "{}", sample.format(pattern)).is_err() {
+        return Err(format!(
+            "`{pattern}` is not a time pattern chrono can use; {HELP}"
+        ));
+    }
+    Timestamp::parse_local(&written, pattern, chrono_tz::UTC)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "`{pattern}` can't be read back ({e}); a pattern needs a date and a time of day; {HELP}"
+            )
+        })
+}
+
+pub(super) fn read_source(
+    r: &mut Reader<'_>,
+    node: &Node,
+    names: &mut Vec<NameAt>,
+) -> Option<SourceMapping> {
     let m = r.map(
         node,
         "a source",
@@ -158,7 +256,12 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
             "values",
         ],
     )?;
-    let name = m.require(r, "name").and_then(|n| r.string(n, "`name`"));
+    let name_node = m.require(r, "name");
+    let name = name_node.and_then(|n| r.string(n, "`name`"));
+    if let (Some(n), Some(name)) = (name_node, &name) {
+        names.push(NameAt::new(r, n, name));
+    }
+    let source = format!("source `{}`", name.as_deref().unwrap_or("?"));
     if let Some(n) = m.get("description") {
         r.string(n, "`description`");
     }
@@ -171,7 +274,15 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
             "rfc3339" => TimeFormat::Rfc3339,
             "epoch_ms" => TimeFormat::EpochMillis,
             "epoch_s" => TimeFormat::EpochSeconds,
-            pattern if pattern.contains('%') => TimeFormat::Local(pattern.to_string()),
+            pattern if pattern.contains('%') => {
+                if let Err(e) = check_time_pattern(pattern) {
+                    r.error(
+                        m.get("time_format").unwrap_or(node),
+                        format!("{source}: `time_format`: {e}"),
+                    );
+                }
+                TimeFormat::Local(pattern.to_string())
+            }
             _ => {
                 r.error(
                     m.get("time_format").unwrap_or(node),
@@ -199,6 +310,8 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
         }
     }
     let mut constants = Vec::new();
+    // Where each constant is written, to check it once the value tables are read.
+    let mut constant_nodes: Vec<(Field, &Node)> = Vec::new();
     if let Some(n) = m.get("constants") {
         if let Some(cm) = r.map(n, "`constants`", FIELD_NAMES) {
             for &fname in FIELD_NAMES {
@@ -209,6 +322,7 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
                             r.error(v, format!("`{fname}` has both a pointer in `fields` and a constant; keep one"));
                         }
                         constants.push((f, c));
+                        constant_nodes.push((f, v));
                     }
                 }
             }
@@ -224,19 +338,40 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
                     r.error(v, format!("`values.{fname}` must map the source's words to canonical ones, e.g. {{OUT: outbound}}"));
                     continue;
                 };
+                let field = Field::parse(fname).expect("listed");
                 let mut table = Vec::new();
                 for (k, val) in entries {
                     match (scalar_of(k), scalar_of(val)) {
-                        (Some(k), Some(val)) => table.push((k.to_string(), val.to_string())),
+                        (Some(k), Some(to)) => {
+                            if let Err(e) = check_word(field, to) {
+                                r.error(val, format!("{source}: `values.{fname}.{k}`: {e}"));
+                            }
+                            table.push((k.to_string(), to.to_string()));
+                        }
                         _ => r.error(
                             k,
                             format!("`values.{fname}`: each entry maps one word to one word"),
                         ),
                     }
                 }
-                values.push((Field::parse(fname).expect("listed"), table));
+                values.push((field, table));
             }
             vm.finish(r);
+        }
+    }
+    // A constant passes through its field's value table, as `SourceMapping::translate` does
+    // for every word; the table's targets were checked above.
+    for ((f, c), (_, at)) in constants.iter().zip(&constant_nodes) {
+        let result = match values.iter().find(|(x, _)| x == f) {
+            Some((_, table)) if !table.iter().any(|(from, _)| from == c) => Err(format!(
+                "`{c}` is not in `values.{}`, so every event would be refused; add it there or remove the table",
+                f.name()
+            )),
+            Some(_) => Ok(()),
+            None => check_word(*f, c),
+        };
+        if let Err(e) = result {
+            r.error(at, format!("{source}: `constants.{}`: {e}", f.name()));
         }
     }
     for required in [Field::EventId, Field::Kind, Field::OccurredAt, Field::RepId] {
@@ -279,4 +414,72 @@ pub(super) fn read_source(r: &mut Reader<'_>, node: &Node) -> Option<SourceMappi
         time_format,
         defined_at: format!("{}:{}", r.file.display(), node.line),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Rules;
+    use std::path::Path;
+
+    const BASE: &str = "sources:\n  - name: cc\n    fields: {event_id: /id, occurred_at: /t, rep.id: /a, customer.phone: /p, direction: /d}\n";
+
+    /// The problems of a source: `BASE` followed by `extra` (indented under the source).
+    fn problems(extra: &str) -> Vec<String> {
+        match Rules::from_texts([(Path::new("s.yaml"), format!("{BASE}{extra}").as_str())]) {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_time_format_chrono_cannot_use_is_refused() {
+        let p = problems("    time_format: \"%Q garbage\"\n    constants: {kind: call}\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("s.yaml:4:18: source `cc`: `time_format`: `%Q garbage` is not a time pattern chrono can use: `%Q` is not a strftime specifier"),
+            "{p:?}"
+        );
+        // Known specifiers, but no date: every time would be refused as well.
+        let p = problems("    time_format: \"%H:%M:%S\"\n    constants: {kind: call}\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("`%H:%M:%S` can't be read back"), "{p:?}");
+        for ok in [
+            "%Y-%m-%d %H:%M:%S",
+            "%d/%m/%Y %H:%M",
+            "%Y%m%d%H%M%S%.3f",
+            "%Y-%m-%dT%H:%M:%S%:z",
+            "%s",
+            "100%% %Y-%m-%d %H:%M",
+        ] {
+            let p = problems(&format!(
+                "    time_format: \"{ok}\"\n    constants: {{kind: call}}\n"
+            ));
+            assert!(p.is_empty(), "{ok}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn constants_and_value_tables_must_give_words_the_parser_accepts() {
+        let p = problems(
+            "    constants: {kind: fax}\n    values:\n      direction: {OUT: sideways, IN: inbound}\n",
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("s.yaml:4:23: source `cc`: `constants.kind`: `fax` is not an event kind; expected one of call, email, visit, meeting, message, complaint (activity) or assign, release, transfer, lock, unlock, won, claim (ownership)"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("s.yaml:6:24: source `cc`: `values.direction.OUT`: `sideways` is not a direction; expected outbound or inbound"),
+            "{p:?}"
+        );
+        // A constant goes through its field's table, as every word does when parsing.
+        let p = problems("    constants: {kind: CALL}\n    values:\n      kind: {PHONE: call}\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("`CALL` is not in `values.kind`"), "{p:?}");
+        assert!(problems(
+            "    constants: {kind: CALL}\n    values:\n      kind: {CALL: call, WON: won}\n"
+        )
+        .is_empty());
+        assert!(problems("    constants: {kind: claim}\n").is_empty());
+    }
 }

@@ -284,7 +284,10 @@ impl<'a> Reader<'a> {
         match crate::time::parse_span(&text) {
             Ok(s) => Some(s),
             Err(e) => {
-                self.error(node, format!("{what}: {e}"));
+                self.error(
+                    node,
+                    format!("{what}: {}", explain_span(&text).unwrap_or(e)),
+                );
                 None
             }
         }
@@ -394,6 +397,83 @@ impl<'n> MapReader<'n> {
     }
 }
 
+/// The units `time::parse_span` reads, and the longer spellings people write for them.
+const SPAN_UNITS: &str = "ms, s, m, h, d and w";
+const SPAN_SPELLINGS: &[(&str, &str)] = &[
+    ("msec", "ms"),
+    ("millis", "ms"),
+    ("milliseconds", "ms"),
+    ("sec", "s"),
+    ("secs", "s"),
+    ("second", "s"),
+    ("seconds", "s"),
+    ("min", "m"),
+    ("mins", "m"),
+    ("minute", "m"),
+    ("minutes", "m"),
+    ("hr", "h"),
+    ("hrs", "h"),
+    ("hour", "h"),
+    ("hours", "h"),
+    ("day", "d"),
+    ("days", "d"),
+    ("week", "w"),
+    ("weeks", "w"),
+];
+
+/// A clearer message than `parse_span`'s for the two mistakes it can only call an unknown unit:
+/// a negative duration, and a unit spelled out (`10min`, which it would otherwise read as
+/// 10 minutes followed by a stray `i`). `None` leaves `parse_span`'s message.
+fn explain_span(text: &str) -> Option<String> {
+    let t = text.trim();
+    if let Some(positive) = t.strip_prefix('-') {
+        return Some(format!(
+            "`{t}`: durations can't be negative; write a length such as {}",
+            if positive.is_empty() {
+                "5m"
+            } else {
+                positive.trim()
+            }
+        ));
+    }
+    // Rewrite each run of letters that is a spelled-out unit; suggest only if one was.
+    let mut suggestion = String::new();
+    let mut spelled = Vec::new();
+    let mut rest = t;
+    while !rest.is_empty() {
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        if letters == 0 {
+            let other = rest
+                .find(|c: char| c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            suggestion.push_str(&rest[..other]);
+            rest = &rest[other..];
+            continue;
+        }
+        let word = &rest[..letters];
+        match SPAN_SPELLINGS
+            .iter()
+            .find(|(long, _)| long.eq_ignore_ascii_case(word))
+        {
+            Some((_, unit)) => {
+                suggestion.push_str(unit);
+                spelled.push(word);
+            }
+            None => suggestion.push_str(word),
+        }
+        rest = &rest[letters..];
+    }
+    if spelled.is_empty() || crate::time::parse_span(&suggestion).is_err() {
+        return None;
+    }
+    Some(format!(
+        "`{t}`: `{}` is not a unit; write {suggestion} (the units are {SPAN_UNITS})",
+        spelled.join("`, `")
+    ))
+}
+
 /// The known word nearest to `word` by edit distance, if it is close.
 fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
@@ -450,6 +530,20 @@ mod tests {
         assert!(errors[0].to_string().starts_with("r.yaml:1:1:"));
         assert!(errors[0].message.contains("did you mean `window`"));
         assert!(errors[1].message.contains("did you mean `severity`"));
+    }
+
+    #[test]
+    fn spelled_out_and_negative_durations_are_explained() {
+        assert_eq!(
+            explain_span("1day12hours").as_deref(),
+            Some("`1day12hours`: `day`, `hours` is not a unit; write 1d12h (the units are ms, s, m, h, d and w)")
+        );
+        assert!(explain_span("-5m")
+            .unwrap()
+            .contains("can't be negative; write a length such as 5m"));
+        // Anything else keeps `parse_span`'s own message.
+        assert_eq!(explain_span("5x"), None);
+        assert_eq!(explain_span("10"), None);
     }
 
     #[test]
