@@ -233,6 +233,9 @@ impl Ingest {
                 ),
             ));
         }
+        // A byte-order mark is no part of the JSON: Windows tools start a file (so its first
+        // line) with one, and that event would be lost for it.
+        let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
         let text = std::str::from_utf8(bytes).map_err(|e| {
             Rejection::new(
                 RejectReason::InvalidUtf8,
@@ -268,7 +271,7 @@ impl Ingest {
                         "expected one JSON object per message",
                     ));
                 }
-                let raw = mapped_raw(&value, mapping)?;
+                let raw = mapped_raw(text, &value, mapping)?;
                 self.finish(raw, Some(mapping), default_source)
             }
         }?;
@@ -370,11 +373,14 @@ impl Ingest {
                 digests: Digests::default(),
             }));
         }
+        // The words come from the kinds' one definition, so the list can't leave one out.
         Err(Rejection::new(
             RejectReason::UnknownKind,
             format!(
-                "`kind` is `{}`; expected one of call, email, visit, meeting, message, complaint (activity) or assign, release, transfer, lock, unlock, won (ownership)",
-                truncate(kind_text, 40)
+                "`kind` is `{}`; expected one of {} (activity) or {} (ownership)",
+                truncate(kind_text, 40),
+                word_list(&ContactKind::ALL, ContactKind::as_str),
+                word_list(&OwnershipAction::ALL, OwnershipAction::as_str),
             ),
         ))
     }
@@ -508,41 +514,40 @@ fn canonical_raw(w: Wire<'_>) -> Raw<'_> {
     }
 }
 
-/// Reads a publisher's own shape through its mapping.
+/// A byte-order mark: U+FEFF in UTF-8.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a publisher's own shape (`message`, read into `value`) through its mapping.
 fn mapped_raw<'a>(
+    message: &'a str,
     value: &'a serde_json::Value,
     m: &'a SourceMapping,
 ) -> Result<Raw<'a>, Rejection> {
+    use serde_json::Value;
     let get = |f: Field| -> Result<Option<Cow<'a, str>>, Rejection> {
-        let text: Option<Cow<'a, str>> = if let Some(c) = m.constant(f) {
-            Some(Cow::Borrowed(c))
+        let word: Cow<'a, str> = if let Some(c) = m.constant(f) {
+            Cow::Borrowed(c)
         } else if let Some(p) = m.pointer(f) {
             match value.pointer(p) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
-                Some(serde_json::Value::Number(n)) => Some(Cow::Owned(n.to_string())),
-                Some(serde_json::Value::Bool(b)) => Some(Cow::Owned(b.to_string())),
-                Some(_) => {
-                    return Err(Rejection::new(
-                        RejectReason::WrongType,
-                        format!(
-                            "`{p}` (mapped to `{}` by source `{}`) is an object or list; expected text or a number",
-                            f.name(),
-                            m.name
-                        ),
-                    ))
+                // Null is absent, as in the canonical shape.
+                None | Some(Value::Null) => return Ok(None),
+                Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+                Some(Value::Number(n)) => number_text(message, p, n),
+                // Not read as text: `true` names no event, rep or customer, and the canonical
+                // shape refuses it too.
+                Some(Value::Bool(b)) => {
+                    return Err(not_text(p, f, m, &format!("`{b}`, a boolean")))
                 }
+                Some(Value::Object(_)) => return Err(not_text(p, f, m, "an object")),
+                Some(Value::Array(_)) => return Err(not_text(p, f, m, "a list")),
             }
         } else {
-            None
+            return Ok(None);
         };
-        match text {
-            None => Ok(None),
-            Some(t) => match m.translate(f, &t) {
-                Ok(x) if x == t.as_ref() => Ok(Some(t)),
-                Ok(x) => Ok(Some(Cow::Owned(x.to_string()))),
-                Err(e) => Err(Rejection::new(RejectReason::UnknownKind, e)),
-            },
+        match m.translate(f, &word) {
+            Ok(x) if x == word.as_ref() => Ok(Some(word)),
+            Ok(x) => Ok(Some(Cow::Owned(x.to_string()))),
+            Err(e) => Err(Rejection::new(RejectReason::UnknownKind, e)),
         }
     };
     let account_team = match m.pointer(Field::AccountTeam).and_then(|p| value.pointer(p)) {
@@ -572,6 +577,37 @@ fn mapped_raw<'a>(
         from_rep_id: get(Field::FromRepId)?,
         account_team,
     })
+}
+
+/// A value at a mapped pointer that can't be read as text.
+fn not_text(pointer: &str, f: Field, m: &SourceMapping, what: &str) -> Rejection {
+    Rejection::new(
+        RejectReason::WrongType,
+        format!(
+            "`{pointer}` (mapped to `{}` by source `{}`) is {what}; expected text or a number",
+            f.name(),
+            m.name
+        ),
+    )
+}
+
+/// A number at a mapped pointer, read as text: as the publisher wrote it (`1e3` stays `1e3`,
+/// `0.10` keeps its zero, a 20-digit id all its digits). `Value` keeps only the parsed number, so
+/// its text is found again in the message.
+fn number_text<'a>(message: &'a str, pointer: &str, n: &serde_json::Number) -> Cow<'a, str> {
+    match canonical::value_text(message, pointer) {
+        // The check costs one parse of a short number, and guards against the two readers ever
+        // disagreeing on where the pointer leads.
+        Some(t) if serde_json::from_str::<serde_json::Number>(t).ok().as_ref() == Some(n) => {
+            Cow::Borrowed(t)
+        }
+        // Not found again (nesting deeper than the walk goes): the number itself, with an
+        // integral float written without `.0` (`f64`'s `Display`).
+        _ => Cow::Owned(match n.as_f64() {
+            Some(x) if n.is_f64() => x.to_string(),
+            _ => n.to_string(),
+        }),
+    }
 }
 
 /// Explains a serde failure, naming the field (found by a second, slower parse that tracks
@@ -606,9 +642,176 @@ fn wire_error(text: &str, e: serde_json::Error) -> Rejection {
     }
 }
 
+/// `a, b, c`: the word of every value in `all`.
+fn word_list<T: Copy>(all: &[T], word: fn(T) -> &'static str) -> String {
+    all.iter().map(|&x| word(x)).collect::<Vec<_>>().join(", ")
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// The shipped `callcenter-cdr` mapping, as in `rules/sources.yaml`.
+    const SOURCES: &str = r#"
+sources:
+  - name: callcenter-cdr
+    time_format: "%Y-%m-%d %H:%M:%S"
+    fields:
+      event_id: /CallId
+      occurred_at: /StartTime
+      direction: /CallType
+      rep.id: /Agent/Id
+      rep.team: /Agent/Group
+      customer.id: /CrmCustomerNo
+      customer.phone: /PeerNumber
+    constants:
+      kind: call
+      source: callcenter
+    values:
+      direction: {OUT: outbound, IN: inbound}
+"#;
+
+    fn ingest() -> Ingest {
+        let rules = Rules::from_texts([(Path::new("sources.yaml"), SOURCES)]).expect("rules");
+        Ingest::new(Arc::new(rules))
+    }
+
+    fn mapped(message: &str) -> Result<Event, Rejection> {
+        let mut ingest = ingest();
+        let rules = ingest.rules.clone();
+        ingest.parse(message.as_bytes(), Some(&rules.sources[0]), "cdr")
+    }
+
+    fn cdr(call_id: &str, agent: &str, customer: &str) -> String {
+        format!(
+            r#"{{"CallId":{call_id},"StartTime":"2026-11-02 09:05:00","CallType":"OUT","Agent":{{"Id":{agent}}},"CrmCustomerNo":{customer}}}"#
+        )
+    }
+
+    fn activity(e: Result<Event, Rejection>) -> Activity {
+        match e {
+            Ok(Event::Activity(a)) => a,
+            other => panic!("expected an activity, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn booleans_at_a_mapped_pointer_are_refused_naming_the_field_and_the_pointer() {
+        let all = mapped(&cdr("true", "false", "true")).unwrap_err();
+        assert_eq!(all.reason, RejectReason::WrongType);
+        assert_eq!(
+            all.detail,
+            "`/CallId` (mapped to `event_id` by source `callcenter-cdr`) is `true`, a boolean; expected text or a number"
+        );
+        let rep = mapped(&cdr(r#""A-1""#, "false", r#""C1""#)).unwrap_err();
+        assert_eq!(rep.reason, RejectReason::WrongType);
+        assert!(
+            rep.detail.starts_with("`/Agent/Id` (mapped to `rep.id`"),
+            "{rep}"
+        );
+        assert!(rep.detail.contains("`false`, a boolean"), "{rep}");
+        let customer = mapped(&cdr(r#""A-1""#, r#""r1""#, "true")).unwrap_err();
+        assert!(
+            customer
+                .detail
+                .starts_with("`/CrmCustomerNo` (mapped to `customer.id`"),
+            "{customer}"
+        );
+        // Objects and lists are refused alike; null stays absent, as in the canonical shape.
+        let list = mapped(&cdr(r#""A-1""#, r#"["r1"]"#, r#""C1""#)).unwrap_err();
+        assert_eq!(list.reason, RejectReason::WrongType);
+        assert!(list.detail.contains("is a list;"), "{list}");
+        let object = mapped(&cdr(r#"{"n":1}"#, r#""r1""#, r#""C1""#)).unwrap_err();
+        assert!(object.detail.contains("is an object;"), "{object}");
+        let no_id = mapped(&cdr(r#""A-1""#, r#""r1""#, "null")).unwrap_err();
+        assert_eq!(no_id.reason, RejectReason::MissingField, "{no_id}");
+    }
+
+    #[test]
+    fn a_number_at_a_mapped_pointer_is_read_as_the_text_it_was_written_as() {
+        for (written, expected) in [
+            ("1e3", "1e3"),
+            ("1000", "1000"),
+            ("-0.10", "-0.10"),
+            ("2.5E+2", "2.5E+2"),
+            // Beyond u64: serde_json holds it as an approximate f64.
+            ("12345678901234567890123", "12345678901234567890123"),
+        ] {
+            let a = activity(mapped(&cdr(written, written, written)));
+            assert_eq!(a.event_id.as_str(), expected);
+            assert_eq!(a.rep.id, expected);
+            assert_eq!(a.customer.id.as_deref(), Some(expected));
+        }
+        // Text around it doesn't mislead the walk: escapes, a repeated key (the last counts,
+        // as serde_json reads it), the pointer's words elsewhere.
+        let a = activity(mapped(
+            r#"{"x":{"CallId":"no","Agent":{"Id":"no"}},"k\"ey":"v\\","CallId":1,"CallId":2.0,
+                "StartTime":"2026-11-02 09:05:00","CallType":"OUT","Agent":{"Id":7e0},
+                "Agent":{"Group":"g","Id":8e0},"CrmCustomerNo":"C\u0031"}"#,
+        ));
+        assert_eq!(a.event_id.as_str(), "2.0");
+        assert_eq!(a.rep.id, "8e0");
+        assert_eq!(a.customer.id.as_deref(), Some("C1"));
+    }
+
+    #[test]
+    fn a_number_the_walk_cannot_reach_is_written_without_a_fractional_part_when_integral() {
+        let n = |t: &str| serde_json::from_str::<serde_json::Number>(t).unwrap();
+        assert_eq!(number_text("{}", "/a", &n("1e3")), "1000");
+        assert_eq!(number_text("{}", "/a", &n("0.5")), "0.5");
+        assert_eq!(number_text("{}", "/a", &n("-42")), "-42");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let canonical = "\u{feff}{\"event_id\":\"e1\",\"kind\":\"call\",\"occurred_at\":\"2026-11-02T09:00:00+08:00\",\"rep\":{\"id\":\"r1\"},\"customer\":{\"id\":\"C1\"}}";
+        let a = activity(ingest().parse(canonical.as_bytes(), None, "default"));
+        assert_eq!(a.event_id.as_str(), "e1");
+        // The general parser too (an escape sends the message there).
+        let escaped = canonical.replace("\"e1\"", "\"e\\u0031\"");
+        let a = activity(ingest().parse(escaped.as_bytes(), None, "default"));
+        assert_eq!(a.event_id.as_str(), "e1");
+        let a = activity(mapped(&format!(
+            "\u{feff}{}",
+            cdr(r#""A-1""#, r#""r1""#, r#""C1""#)
+        )));
+        assert_eq!(a.event_id.as_str(), "A-1");
+        // Only at the start, and only one: elsewhere it is not JSON.
+        for bad in [
+            format!("\u{feff}\u{feff}{canonical}", canonical = &canonical[3..]),
+            format!(" {canonical}"),
+        ] {
+            let e = ingest().parse(bad.as_bytes(), None, "default").unwrap_err();
+            assert_eq!(e.reason, RejectReason::MalformedJson, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_is_answered_with_every_kind() {
+        let message = r#"{"event_id":"e1","kind":"fax","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r1"},"customer":{"id":"C1"}}"#;
+        let e = ingest()
+            .parse(message.as_bytes(), None, "default")
+            .unwrap_err();
+        assert_eq!(e.reason, RejectReason::UnknownKind);
+        assert_eq!(
+            e.detail,
+            "`kind` is `fax`; expected one of call, email, visit, meeting, message, complaint (activity) or assign, release, transfer, lock, unlock, won, claim (ownership)"
+        );
+        for word in ContactKind::ALL
+            .map(ContactKind::as_str)
+            .into_iter()
+            .chain(OwnershipAction::ALL.map(OwnershipAction::as_str))
+        {
+            assert!(e.detail.contains(&format!(" {word}")), "{word}");
+        }
     }
 }

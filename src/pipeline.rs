@@ -409,6 +409,13 @@ pub fn read_line_limited(
     }
     if buf.len() > limit {
         buf.truncate(limit);
+        // A cut inside a character would turn a UTF-8 message into raw_base64 in its dead
+        // letter; cutting back to the last whole character keeps it readable text.
+        if let Err(e) = std::str::from_utf8(buf) {
+            if e.error_len().is_none() {
+                buf.truncate(e.valid_up_to());
+            }
+        }
         truncated = true;
     }
     Ok(Some(truncated))
@@ -684,6 +691,21 @@ pub fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_line_is_cut_at_a_character_boundary() {
+        // "中" is three bytes: a limit of 7 falls inside the third.
+        let mut input: &[u8] = "中中中中\nnext\n".as_bytes();
+        let mut buf = Vec::new();
+        assert_eq!(read_line_limited(&mut input, &mut buf, 7).unwrap(), Some(true));
+        assert_eq!(std::str::from_utf8(&buf), Ok("中中"));
+        assert_eq!(read_line_limited(&mut input, &mut buf, 7).unwrap(), Some(false));
+        assert_eq!(buf, b"next");
+        // Bytes that were never UTF-8 stay as they were, up to the limit.
+        let mut input: &[u8] = b"\xff\xfe\xfd\xfc\n";
+        assert_eq!(read_line_limited(&mut input, &mut buf, 3).unwrap(), Some(true));
+        assert_eq!(buf, b"\xff\xfe\xfd");
+    }
 
     #[test]
     fn the_summary_names_every_output_type_once() {

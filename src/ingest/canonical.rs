@@ -52,6 +52,31 @@ pub(super) fn read(text: &str) -> Option<Raw<'_>> {
     (scan.at == scan.bytes.len()).then_some(raw)
 }
 
+/// The JSON text of the value at `pointer` (RFC 6901) in `text`, exactly as the publisher wrote
+/// it: a number a source mapping reads as text keeps its own spelling (`1e3`, `0.10`, digits
+/// beyond what an `f64` holds), which `serde_json::Value` doesn't keep. `text` must already have
+/// been read as valid JSON by serde_json; this finds the same value `Value::pointer` finds (a
+/// repeated key counts its last occurrence, array indices are read alike). `None` when the value
+/// isn't there or the walk meets nesting deeper than [`MAX_DEPTH`].
+pub(super) fn value_text<'a>(text: &'a str, pointer: &str) -> Option<&'a str> {
+    let path: Vec<String> = if pointer.is_empty() {
+        Vec::new()
+    } else {
+        pointer
+            .strip_prefix('/')?
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect()
+    };
+    let mut scan = Scan {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let (start, end) = scan.locate(&path, 1)??;
+    Some(&text[start..end])
+}
+
 /// Nesting deeper than this goes to the general parser (which has a limit of its own).
 const MAX_DEPTH: u32 = 64;
 
@@ -267,6 +292,119 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
+    /// Walks the value here, consuming it: where the value at `path` inside it starts and ends
+    /// (`Some(None)`: not there). For [`value_text`].
+    fn locate(&mut self, path: &[String], depth: u32) -> Option<Option<(usize, usize)>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let Some((token, rest)) = path.split_first() else {
+            self.space();
+            let start = self.at;
+            self.any(depth)?;
+            return Some(Some((start, self.at)));
+        };
+        let mut found = None;
+        match self.peek()? {
+            // Every occurrence is walked and the last one wins, as in the `Value` serde_json
+            // builds from the same text.
+            b'{' => self.members(|scan, key| {
+                if key == token.as_str() {
+                    found = scan.locate(rest, depth + 1)?;
+                } else {
+                    scan.any(depth + 1)?;
+                }
+                Some(())
+            })?,
+            b'[' => {
+                let index = array_index(token);
+                let mut i = 0;
+                self.array(|scan| {
+                    if index == Some(i) {
+                        found = scan.locate(rest, depth + 1)?;
+                    } else {
+                        scan.any(depth + 1)?;
+                    }
+                    i += 1;
+                    Some(())
+                })?;
+            }
+            _ => self.any(depth)?,
+        }
+        Some(found)
+    }
+
+    /// Any JSON value, skipped, escapes in strings included (unlike [`Scan::skip`], which leaves
+    /// those to the general parser). For [`value_text`].
+    fn any(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.any_string().map(drop),
+            b'{' => self.members(|scan, _| scan.any(depth + 1)),
+            b'[' => self.array(|scan| scan.any(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// An object whose keys may have escapes, calling `field` with each key (decoded) and the
+    /// scanner placed at its value.
+    fn members(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.any_string()?;
+            self.expect(b':')?;
+            field(self, &key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string, escapes and all, decoded.
+    fn any_string(&mut self) -> Option<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            let stop = next_stop(self.bytes, at)?;
+            match self.bytes[stop] {
+                b'"' => {
+                    self.at = stop + 1;
+                    break;
+                }
+                // The escaped character can't end the string: step over it.
+                b'\\' if stop + 2 <= self.bytes.len() => {
+                    escaped = true;
+                    at = stop + 2;
+                }
+                _ => return None,
+            }
+        }
+        if escaped {
+            // Rare in keys: serde_json decodes it, quotes included.
+            serde_json::from_str(&self.text[start - 1..self.at])
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(&self.text[start..self.at - 1]))
+        }
+    }
+
     fn digits(&mut self) {
         while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
             self.at += 1;
@@ -278,6 +416,15 @@ impl<'a> Scan<'a> {
         self.digits();
         (self.at > start).then_some(())
     }
+}
+
+/// An array index in a JSON Pointer, read as `serde_json::Value::pointer` reads it (no sign, no
+/// leading zero), so both find the same element.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 #[cfg(test)]
@@ -439,8 +586,84 @@ mod tests {
         })
     }
 
+    #[test]
+    fn finds_the_text_of_a_value_by_its_pointer() {
+        let text = r#" {"a": {"b": [10, 1e3, {"c~/": -0.50}]}, "a\u0062": 2E+1, "d": 1, "d": 2} "#;
+        for (pointer, expected) in [
+            ("/a/b/1", Some("1e3")),
+            ("/a/b/2/c~0~1", Some("-0.50")),
+            ("/ab", Some("2E+1")),
+            ("/d", Some("2")),
+            ("/a/b/01", None),
+            ("/a/b/3", None),
+            ("/a/x", None),
+            ("a", None),
+        ] {
+            assert_eq!(value_text(text, pointer), expected, "{pointer}");
+        }
+        let deep = format!("{}1{}", "[".repeat(80), "]".repeat(80));
+        assert_eq!(value_text(&deep, &"/0".repeat(80)), None);
+    }
+
+    /// JSON documents with repeated and escaped keys, escaped strings, and numbers in every
+    /// spelling, for [`value_text`].
+    fn document() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("false".to_string()),
+            Just("\"a\\\"b\\\\\"".to_string()),
+            Just("\"客户\"".to_string()),
+            "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+        ];
+        let key = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("a~b"),
+            Just("a/b"),
+            Just("\\u0061"),
+            Just("\\\"")
+        ];
+        leaf.prop_recursive(4, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[ {} ]", items.join(" , "))),
+                prop::collection::vec((key.clone(), inner), 0..4).prop_map(|fields| {
+                    let body: Vec<String> = fields
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\" : {v}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn pointer() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("a~0b"),
+            Just("a~1b"),
+            Just("\""),
+            Just("0"),
+            Just("1"),
+            Just("01"),
+            Just("+1"),
+        ];
+        prop::collection::vec(token, 0..4)
+            .prop_map(|tokens| tokens.iter().map(|t| format!("/{t}")).collect::<String>())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn finds_the_value_serde_json_finds(text in document(), pointer in pointer()) {
+            let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            let found = value_text(&text, &pointer)
+                .map(|t| serde_json::from_str::<serde_json::Value>(t).expect("one value"));
+            prop_assert_eq!(found.as_ref(), value.pointer(&pointer), "{} {}", text, pointer);
+        }
 
         #[test]
         fn agrees_with_the_general_parser_on_messages(text in message()) {
