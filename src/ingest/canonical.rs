@@ -252,15 +252,23 @@ impl<'a> Scan<'a> {
         Some(Some(names))
     }
 
-    /// Any JSON value, checked and skipped.
+    /// Any JSON value, checked and skipped (escapes left to the general parser).
     fn skip(&mut self, depth: u32) -> Option<()> {
+        self.skip_value::<false>(depth)
+    }
+
+    /// Any JSON value, checked and skipped. `ESCAPES`: strings and keys with escapes are walked
+    /// too (for [`value_text`], on text serde_json has read already) instead of refused.
+    fn skip_value<const ESCAPES: bool>(&mut self, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         match self.peek()? {
+            b'"' if ESCAPES => self.any_string().map(drop),
             b'"' => self.string().map(drop),
-            b'{' => self.object(|scan, _| scan.skip(depth + 1)),
-            b'[' => self.array(|scan| scan.skip(depth + 1)),
+            b'{' if ESCAPES => self.members(|scan, _| scan.skip_value::<ESCAPES>(depth + 1)),
+            b'{' => self.object(|scan, _| scan.skip_value::<ESCAPES>(depth + 1)),
+            b'[' => self.array(|scan| scan.skip_value::<ESCAPES>(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -301,7 +309,7 @@ impl<'a> Scan<'a> {
         let Some((token, rest)) = path.split_first() else {
             self.space();
             let start = self.at;
-            self.any(depth)?;
+            self.skip_value::<true>(depth)?;
             return Some(Some((start, self.at)));
         };
         let mut found = None;
@@ -312,7 +320,7 @@ impl<'a> Scan<'a> {
                 if key == token.as_str() {
                     found = scan.locate(rest, depth + 1)?;
                 } else {
-                    scan.any(depth + 1)?;
+                    scan.skip_value::<true>(depth + 1)?;
                 }
                 Some(())
             })?,
@@ -323,32 +331,15 @@ impl<'a> Scan<'a> {
                     if index == Some(i) {
                         found = scan.locate(rest, depth + 1)?;
                     } else {
-                        scan.any(depth + 1)?;
+                        scan.skip_value::<true>(depth + 1)?;
                     }
                     i += 1;
                     Some(())
                 })?;
             }
-            _ => self.any(depth)?,
+            _ => self.skip_value::<true>(depth)?,
         }
         Some(found)
-    }
-
-    /// Any JSON value, skipped, escapes in strings included (unlike [`Scan::skip`], which leaves
-    /// those to the general parser). For [`value_text`].
-    fn any(&mut self, depth: u32) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        match self.peek()? {
-            b'"' => self.any_string().map(drop),
-            b'{' => self.members(|scan, _| scan.any(depth + 1)),
-            b'[' => self.array(|scan| scan.any(depth + 1)),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number(),
-        }
     }
 
     /// An object whose keys may have escapes, calling `field` with each key (decoded) and the
