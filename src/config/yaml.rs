@@ -468,8 +468,13 @@ fn explain_span(text: &str) -> Option<String> {
     if spelled.is_empty() || crate::time::parse_span(&suggestion).is_err() {
         return None;
     }
+    let (is, unit) = if spelled.len() == 1 {
+        ("is", "a unit")
+    } else {
+        ("are", "units")
+    };
     Some(format!(
-        "`{t}`: `{}` is not a unit; write {suggestion} (the units are {SPAN_UNITS})",
+        "`{t}`: `{}` {is} not {unit}; write {suggestion} (the units are {SPAN_UNITS})",
         spelled.join("`, `")
     ))
 }
@@ -536,7 +541,7 @@ mod tests {
     fn spelled_out_and_negative_durations_are_explained() {
         assert_eq!(
             explain_span("1day12hours").as_deref(),
-            Some("`1day12hours`: `day`, `hours` is not a unit; write 1d12h (the units are ms, s, m, h, d and w)")
+            Some("`1day12hours`: `day`, `hours` are not units; write 1d12h (the units are ms, s, m, h, d and w)")
         );
         assert!(explain_span("-5m")
             .unwrap()
