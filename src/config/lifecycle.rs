@@ -424,7 +424,7 @@ pub(super) fn read_pool(
 ) -> Option<Pool> {
     let m = r.map(node, "a pool", POOL_KEYS)?;
     let id_node = m.require(r, "id");
-    let id = id_node.and_then(|n| r.string(n, "`id`"));
+    let id = id_node.and_then(|n| r.name(n, "`id`"));
     if let (Some(n), Some(id)) = (id_node, &id) {
         ids.push(super::rules::NameAt::new(r, n, id));
     }

@@ -729,7 +729,7 @@ const COLLISION_KEYS: &[&str] = &[
 fn read_collision(r: &mut Reader<'_>, node: &Node, ids: &mut Vec<NameAt>) -> Option<CollisionRule> {
     let m = r.map(node, "a collision rule", COLLISION_KEYS)?;
     let id_node = m.require(r, "id");
-    let id = id_node.and_then(|n| r.string(n, "`id`"));
+    let id = id_node.and_then(|n| r.name(n, "`id`"));
     if let (Some(n), Some(id)) = (id_node, &id) {
         ids.push(NameAt::new(r, n, id));
     }
@@ -1051,6 +1051,34 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(rules.settings.output_source, "https://crm.example.com/lg");
+    }
+
+    #[test]
+    fn blank_ids_and_names_are_refused() {
+        let joined = problems(&[
+            (
+                "c.yaml",
+                "collisions:\n  - id: \"\"\n    type: protected_contact\n",
+            ),
+            (
+                "p.yaml",
+                "pools:\n  - id: \" \"\n",
+            ),
+            (
+                "s.yaml",
+                "sources:\n  - name: \"\"\n    fields: {event_id: /id, kind: /k, occurred_at: /t, rep.id: /a, customer.id: /c}\n",
+            ),
+        ]);
+        for (at, what) in [
+            ("c.yaml:2:9", "`id`"),
+            ("p.yaml:2:9", "`id`"),
+            ("s.yaml:2:11", "`name`"),
+        ] {
+            assert!(
+                joined.contains(&format!("{at}: {what} must not be blank")),
+                "{at}: {joined}"
+            );
+        }
     }
 
     #[test]

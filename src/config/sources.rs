@@ -257,7 +257,7 @@ pub(super) fn read_source(
         ],
     )?;
     let name_node = m.require(r, "name");
-    let name = name_node.and_then(|n| r.string(n, "`name`"));
+    let name = name_node.and_then(|n| r.name(n, "`name`"));
     if let (Some(n), Some(name)) = (name_node, &name) {
         names.push(NameAt::new(r, n, name));
     }

@@ -254,6 +254,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A name an entry gives itself (a rule's id, a source's or pool's name): a string that
+    /// isn't blank, since outputs, metrics and messages refer to the entry by it.
+    pub fn name(&mut self, node: &Node, what: &str) -> Option<String> {
+        let s = self.string(node, what)?;
+        if s.trim().is_empty() {
+            self.error(
+                node,
+                format!("{what} must not be blank: outputs and messages name the entry by it"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
     pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
         match node.as_str() {
             Some("true") => Some(true),
