@@ -697,13 +697,22 @@ mod tests {
         // "中" is three bytes: a limit of 7 falls inside the third.
         let mut input: &[u8] = "中中中中\nnext\n".as_bytes();
         let mut buf = Vec::new();
-        assert_eq!(read_line_limited(&mut input, &mut buf, 7).unwrap(), Some(true));
+        assert_eq!(
+            read_line_limited(&mut input, &mut buf, 7).unwrap(),
+            Some(true)
+        );
         assert_eq!(std::str::from_utf8(&buf), Ok("中中"));
-        assert_eq!(read_line_limited(&mut input, &mut buf, 7).unwrap(), Some(false));
+        assert_eq!(
+            read_line_limited(&mut input, &mut buf, 7).unwrap(),
+            Some(false)
+        );
         assert_eq!(buf, b"next");
         // Bytes that were never UTF-8 stay as they were, up to the limit.
         let mut input: &[u8] = b"\xff\xfe\xfd\xfc\n";
-        assert_eq!(read_line_limited(&mut input, &mut buf, 3).unwrap(), Some(true));
+        assert_eq!(
+            read_line_limited(&mut input, &mut buf, 3).unwrap(),
+            Some(true)
+        );
         assert_eq!(buf, b"\xff\xfe\xfd");
     }
 
