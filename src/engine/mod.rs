@@ -405,10 +405,8 @@ impl Engine {
     /// found by id, or else by identifiers, without recording anything).
     fn still_held(&self, event: &Event) -> bool {
         let c = event.customer();
-        let slot = match c.id.as_deref() {
-            Some(id) => event
-                .customer_id_hash()
-                .and_then(|hash| self.by_key.get_hashed(id, hash)),
+        let slot = match c.id {
+            Some(_) => self.named_slot(event),
             None => {
                 let idents = IdentityIndex::identifiers(c, event.ident_digests());
                 match self.identity.find(idents, |h| status(&self.slots, h)) {
