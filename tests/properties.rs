@@ -2,6 +2,8 @@
 //!
 //! - Arrival order within the allowed lateness, and redelivery, do not change the outputs that
 //!   stand (emitted and not withdrawn), compared with the same events fed in event-time order.
+//!   Events describe their customer differently over time (region, tier), and the rules read
+//!   those: scopes, pools and territories, protection by tier.
 //! - The same input gives the same output bytes.
 //! - Fed in event-time order without provisional customers, the engine never withdraws.
 
@@ -25,12 +27,19 @@ fn rules(window_min: i64, cooldown_min: i64) -> Arc<Rules> {
         "settings: {{allowed_lateness: {LATENESS_MIN}m}}
 ownership:
   protection: 45m
+  tiers:
+    A: {{protection: 20m}}
   first_touch: {{enabled: true, kinds: [visit]}}
 exemptions: {{roles: [support]}}
+pools:
+  - {{id: north, regions: [north], teams: [t0]}}
+  - {{id: south, regions: [south], teams: [t1, t2]}}
 collisions:
   - {{id: protected, type: protected_contact, cooldown: {cooldown_min}m}}
   - {{id: contention, type: multi_rep, min_reps: 2, window: {window_min}m, cooldown: {cooldown_min}m}}
   - {{id: crowding, type: multi_rep, min_reps: 3, window: {window_min}m, cooldown: {cooldown_min}m}}
+  - {{id: key-accounts, type: multi_rep, min_reps: 2, window: {window_min}m, cooldown: {cooldown_min}m, scope: {{tiers: [A]}}}}
+  - {{id: territory, type: out_of_territory, cooldown: {cooldown_min}m}}
   - {{id: complaint, type: complaint, window: {window_min}m, cooldown: {cooldown_min}m}}
 "
     );
@@ -46,6 +55,8 @@ struct Gen {
     rep: u8,
     what: u8,
     id_less: bool,
+    /// Which region and tier the event gives for its customer, if any.
+    described: u8,
 }
 
 const BASE: i64 = 1_793_000_000_000;
@@ -55,6 +66,8 @@ fn to_event(g: &Gen, seq: usize) -> Event {
     let customer = CustomerRef {
         id: (!g.id_less).then(|| format!("C{}", g.customer)),
         phone: Some(format!("+86138000000{:02}", g.customer)),
+        region: [None, Some("north"), Some("south")][g.described as usize % 3].map(String::from),
+        tier: [None, Some("A"), Some("B")][g.described as usize / 3 % 3].map(String::from),
         ..CustomerRef::default()
     };
     let rep = RepRef {
@@ -113,15 +126,20 @@ fn gen_event(minutes: i64, customers: u8, id_less: bool) -> impl Strategy<Value 
         0..6u8,
         0..30u8,
         prop::bool::weighted(if id_less { 0.2 } else { 0.0 }),
+        // Mostly no description, so that what an event gives lasts a while.
+        prop_oneof![3 => Just(0u8), 1 => 1..9u8],
     )
-        .prop_map(|(minute, second, customer, rep, what, id_less)| Gen {
-            minute,
-            second,
-            customer,
-            rep,
-            what,
-            id_less,
-        })
+        .prop_map(
+            |(minute, second, customer, rep, what, id_less, described)| Gen {
+                minute,
+                second,
+                customer,
+                rep,
+                what,
+                id_less,
+                described,
+            },
+        )
 }
 
 /// Runs events in the given order; returns every output and the rejections.
@@ -139,12 +157,16 @@ ownership:
   extension: 10m
   cap: 50m
   no_deal: 80m
+  tiers:
+    A: {{protection: 15m, extension: 5m, cap: 60m, no_deal: 90m}}
   warn_before: 5m
   first_touch: {{enabled: true, kinds: [visit]}}
   limits: {{claims_per_day: 2, max_owned: 2, max_locked: 1, reclaim_cooldown: 20m}}
   won: {{dormant_after: 40m}}
 exemptions: {{roles: [support]}}
 pools:
+  - {{id: north, regions: [north], teams: [t0, t1], assignment: {{strategy: territory, after: 10m}}}}
+  - {{id: key, tiers: [A], teams: [t0, t1], assignment: {{strategy: tier, after: 12m}}}}
   - {{id: p1, teams: [t0, t1], assignment: {{strategy: workload, after: 15m}}}}
 sla:
   new_lead: {{follow_ups: 2, within: 40m, first_within: 20m, release: true}}
@@ -161,10 +183,10 @@ collisions:
 
 fn lifecycle_roster() -> Roster {
     let yaml = "reps:
-  - {id: r0, team: t0, role: sales}
-  - {id: r1, team: t1, role: sales, capacity: 1}
+  - {id: r0, team: t0, role: sales, region: south, tiers: [B]}
+  - {id: r1, team: t1, role: sales, capacity: 1, region: north}
   - {id: r2, team: t2, role: sales}
-  - {id: r3, team: t0, role: sales}
+  - {id: r3, team: t0, role: sales, region: north, tiers: [A]}
   - {id: r4, team: t1, role: sales, active: false}
   - {id: r5, team: t2, role: support}
 ";
@@ -337,6 +359,7 @@ fn an_event_beyond_the_lateness_is_refused_not_dropped() {
                 rep: 1,
                 what: 0,
                 id_less: false,
+                described: 0,
             },
             seq,
         )

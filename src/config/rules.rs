@@ -279,6 +279,19 @@ impl Rules {
             .unwrap_or(Span::ZERO)
     }
 
+    /// How long a customer with no owner is remembered without an event: the horizon, or
+    /// longer while a rule still waits on it (a reclaim cooldown, a pool's assignment). After
+    /// that it is forgotten, its description and its lifecycle record with it (the core evicts
+    /// it from memory, and reads it as forgotten in event time even before it does).
+    pub fn forget_after(&self) -> Span {
+        let waits = self
+            .pools
+            .iter()
+            .filter_map(|p| p.assignment.map(|a| a.after))
+            .chain(self.ownership.limits.reclaim_cooldown);
+        waits.fold(self.horizon(), Span::max)
+    }
+
     /// Reads every `*.yaml`/`*.yml` file of a directory (or one file), in name order.
     pub fn load_dir(path: &Path) -> Result<Rules, Vec<Diagnostic>> {
         let mut files: Vec<PathBuf> = Vec::new();

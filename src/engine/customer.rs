@@ -8,6 +8,7 @@
 //! longest rule window can no longer be reached by any on-time event: they are folded into
 //! `base` and dropped, which keeps memory bounded.
 
+use super::attrs::{Attrs, GivenId};
 use super::reps::{RepIdx, Sym};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::output::{Output, OutputType};
@@ -26,6 +27,9 @@ pub struct Entry {
     pub tie: u64,
     pub source: Sym,
     pub event_id: EventId,
+    /// The customer's attributes the event gave ([`GivenId::NOTHING`] for entries the core
+    /// writes itself).
+    pub given: GivenId,
     pub body: Body,
 }
 
@@ -190,17 +194,39 @@ impl Owner {
         self.protected_until = FOREVER;
     }
 
+    /// When the owner loses the customer if nothing changes (and the rules release on
+    /// expiry): at the end of protection, or at the no-deal deadline when that comes first.
+    pub fn reclaim_at(&self) -> Timestamp {
+        self.deal_by
+            .map_or(self.protected_until, |d| d.min(self.protected_until))
+    }
+
     pub fn protects_at(&self, t: Timestamp) -> bool {
         t >= self.since && t < self.protected_until
     }
 }
 
 /// The state folded from a customer's events up to some point.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Fold {
+    /// The customer's attributes as of that point.
+    pub attrs: Attrs,
+    /// The time of the newest entry folded (events and owner states).
+    pub last: Option<Timestamp>,
     pub owner: Option<Owner>,
     /// (rule index, hash of the sorted rep ids) → event time of the last alert.
     pub cooldowns: Vec<(u16, u64, Timestamp)>,
+}
+
+impl Fold {
+    pub fn new(attrs: Attrs) -> Fold {
+        Fold {
+            attrs,
+            last: None,
+            owner: None,
+            cooldowns: Vec::new(),
+        }
+    }
 }
 
 /// An output already emitted for an entry still in the log.
@@ -215,8 +241,12 @@ pub struct Emitted {
 
 /// The ownership lifecycle's final state for a customer: decided in event-time order once
 /// events can no longer arrive before it (see `lifecycle`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Holding {
+    /// The customer's attributes as of the newest final event.
+    pub attrs: Attrs,
+    /// The time of the newest final event or owner change (the times of the log's entries).
+    pub last: Option<Timestamp>,
     pub owner: Option<Owner>,
     /// Follow-ups by the owner since they got the customer (for the new-lead SLA).
     pub follow_ups: u32,
@@ -234,6 +264,23 @@ pub struct Holding {
     pub waiting_since: Option<Timestamp>,
 }
 
+impl Holding {
+    pub fn new(attrs: Attrs) -> Holding {
+        Holding {
+            attrs,
+            last: None,
+            owner: None,
+            follow_ups: 0,
+            inbound_waiting: None,
+            warned_for: None,
+            last_touch: None,
+            dormant_noted: None,
+            released: None,
+            waiting_since: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Customer {
     pub key: Arc<str>,
@@ -241,12 +288,10 @@ pub struct Customer {
     /// Bumped on reuse of a slot, so stale timers are ignored.
     pub generation: u32,
     pub identifiers: Vec<crate::identity::Identifier>,
-    pub region: Sym,
-    pub industry: Sym,
-    pub tier: Sym,
-    pub product_line: Sym,
-    /// Index of the pool the customer's attributes place it in.
-    pub pool: Option<u16>,
+    /// The attributes the customer's latest event gave (a cache: see [`GivenSets::of`]).
+    ///
+    /// [`GivenSets::of`]: super::attrs::GivenSets::of
+    pub last_given: GivenId,
     pub hold: Holding,
     /// Hash of `key`: orders customers the same way on every run.
     pub key_hash: u64,
@@ -265,25 +310,28 @@ pub struct Customer {
 }
 
 impl Customer {
-    /// `key_hash` is [`crate::event::customer_id_hash`] of `key`.
-    pub fn new(key: Arc<str>, key_hash: u64, provisional: bool, generation: u32) -> Customer {
+    /// `key_hash` is [`crate::event::customer_id_hash`] of `key`; `blank` the attributes of
+    /// a customer nobody has described yet ([`Attrs::blank`]).
+    pub fn new(
+        key: Arc<str>,
+        key_hash: u64,
+        provisional: bool,
+        generation: u32,
+        blank: Attrs,
+    ) -> Customer {
         debug_assert_eq!(key_hash, crate::event::customer_id_hash(&key));
         Customer {
             key,
             provisional,
             generation,
             identifiers: Vec::new(),
-            region: Sym::NONE,
-            industry: Sym::NONE,
-            tier: Sym::NONE,
-            product_line: Sym::NONE,
-            pool: None,
-            hold: Holding::default(),
+            last_given: GivenId::NOTHING,
+            hold: Holding::new(blank),
             key_hash,
-            base: Fold::default(),
+            base: Fold::new(blank),
             log: Vec::new(),
             folded: 0,
-            head: Fold::default(),
+            head: Fold::new(blank),
             emitted: Vec::new(),
             finals: Vec::new(),
             housekeeping_at: None,
@@ -336,6 +384,13 @@ mod tests {
                 crate::event::customer_id_hash("C1"),
                 false,
                 0,
+                Attrs {
+                    region: Sym::NONE,
+                    industry: Sym::NONE,
+                    tier: Sym::NONE,
+                    product_line: Sym::NONE,
+                    pool: None,
+                },
             );
             c.log = (0..len)
                 .map(|i| Entry {
@@ -345,6 +400,7 @@ mod tests {
                     tie: 0,
                     source: Sym::NONE,
                     event_id: EventId::default(),
+                    given: GivenId::NOTHING,
                     body: Body::OwnerState(None),
                 })
                 .collect();

@@ -4,6 +4,7 @@
 //! the state folded from everything before it. It is the single definition of the rules'
 //! behaviour; the fast path and the re-fold after a late event both call it.
 
+use super::attrs::{Attrs, GivenSets};
 use super::customer::{Body, Entry, Fold, Key, Owner, Via};
 use super::reps::{Interner, RepIdx, Reps, Sym};
 use crate::config::{CollisionKind, CollisionRule, Rules};
@@ -54,16 +55,18 @@ pub struct Ctx<'a> {
     pub rules: &'a Rules,
     pub reps: &'a Reps,
     pub words: &'a Interner,
+    pub given: &'a GivenSets,
+    /// The attributes of a customer nobody has described, and how long an unowned customer is
+    /// remembered without an event (see the `attrs` module).
+    pub blank: Attrs,
+    pub forget_after: Span,
     pub exempt_roles: &'a [Sym],
     /// The collision rules' customer scopes ([`ScopeSyms::compile`]).
     pub scopes: &'a [ScopeSyms],
     pub subject: &'a Arc<str>,
     pub provisional: bool,
-    pub region: Sym,
-    pub industry: Sym,
-    pub tier: Sym,
-    /// The pool the customer belongs to.
-    pub pool: Option<&'a crate::config::Pool>,
+    /// The customer's attributes as of the entry at hand ([`step`] sets them from the fold).
+    pub attrs: Attrs,
     /// False when folding old entries into the base state: state changes only, no outputs.
     pub render: bool,
 }
@@ -113,9 +116,9 @@ impl Ctx<'_> {
         CustomerData {
             id: self.subject.clone(),
             provisional: self.provisional,
-            region: self.word(self.region),
-            industry: self.word(self.industry),
-            tier: self.word(self.tier),
+            region: self.word(self.attrs.region),
+            industry: self.word(self.attrs.industry),
+            tier: self.word(self.attrs.tier),
         }
     }
     pub(super) fn evidence(&self, e: &Entry) -> EvidenceData {
@@ -187,14 +190,24 @@ impl Ctx<'_> {
     pub(super) fn protection(&self) -> crate::config::Protection {
         self.rules
             .ownership
-            .protection_for(self.word_str(self.tier))
+            .protection_for(self.word_str(self.attrs.tier))
     }
     fn in_customer_scope(&self, rule_index: usize) -> bool {
-        self.scopes[rule_index].allows_customer(self.region, self.industry, self.tier)
+        let a = &self.attrs;
+        self.scopes[rule_index].allows_customer(a.region, a.industry, a.tier)
+    }
+    /// The pool the customer's attributes place it in.
+    fn pool(&self) -> Option<&crate::config::Pool> {
+        self.attrs.pool.map(|p| &self.rules.pools[p as usize])
+    }
+    /// Whether a rep of `team` may take the customer from its pool (the lifecycle refuses a
+    /// claim or first touch from outside the pool's teams).
+    fn may_claim(&self, team: Sym) -> bool {
+        self.pool()
+            .is_none_or(|p| p.admits_team(self.word_str(team)))
     }
 }
 
-/// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
 /// Whether two owners are equal in every field. Written out field by field (no `..`), so a
 /// field added to `Owner` must be added here too.
 fn same_owner(a: &Owner, b: &Owner) -> bool {
@@ -228,6 +241,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         && *deal_by == b.deal_by
 }
 
+/// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
 pub fn step(
     ctx: &Ctx<'_>,
     fold: &mut Fold,
@@ -237,6 +251,28 @@ pub fn step(
     out: &mut Vec<(Key, Output)>,
 ) {
     let e = &log[i];
+    // The rules see the customer as described at the event's time. Whether the customer is
+    // owned is asked as the lifecycle will have it by then (a lapsed protection is released
+    // before the event), so that the two forget at the same events.
+    if !matches!(e.body, Body::OwnerState(_)) {
+        let owned = effective_owner(ctx, fold, e.t).is_some();
+        let last = last_change(ctx, fold, e.t);
+        if super::attrs::forgotten(last, e.t, owned, ctx.forget_after) {
+            fold.attrs = ctx.blank;
+        }
+        fold.attrs.take(e.given, ctx.given, ctx.rules, ctx.words);
+    }
+    fold.last = Some(e.t);
+    let described;
+    let ctx = if fold.attrs == ctx.attrs {
+        ctx
+    } else {
+        described = Ctx {
+            attrs: fold.attrs,
+            ..*ctx
+        };
+        &described
+    };
     match &e.body {
         Body::Ownership {
             action,
@@ -332,7 +368,7 @@ fn speculate_ownership(
                 }
                 return;
             }
-            if action == OwnershipAction::Claim && current.is_some() {
+            if action == OwnershipAction::Claim && (current.is_some() || !ctx.may_claim(team)) {
                 return;
             }
             let via = if action == OwnershipAction::Claim {
@@ -408,7 +444,7 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
             let Some(kinds) = ctx.rules.ownership.first_touch else {
                 return;
             };
-            if !kinds.contains(c.kind) || !ctx.reps.get(c.rep).active {
+            if !kinds.contains(c.kind) || !ctx.reps.get(c.rep).active || !ctx.may_claim(c.team) {
                 return;
             }
             fold.owner = Some(Owner::acquired(
@@ -425,13 +461,24 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
     }
 }
 
-/// The owner as the lifecycle will see it at `t`: an owner whose protection lapsed before `t`
-/// is released at that moment (when the rules release on expiry), so alerts name no owner
-/// rather than one about to be gone, and don't change when the release is written.
+/// The owner as the lifecycle will see it at `t`: an owner whose protection (or time to close
+/// a deal) lapsed before `t` is released at that moment (when the rules release on expiry), so
+/// alerts name no owner rather than one about to be gone, and don't change when the release is
+/// written.
 fn effective_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&'f Owner> {
     fold.owner.as_ref().filter(|o| {
-        o.won || o.locked || !ctx.rules.ownership.release_on_expiry || t < o.protected_until
+        o.won || o.locked || !ctx.rules.ownership.release_on_expiry || t < o.reclaim_at()
     })
+}
+
+/// When the customer last changed, as the lifecycle will have it by `t`: its newest entry, or
+/// the release of an owner whose time lapsed (written into the log only once it is final).
+fn last_change(ctx: &Ctx<'_>, fold: &Fold, t: Timestamp) -> Option<Timestamp> {
+    let released = match (&fold.owner, effective_owner(ctx, fold, t)) {
+        (Some(o), None) => Some(o.reclaim_at()),
+        _ => None,
+    };
+    fold.last.max(released)
 }
 
 /// Forgets cooldowns that have run out by `t`, so the list stays short.
@@ -796,7 +843,7 @@ fn out_of_territory(
     out: &mut Vec<(Key, Output)>,
 ) {
     let e = &log[i];
-    let Some(pool) = ctx.pool else {
+    let Some(pool) = ctx.pool() else {
         return;
     };
     // Most contacts are checked and let go: look at the owner in place, and copy it only

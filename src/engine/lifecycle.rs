@@ -13,6 +13,7 @@
 //! Detection learns the owner from `OwnerState` entries this module writes into the
 //! customer's log at the decision's event time; a re-fold then re-checks the contacts after it.
 
+use super::attrs::GivenId;
 use super::customer::{Body, Entry, Holding, Key, Owner, Via};
 use super::reps::{RepIdx, Sym};
 use super::timers::Wheel;
@@ -273,11 +274,21 @@ impl Engine {
             return;
         };
         let entry = cust.log[i].clone();
+        // Decisions see the customer as described at the event's time. A customer forgotten
+        // by then starts afresh, as it does when memory housekeeping has evicted it.
+        let hold = &mut self.slots[slot as usize].as_mut().expect("live slot").hold;
+        let owned = hold.owner.is_some();
+        if super::attrs::forgotten(hold.last, entry.t, owned, self.forget_after) {
+            *hold = Holding::new(self.blank);
+        }
+        hold.last = Some(entry.t);
+        hold.attrs
+            .take(entry.given, &self.given, &self.rules, &self.words);
         // A contact with a customer nobody owns puts it in line for its pool's assignment
         // (unless a claim below takes it first). This depends only on final events, never
         // on whether the customer was evicted in between.
-        if cust.hold.owner.is_none()
-            && cust.hold.waiting_since.is_none()
+        if hold.owner.is_none()
+            && hold.waiting_since.is_none()
             && matches!(entry.body, Body::Contact { .. })
         {
             self.enter_pool(slot, entry.t);
@@ -393,7 +404,7 @@ impl Engine {
         self.schedule_owner_deadlines(slot, e.t);
         let reason = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let o = cust.hold.owner.as_ref().expect("checked");
             let (who, key, end) = (ctx.rep_label(o.rep, o.team), cust.key.clone(), ctx.at(end));
             let cap = p.cap.unwrap_or(Span::ZERO);
@@ -434,7 +445,7 @@ impl Engine {
         self.acquire(slot, e, rep, team, Via::FirstTouch, Box::new([]), false);
         let (data, t) = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let o = cust.hold.owner.as_ref().expect("just acquired");
             let c_role = self.reps.get(rep).role;
             (
@@ -471,7 +482,10 @@ impl Engine {
 
     fn pool_name(&self, slot: u32) -> Option<String> {
         let cust = self.slots[slot as usize].as_ref()?;
-        cust.pool.map(|p| self.rules.pools[p as usize].id.clone())
+        cust.hold
+            .attrs
+            .pool
+            .map(|p| self.rules.pools[p as usize].id.clone())
     }
 
     /// Why `rep` may not take this customer now, if they may not.
@@ -480,7 +494,7 @@ impl Engine {
         let limits = self.rules.ownership.limits;
         let info = self.reps.get(rep);
         let tz = self.rules.settings.time_zone;
-        if let Some(pool) = cust.pool.map(|p| &self.rules.pools[p as usize]) {
+        if let Some(pool) = cust.hold.attrs.pool.map(|p| &self.rules.pools[p as usize]) {
             let team_name = self.words.get(team).map(|w| &**w);
             if !pool.admits_team(team_name) {
                 return Some((
@@ -615,13 +629,12 @@ impl Engine {
         if o.won || o.locked || !self.rules.ownership.release_on_expiry {
             return;
         }
-        let (end, deal_by) = (o.protected_until, o.deal_by);
+        let (end, deal_by, reclaim_at) = (o.protected_until, o.deal_by, o.reclaim_at());
         self.schedule_due(slot, end, Due::Reclaim);
         if let Some(d) = deal_by {
             self.schedule_due(slot, d, Due::NoDeal);
         }
         if let Some(warn) = self.rules.ownership.warn_before {
-            let reclaim_at = deal_by.map_or(end, |d| d.min(end));
             let at = (reclaim_at - warn).max(now);
             self.schedule_due(slot, at, Due::Warning);
         }
@@ -646,18 +659,12 @@ impl Engine {
         }
     }
 
-    /// The time the current owner loses the customer, if nothing changes.
-    fn reclaim_at(o: &Owner) -> Timestamp {
-        o.deal_by
-            .map_or(o.protected_until, |d| d.min(o.protected_until))
-    }
-
     /// The protection figures for the customer's tier.
     fn protection(&self, slot: u32) -> crate::config::Protection {
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         self.rules
             .ownership
-            .protection_for(self.words.get(cust.tier).map(|w| &**w))
+            .protection_for(self.words.get(cust.hold.attrs.tier).map(|w| &**w))
     }
 
     /// Writes the current owner into the customer's log at `t` so that detection sees it. It
@@ -666,12 +673,14 @@ impl Engine {
     fn write_owner_state(&mut self, slot: u32, key: Key) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         let (t, order, tie) = key;
+        cust.hold.last = cust.hold.last.max(Some(t));
         let entry = Entry {
             t,
             order,
             tie,
             source: Sym::NONE,
             event_id: EventId::default(),
+            given: GivenId::NOTHING,
             body: Body::OwnerState(cust.hold.owner.clone().map(Box::new)),
         };
         let pos = cust.position(entry.key()).max(cust.folded);
@@ -855,7 +864,10 @@ impl Engine {
 
     /// The customer waits unowned in its pool: schedule automatic assignment if the pool has it.
     fn enter_pool(&mut self, slot: u32, t: Timestamp) {
-        let Some(pool) = self.slots[slot as usize].as_ref().and_then(|c| c.pool) else {
+        let Some(pool) = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.attrs.pool)
+        else {
             return;
         };
         if let Some(a) = self.rules.pools[pool as usize].assignment {
@@ -903,7 +915,9 @@ impl Engine {
                 };
                 o.won && last + d == at && hold.dormant_noted != Some(at)
             }
-            Due::Assign => cust.pool.is_some() && owner.is_none() && hold.waiting_since.is_some(),
+            Due::Assign => {
+                hold.attrs.pool.is_some() && owner.is_none() && hold.waiting_since.is_some()
+            }
         }
     }
 
@@ -917,8 +931,8 @@ impl Engine {
             self.rules.settings.time_zone,
         );
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
-        let pool = cust.pool;
         let hold = cust.hold.clone();
+        let pool = hold.attrs.pool;
         let owner = hold.owner.as_ref();
         let holds = |o: &Owner| !o.won && !o.locked && release_on_expiry;
         match due {
@@ -961,7 +975,7 @@ impl Engine {
                 let Some(warn) = self.rules.ownership.warn_before else {
                     return;
                 };
-                let reclaim = Self::reclaim_at(o);
+                let reclaim = o.reclaim_at();
                 if (reclaim - warn).max(at) != at
                     || hold.warned_for == Some(reclaim)
                     || reclaim <= at
@@ -976,7 +990,7 @@ impl Engine {
                 self.hold(slot).warned_for = Some(reclaim);
                 let why = {
                     let cust = self.slots[slot as usize].as_ref().expect("live slot");
-                    let ctx = ctx!(self, cust, true);
+                    let ctx = ctx!(self, cust, cust.hold.attrs, true);
                     let (who, key, when) = (
                         ctx.rep_label(o.rep, o.team),
                         cust.key.clone(),
@@ -1095,7 +1109,7 @@ impl Engine {
                 self.hold(slot).dormant_noted = Some(at);
                 let why = {
                     let cust = self.slots[slot as usize].as_ref().expect("live slot");
-                    let ctx = ctx!(self, cust, true);
+                    let ctx = ctx!(self, cust, cust.hold.attrs, true);
                     let (key, since, who) =
                         (cust.key.clone(), ctx.at(last), ctx.rep_label(o.rep, o.team));
                     Text::later(move |f| {
@@ -1147,7 +1161,7 @@ impl Engine {
         };
         let reason = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let (key, pool, who) = (
                 cust.key.clone(),
                 self.pool_name(slot),
@@ -1196,6 +1210,7 @@ impl Engine {
             .released
             .filter(|(_, at)| limits.reclaim_cooldown.is_some_and(|c| t < *at + c))
             .map(|(r, _)| r);
+        let attrs = &cust.hold.attrs;
         let mut best: Option<(u8, u64, u64, &str, RepIdx)> = None;
         let mut eligible = 0;
         for &idx in &self.ledger.pool_reps[pool as usize] {
@@ -1210,10 +1225,10 @@ impl Engine {
             eligible += 1;
             let preferred = match strategy {
                 Strategy::RoundRobin | Strategy::Workload => true,
-                Strategy::Territory => !cust.region.is_none() && info.region == cust.region,
-                Strategy::Industry => info.industries.contains(&cust.industry),
-                Strategy::Tier => info.tiers.contains(&cust.tier),
-                Strategy::ProductLine => info.product_lines.contains(&cust.product_line),
+                Strategy::Territory => !attrs.region.is_none() && info.region == attrs.region,
+                Strategy::Industry => info.industries.contains(&attrs.industry),
+                Strategy::Tier => info.tiers.contains(&attrs.tier),
+                Strategy::ProductLine => info.product_lines.contains(&attrs.product_line),
             };
             let load = if strategy == Strategy::Workload {
                 let capacity = info.capacity.or(cap).unwrap_or(100).max(1) as u64;
@@ -1247,12 +1262,13 @@ impl Engine {
             tie: 0,
             source: Sym::NONE,
             event_id: EventId::default(),
+            given: GivenId::NOTHING,
             body: Body::OwnerState(None),
         };
         self.acquire(slot, &origin, rep, team, Via::Assigned, Box::new([]), false);
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let o = cust.hold.owner.as_ref().expect("just assigned");
             let info = self.reps.get(rep);
             ClaimData {
@@ -1316,7 +1332,7 @@ impl Engine {
         let window = match rule.kind {
             CollisionKind::MultiRep { window, .. } | CollisionKind::Complaint { window } => window,
             _ => {
-                let tier = self.words.get(cust.tier).map(|w| w.to_string());
+                let tier = self.words.get(cust.hold.attrs.tier).map(|w| w.to_string());
                 self.rules.ownership.protection_for(tier.as_deref()).period
             }
         };
@@ -1420,7 +1436,7 @@ impl Engine {
         }
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let mut rows: Vec<ScoreData> = scores
                 .iter()
                 .map(|s| {
@@ -1509,7 +1525,7 @@ impl Engine {
     ) {
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let info = self.reps.get(rep);
             RejectedData {
                 customer: ctx.customer_data(),
@@ -1552,7 +1568,7 @@ impl Engine {
     ) {
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
-            let ctx = ctx!(self, cust, true);
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
             let Some(o) = cust.hold.owner.as_ref() else {
                 return;
             };

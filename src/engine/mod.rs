@@ -19,6 +19,7 @@
 //! `customer` module). Within the allowed lateness, arrival order changes only *when* an output
 //! is emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
 
+mod attrs;
 mod customer;
 pub(crate) mod detect;
 mod keys;
@@ -43,6 +44,7 @@ use crate::identity::{Found, Handle, Ident, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
 use crate::output::{Output, OutputType, WithdrawnData};
 use crate::time::{Span, Timestamp};
+use attrs::{Attrs, GivenId, GivenSets};
 use customer::{Body, Customer, Emitted, Entry, Fold, Key};
 use lifecycle::Ledger;
 use reps::{Interner, RepIdx, Reps, Sym};
@@ -55,22 +57,22 @@ use timers::{TimerKind, TimerTable};
 /// rules again, which is only worth it to bound memory.
 const COMPACT_AT: usize = 64;
 
-/// The detection context for one customer (a macro so that the borrow of the customer's
-/// identity fields stays apart from the mutable borrow of its fold state).
+/// The detection context for one customer, described by `$attrs` (a macro so that the borrow
+/// of the customer's identity fields stays apart from the mutable borrow of its fold state).
 macro_rules! ctx {
-    ($engine:expr, $cust:expr, $render:expr) => {
+    ($engine:expr, $cust:expr, $attrs:expr, $render:expr) => {
         $crate::engine::detect::Ctx {
             rules: &$engine.rules,
             reps: &$engine.reps,
             words: &$engine.words,
+            given: &$engine.given,
+            blank: $engine.blank,
+            forget_after: $engine.forget_after,
             exempt_roles: &$engine.exempt_roles,
             scopes: &$engine.scopes,
             subject: &$cust.key,
             provisional: $cust.provisional,
-            region: $cust.region,
-            industry: $cust.industry,
-            tier: $cust.tier,
-            pool: $cust.pool.map(|p| &$engine.rules.pools[p as usize]),
+            attrs: $attrs,
             render: $render,
         }
     };
@@ -93,6 +95,10 @@ pub struct StateSize {
 pub struct Engine {
     rules: Arc<Rules>,
     words: Interner,
+    /// What events said of their customers' attributes.
+    given: GivenSets,
+    /// The attributes of a customer nobody has described yet.
+    blank: Attrs,
     reps: Reps,
     exempt_roles: Vec<Sym>,
     /// The collision rules' customer scopes as symbols.
@@ -107,6 +113,8 @@ pub struct Engine {
     /// Set by [`Engine::finish`]: no event can arrive before this any more.
     drained_to: Option<Timestamp>,
     horizon: Span,
+    /// [`Rules::forget_after`].
+    forget_after: Span,
     ledger: Ledger,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
@@ -144,10 +152,14 @@ impl Engine {
             &rules.identity.shared_emails,
         );
         let horizon = rules.horizon();
+        let forget_after = rules.forget_after();
         let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
+        let blank = Attrs::blank(&rules, &words);
         Engine {
             rules,
             words,
+            given: GivenSets::default(),
+            blank,
             reps,
             exempt_roles,
             scopes,
@@ -160,6 +172,7 @@ impl Engine {
             clock: None,
             drained_to: None,
             horizon,
+            forget_after,
             ledger,
             queue: Vec::new(),
             scratch: Vec::new(),
@@ -446,8 +459,14 @@ impl Engine {
         late: bool,
         absorb: Vec<Handle>,
     ) -> Result<(), Rejection> {
-        self.note_attributes(slot, event.customer());
-        let entry = self.entry_for(event, late);
+        let given = {
+            let cust = self.slots[slot as usize].as_mut().expect("live slot");
+            cust.last_given = self
+                .given
+                .of(&mut self.words, event.customer(), cust.last_given);
+            cust.last_given
+        };
+        let entry = self.entry_for(event, given, late);
         let absorbed_any = !absorb.is_empty();
         for other in absorb {
             self.absorb(slot, other);
@@ -514,6 +533,7 @@ impl Engine {
             hash,
             provisional,
             self.generations[slot as usize],
+            self.blank,
         ));
         self.by_key.insert(key, hash, slot);
         self.stats.customers_created += 1;
@@ -528,45 +548,22 @@ impl Engine {
         }
     }
 
-    /// Keeps the newest attributes the event gives for its customer.
-    fn note_attributes(&mut self, slot: u32, c: &crate::event::CustomerRef) {
-        let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let mut changed = false;
-        for (attr, value) in [
-            (&mut cust.region, c.region.as_deref()),
-            (&mut cust.industry, c.industry.as_deref()),
-            (&mut cust.tier, c.tier.as_deref()),
-            (&mut cust.product_line, c.product_line.as_deref()),
-        ] {
-            // Compare before interning: attributes rarely change, and a string comparison is
-            // cheaper than a hash lookup on every event.
-            if let Some(v) = value {
-                if self.words.get(*attr).is_none_or(|w| &**w != v) {
-                    *attr = self.words.intern(v);
-                    changed = true;
-                }
-            }
-        }
-        if changed || (cust.pool.is_none() && !self.rules.pools.is_empty()) {
-            self.place_in_pool(slot);
-        }
-    }
-
-    /// Puts the customer in the first pool its attributes match.
-    fn place_in_pool(&mut self, slot: u32) {
+    /// Finds the customer's pools again, by the rules in force: wherever its attributes are
+    /// kept (after a rules reload or a restore).
+    fn place_in_pools(&mut self, slot: u32) {
         let Some(cust) = self.slots[slot as usize].as_mut() else {
             return;
         };
-        let word = |s: Sym| self.words.get(s).map(|w| &**w);
-        cust.pool = self
-            .rules
-            .pools
-            .iter()
-            .position(|p| p.matches(word(cust.region), word(cust.industry), word(cust.tier)))
-            .map(|i| i as u16);
+        for attrs in [
+            &mut cust.base.attrs,
+            &mut cust.head.attrs,
+            &mut cust.hold.attrs,
+        ] {
+            attrs.place(&self.rules, &self.words);
+        }
     }
 
-    fn entry_for(&mut self, event: &Event, late: bool) -> Entry {
+    fn entry_for(&mut self, event: &Event, given: GivenId, late: bool) -> Entry {
         let source = match self.last_source {
             Some(sym) if self.words.get(sym).is_some_and(|w| &**w == event.source()) => sym,
             _ => {
@@ -592,6 +589,7 @@ impl Engine {
                     tie,
                     source,
                     event_id: event_id.clone(),
+                    given,
                     body: Body::Contact {
                         rep: idx,
                         team,
@@ -624,6 +622,7 @@ impl Engine {
                     tie,
                     source,
                     event_id: event_id.clone(),
+                    given,
                     body: Body::Ownership {
                         action: *action,
                         rep,
@@ -661,7 +660,7 @@ impl Engine {
     /// Fast path: fold the newest entry onto `head` and emit what it causes.
     fn fold_last(&mut self, slot: u32) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let ctx = ctx!(self, cust, true);
+        let ctx = ctx!(self, cust, cust.head.attrs, true);
         let i = cust.log.len() - 1;
         self.scratch.clear();
         detect::step(
@@ -688,7 +687,7 @@ impl Engine {
     /// what no longer holds.
     fn refold(&mut self, slot: u32) {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
-        let ctx = ctx!(self, cust, true);
+        let ctx = ctx!(self, cust, cust.base.attrs, true);
         let mut fold: Fold = cust.base.clone();
         self.scratch.clear();
         for i in cust.folded..cust.log.len() {
@@ -764,10 +763,22 @@ impl Engine {
         // One owner survives: the customer's own, else the provisional one's. The other
         // side's owner states leave the log with it.
         let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
+        // The customer's own description wins; the provisional one's fills what it lacks.
+        let mut hold_attrs = into.hold.attrs;
+        hold_attrs.fill_from(&gone.hold.attrs, &self.rules, &self.words);
+        into.base
+            .attrs
+            .fill_from(&gone.base.attrs, &self.rules, &self.words);
+        into.base.last = into.base.last.max(gone.base.last);
+        let hold_last = into.hold.last.max(gone.hold.last);
         let dropped_owner = if keep_theirs {
             into.hold = gone.hold.clone();
+            into.hold.attrs = hold_attrs;
+            into.hold.last = hold_last;
             None
         } else {
+            into.hold.attrs = hold_attrs;
+            into.hold.last = hold_last;
             gone.hold.owner.clone()
         };
         if keep_theirs {
@@ -799,15 +810,6 @@ impl Engine {
         for ident in &gone.identifiers {
             if !into.identifiers.contains(ident) {
                 into.identifiers.push(ident.clone());
-            }
-        }
-        for (mine, theirs) in [
-            (&mut into.region, gone.region),
-            (&mut into.industry, gone.industry),
-            (&mut into.tier, gone.tier),
-        ] {
-            if mine.is_none() {
-                *mine = theirs;
             }
         }
         self.identity
@@ -865,14 +867,30 @@ impl Engine {
     /// Makes sure a housekeeping timer is pending for the customer. Timers are not moved on
     /// every event: when one fires early, it is simply set again for the newest entry.
     fn schedule_housekeeping(&mut self, slot: u32) {
+        let watermark = self.watermark();
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         if cust.housekeeping_at.is_some() {
             return;
         }
-        let Some(newest) = cust.newest() else {
-            return;
+        let at = match cust.newest() {
+            Some(newest) => newest + self.horizon + Span(1),
+            // Nothing left to fold: an unowned customer is evicted once it is forgotten.
+            None if cust.log.is_empty()
+                && cust.base.owner.is_none()
+                && cust.hold.owner.is_none() =>
+            {
+                let Some(last) = cust.base.last.max(cust.hold.last) else {
+                    return;
+                };
+                let at = last + self.forget_after + Span(1);
+                if watermark.is_some_and(|w| at <= w) {
+                    // Housekeeping has just found it can't go yet: the next event looks again.
+                    return;
+                }
+                at
+            }
+            None => return,
         };
-        let at = newest + self.horizon + Span(1);
         cust.housekeeping_at = Some(at);
         self.timers
             .schedule(at, (slot, cust.generation, TimerKind::Housekeeping));
@@ -907,7 +925,7 @@ impl Engine {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         let keep_from = cust.partition_point(|e| e.t < cutoff).max(cust.folded);
         if keep_from > cust.folded {
-            let ctx = ctx!(self, cust, false);
+            let ctx = ctx!(self, cust, cust.base.attrs, false);
             let mut sink = Vec::new();
             for i in cust.folded..keep_from {
                 detect::step(
@@ -931,7 +949,8 @@ impl Engine {
     }
 
     /// Folds entries no on-time event can reach into `base`; evicts the customer when nothing
-    /// is left to remember.
+    /// is left to remember: no owner, nothing within reach of a rule, and quiet for longer than
+    /// [`Rules::forget_after`] (an event after that reads it as forgotten anyway).
     fn housekeeping(&mut self, slot: u32, watermark: Timestamp) {
         let cutoff = watermark - self.horizon;
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
@@ -956,7 +975,9 @@ impl Engine {
                 .is_some_and(|r| cutoff < *last + r.cooldown)
         };
         cust.base.cooldowns.retain(live_cooldown);
+        let forgotten_by = watermark - self.forget_after;
         if cust.log.is_empty()
+            && cust.base.last.max(cust.hold.last) < Some(forgotten_by)
             && cust.base.owner.is_none()
             && cust.base.cooldowns.is_empty()
             && lifecycle::idle(&self.rules, &cust.hold, cutoff)

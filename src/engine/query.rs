@@ -236,9 +236,11 @@ impl Engine {
         self.slots[slot as usize].as_ref()
     }
 
-    /// The public pool a customer's attributes place it in.
+    /// The public pool a customer's newest attributes (by event time) place it in.
     fn pool_of(&self, cust: &Customer) -> Option<Arc<str>> {
-        cust.pool
+        cust.head
+            .attrs
+            .pool
             .map(|p| Arc::from(self.rules.pools[p as usize].id.as_str()))
     }
 
@@ -246,7 +248,7 @@ impl Engine {
     /// the teams of the customer's pool. This is the one place that decision lives for the API
     /// (detection and claims use the same `Pool::admits_team`).
     fn territory_refusal(&self, rep: Option<RepIdx>, cust: &Customer) -> Option<String> {
-        let pool = &self.rules.pools[cust.pool? as usize];
+        let pool = &self.rules.pools[cust.head.attrs.pool? as usize];
         let team = rep.map(|r| self.reps.get(r).team).unwrap_or(Sym::NONE);
         let team_name = self.words.get(team).map(|w| &**w);
         if pool.admits_team(team_name) {
@@ -289,9 +291,9 @@ impl Engine {
         Some(CustomerView {
             id: cust.key.clone(),
             provisional: cust.provisional,
-            region: self.word(cust.region),
-            industry: self.word(cust.industry),
-            tier: self.word(cust.tier),
+            region: self.word(cust.head.attrs.region),
+            industry: self.word(cust.head.attrs.industry),
+            tier: self.word(cust.head.attrs.tier),
             owner: cust.head.owner.as_ref().map(|o| self.owner_view(o, now)),
             pool: self.pool_of(cust),
             identifiers: cust

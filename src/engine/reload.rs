@@ -206,13 +206,14 @@ impl Engine {
             .collect();
         self.scopes = super::detect::ScopeSyms::compile(&new, &mut self.words);
         self.horizon = new.horizon();
+        self.forget_after = new.forget_after();
         // Pools may have changed: every customer's pool, and who may be assigned from each.
         self.ledger
             .set_pool_reps(&new, &self.reps, &self.words, &self.exempt_roles);
         self.rules = new;
-        let slots: Vec<u32> = (0..self.slots.len() as u32).collect();
-        for slot in slots {
-            self.place_in_pool(slot);
+        self.blank = super::attrs::Attrs::blank(&self.rules, &self.words);
+        for slot in 0..self.slots.len() as u32 {
+            self.place_in_pools(slot);
         }
         Ok(summary)
     }
@@ -321,18 +322,20 @@ mod tests {
         assert_eq!(fired, ["territory"]);
         let pool = |e: &Engine| {
             let slot = e.by_key.get("C1").expect("tracked");
-            e.slots[slot as usize].as_ref().expect("live").pool
+            let c = e.slots[slot as usize].as_ref().expect("live");
+            // Every place the customer's attributes are kept follows.
+            [c.base.attrs.pool, c.head.attrs.pool, c.hold.attrs.pool]
         };
-        assert_eq!(pool(&engine), Some(0));
+        assert_eq!(pool(&engine), [Some(0); 3]);
         // Fewer pools: the customer's pool is found again rather than left pointing past the
         // end, and events keep flowing.
         engine
             .replace_rules(with_pools("pools:\n  - {id: b, teams: [t2]}\n"))
             .expect("reload");
-        assert_eq!(pool(&engine), Some(0));
+        assert_eq!(pool(&engine), [Some(0); 3]);
         let fired = feed(&mut engine, &[&call("2", "r2", "10:05")]);
         assert_eq!(fired, ["territory"], "r2 has no team in pool b");
         engine.replace_rules(with_pools("")).expect("reload");
-        assert_eq!(pool(&engine), None);
+        assert_eq!(pool(&engine), [None; 3]);
     }
 }

@@ -21,6 +21,7 @@
 //! Rules are named by id, not by index, so a process that restarts with changed rules carries
 //! on as a rules reload would (cooldowns of removed rules are dropped).
 
+use super::attrs::{Attrs, GivenId};
 use super::customer::{
     Body, Customer, Emitted, Entry, Fold, Holding, Owner, Via, ASSIGNMENT_ORIGIN,
 };
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Bumped when the layout changes; a snapshot of another format is refused, not misread.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Everything an engine knows. Serialize it with any serde format.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,6 +50,8 @@ pub struct Snapshot {
     words: Vec<Arc<str>>,
     /// Every rep id, in interning order.
     reps: Vec<Arc<str>>,
+    /// Every set of attributes events gave, in interning order (the first gives nothing).
+    given: Vec<AttrsSnap>,
     clock: Option<i64>,
     /// Set when a file's input ended: nothing can arrive before it any more.
     drained_to: Option<i64>,
@@ -112,10 +115,6 @@ struct CustomerSnap {
     provisional: bool,
     generation: u32,
     identifiers: Vec<(String, Box<str>)>,
-    region: Option<Arc<str>>,
-    industry: Option<Arc<str>>,
-    tier: Option<Arc<str>>,
-    product_line: Option<Arc<str>>,
     hold: HoldSnap,
     base: FoldSnap,
     log: Vec<EntrySnap>,
@@ -126,8 +125,19 @@ struct CustomerSnap {
     housekeeping_at: Option<i64>,
 }
 
+/// A customer's attributes (the pool is derived from them and the rules in force).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct AttrsSnap {
+    region: Option<Arc<str>>,
+    industry: Option<Arc<str>>,
+    tier: Option<Arc<str>>,
+    product_line: Option<Arc<str>>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct HoldSnap {
+    attrs: AttrsSnap,
+    last: Option<i64>,
     owner: Option<OwnerSnap>,
     follow_ups: u32,
     inbound_waiting: Option<i64>,
@@ -150,6 +160,8 @@ struct OutputSnap {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct FoldSnap {
+    attrs: AttrsSnap,
+    last: Option<i64>,
     owner: Option<OwnerSnap>,
     /// (rule id, hash of the rep set, time of the last alert).
     cooldowns: Vec<(Arc<str>, u64, i64)>,
@@ -179,6 +191,8 @@ struct EntrySnap {
     tie: u64,
     source: Option<Arc<str>>,
     event_id: Arc<str>,
+    /// Index into [`Snapshot::given`].
+    given: u32,
     body: BodySnap,
 }
 
@@ -289,7 +303,15 @@ impl Engine {
             cap_at: o.cap_at.map(|t| t.0),
             deal_by: o.deal_by.map(|t| t.0),
         };
+        let attrs = |[region, industry, tier, product_line]: [Sym; 4]| AttrsSnap {
+            region: word(region),
+            industry: word(industry),
+            tier: word(tier),
+            product_line: word(product_line),
+        };
         let fold = |f: &Fold| FoldSnap {
+            attrs: attrs(f.attrs.fields()),
+            last: f.last.map(|t| t.0),
             owner: f.owner.as_ref().map(owner),
             cooldowns: f
                 .cooldowns
@@ -298,6 +320,8 @@ impl Engine {
                 .collect(),
         };
         let hold = |h: &Holding| HoldSnap {
+            attrs: attrs(h.attrs.fields()),
+            last: h.last.map(|t| t.0),
             owner: h.owner.as_ref().map(owner),
             follow_ups: h.follow_ups,
             inbound_waiting: h.inbound_waiting.map(|t| t.0),
@@ -313,6 +337,7 @@ impl Engine {
             tie: e.tie,
             source: word(e.source),
             event_id: e.event_id.as_str().into(),
+            given: e.given.0,
             body: match &e.body {
                 Body::Contact {
                     rep: r,
@@ -364,10 +389,6 @@ impl Engine {
                     .iter()
                     .map(|i| (i.kind.as_str().to_string(), i.text.clone()))
                     .collect(),
-                region: word(c.region),
-                industry: word(c.industry),
-                tier: word(c.tier),
-                product_line: word(c.product_line),
                 hold: hold(&c.hold),
                 base: fold(&c.base),
                 log: c.log.iter().map(entry).collect(),
@@ -429,6 +450,7 @@ impl Engine {
                 .filter_map(|i| self.words.get(Sym(i as u32)).cloned())
                 .collect(),
             reps: self.reps.list.iter().map(|r| r.id.clone()).collect(),
+            given: self.given.iter().map(|g| attrs(*g)).collect(),
             clock: self.clock.map(|t| t.0),
             drained_to: self.drained_to.map(|t| t.0),
             generations: self.generations.clone(),
@@ -516,6 +538,14 @@ impl Engine {
         for r in &snap.reps {
             e.reps.intern(r);
         }
+        for (i, a) in snap.given.iter().enumerate() {
+            let given = restore_attrs(&mut e, a);
+            if e.given.intern(given) != GivenId(i as u32) {
+                return Err(RestoreError(format!(
+                    "attribute set {i} is written twice (or the first is not empty)"
+                )));
+            }
+        }
         e.clock = snap.clock.map(Timestamp);
         e.drained_to = snap.drained_to.map(Timestamp);
         e.generations = snap.generations.clone();
@@ -538,7 +568,7 @@ impl Engine {
             e.by_key.insert(cust.key.clone(), cust.key_hash, c.slot);
             e.slots[slot] = Some(cust);
             // Derived from the customer's attributes and the rules in force now.
-            e.place_in_pool(c.slot);
+            e.place_in_pools(c.slot);
         }
         for (kind, ident, link) in &snap.links {
             let handle = |key: &Arc<str>| {
@@ -637,19 +667,18 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
         crate::event::customer_id_hash(&c.key),
         c.provisional,
         c.generation,
+        e.blank,
     );
     for (kind, ident) in &c.identifiers {
         cust.identifiers
             .push(crate::identity::Identifier::new(ident_kind(kind)?, ident));
     }
-    cust.region = sym(e, &c.region);
-    cust.industry = sym(e, &c.industry);
-    cust.tier = sym(e, &c.tier);
-    cust.product_line = sym(e, &c.product_line);
     cust.base = restore_fold(e, &c.base)?;
     cust.head = restore_fold(e, &c.head)?;
     let h = &c.hold;
     cust.hold = Holding {
+        attrs: restore_described(e, &h.attrs),
+        last: h.last.map(Timestamp),
         owner: h.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?,
         follow_ups: h.follow_ups,
         inbound_waiting: h.inbound_waiting.map(Timestamp),
@@ -706,6 +735,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
             tie: s.tie,
             source: sym(e, &s.source),
             event_id: EventId::new(&s.event_id),
+            given: restored_given(e, s.given, &c.key)?,
             body,
         });
     }
@@ -744,6 +774,32 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
     Ok(cust)
 }
 
+fn restore_attrs(e: &mut Engine, a: &AttrsSnap) -> [Sym; 4] {
+    [&a.region, &a.industry, &a.tier, &a.product_line].map(|w| sym(e, w))
+}
+
+/// A customer's attributes; their pool is found once the customer is in place.
+fn restore_described(e: &mut Engine, a: &AttrsSnap) -> Attrs {
+    let [region, industry, tier, product_line] = restore_attrs(e, a);
+    Attrs {
+        region,
+        industry,
+        tier,
+        product_line,
+        pool: None,
+    }
+}
+
+fn restored_given(e: &Engine, given: u32, customer: &str) -> Result<GivenId, RestoreError> {
+    if e.given.holds(GivenId(given)) {
+        Ok(GivenId(given))
+    } else {
+        Err(RestoreError(format!(
+            "an entry of customer {customer} names attribute set {given}, which the snapshot doesn't hold"
+        )))
+    }
+}
+
 fn sym(e: &mut Engine, word: &Option<Arc<str>>) -> Sym {
     e.words.intern_opt(word.as_deref())
 }
@@ -780,6 +836,8 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
 fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
     let owner = f.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?;
     Ok(Fold {
+        attrs: restore_described(e, &f.attrs),
+        last: f.last.map(Timestamp),
         owner,
         // Cooldowns of a rule removed since are dropped, as a rules reload drops them.
         cooldowns: f
@@ -872,6 +930,7 @@ mod tests {
                     !snap.ledger.deadlines.is_empty() && !snap.ledger.books.is_empty(),
                     "lifecycle state at line {cut}"
                 );
+                assert!(snap.given.len() > 1, "customer attributes at line {cut}");
             }
             let mut second = Engine::restore(rules.clone(), &roster, &snap).expect("restores");
             assert_eq!(
@@ -934,6 +993,22 @@ mod tests {
             .map(|(ri, _, _)| reordered.collisions[*ri as usize].id.as_str())
             .collect();
         assert_eq!(names, cooled.iter().map(|c| &**c).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_entry_naming_attributes_the_snapshot_lacks_is_refused() {
+        let rules = Arc::new(Rules::embedded());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let mut ingest = Ingest::new(rules.clone());
+        let line = br#"{"event_id":"1","kind":"call","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r1"},"customer":{"id":"C1","region":"east"}}"#;
+        feed(&mut engine, &mut ingest, &[line]);
+        let mut snap = engine.snapshot();
+        assert_eq!(snap.customers[0].log[0].given, 1, "the event's region");
+        snap.given.truncate(1);
+        let err = Engine::restore(rules, &Roster::default(), &snap)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("attribute set 1"), "{err}");
     }
 
     #[test]
