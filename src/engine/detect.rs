@@ -255,10 +255,14 @@ pub fn step(
     // owned is asked as the lifecycle will have it by then (a lapsed protection is released
     // before the event), so that the two forget at the same events.
     if !matches!(e.body, Body::OwnerState(_)) {
-        let owned = effective_owner(ctx, fold, e.t).is_some();
-        let last = last_change(ctx, fold, e.t);
-        if super::attrs::forgotten(last, e.t, owned, ctx.forget_after) {
-            fold.attrs = ctx.blank;
+        // Most events follow the previous one closely: only a long gap asks more.
+        let quiet = fold.last.is_some_and(|l| e.t - l > ctx.forget_after);
+        if quiet {
+            let owned = effective_owner(ctx, fold, e.t).is_some();
+            let last = last_change(ctx, fold, e.t);
+            if super::attrs::forgotten(last, e.t, owned, ctx.forget_after) {
+                fold.attrs = ctx.blank;
+            }
         }
         fold.attrs.take(e.given, ctx.given, ctx.rules, ctx.words);
     }
