@@ -317,6 +317,23 @@ impl Restorer {
                 m.bytes
             ));
         }
+        // The format first: a snapshot of another format would only fail to parse, with a
+        // message about some field instead of what to do.
+        #[derive(serde::Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        if let Ok(Format { format }) = serde_json::from_slice::<Format>(&bytes) {
+            if format != crate::engine::snapshot::SNAPSHOT_FORMAT {
+                return Err(format!(
+                    "snapshot {} was written in format {format} (by another leadguard version); \
+                     this version reads format {}: run the version that wrote it, or empty the \
+                     changelog topic and let the partition be rebuilt from its input",
+                    m.name(),
+                    crate::engine::snapshot::SNAPSHOT_FORMAT
+                ));
+            }
+        }
         let snap: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| format!("snapshot {} is unreadable: {e}", m.name()))?;
         let (ticks, ticks_mismatched) = match self.ticks {
@@ -517,6 +534,18 @@ mod tests {
         let restored = Restorer::default().finish().unwrap();
         assert!(restored.snapshot.is_none());
         assert!(restored.ticks.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_is_refused_with_what_to_do() {
+        let mut snap = engine_with(5).snapshot();
+        snap.format -= 1;
+        let (_, records) = snapshot_records("cl", 0, name(1, A), 5, &snap, &[], 100);
+        let mut r = Restorer::default();
+        feed(&mut r, &records);
+        let err = r.finish().unwrap_err();
+        assert!(err.contains("written in format"), "{err}");
+        assert!(err.contains("empty the changelog topic"), "{err}");
     }
 
     #[test]
