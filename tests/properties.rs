@@ -29,6 +29,7 @@ ownership:
   protection: 45m
   tiers:
     A: {{protection: 20m}}
+    B: {{protection: 45m, no_deal: 15m}}
   first_touch: {{enabled: true, kinds: [visit]}}
 exemptions: {{roles: [support]}}
 pools:
@@ -159,6 +160,7 @@ ownership:
   no_deal: 80m
   tiers:
     A: {{protection: 15m, extension: 5m, cap: 60m, no_deal: 90m}}
+    B: {{protection: 45m, extension: 10m, cap: 70m, no_deal: 25m}}
   warn_before: 5m
   first_touch: {{enabled: true, kinds: [visit]}}
   limits: {{claims_per_day: 2, max_owned: 2, max_locked: 1, reclaim_cooldown: 20m}}

@@ -201,6 +201,14 @@ impl Owner {
             .map_or(self.protected_until, |d| d.min(self.protected_until))
     }
 
+    /// Whether the lifecycle will have released this owner by `t` if nothing changes: its
+    /// time ran out ([`Owner::reclaim_at`]), it hasn't won and isn't locked, and the rules
+    /// release on expiry. The release is written only when it is final (at the watermark);
+    /// detection and the "may I contact?" answer read it from here before that.
+    pub fn released_by(&self, t: Timestamp, release_on_expiry: bool) -> bool {
+        release_on_expiry && !self.won && !self.locked && t >= self.reclaim_at()
+    }
+
     pub fn protects_at(&self, t: Timestamp) -> bool {
         t >= self.since && t < self.protected_until
     }

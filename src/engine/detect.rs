@@ -470,9 +470,18 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
 /// alerts name no owner rather than one about to be gone, and don't change when the release is
 /// written.
 fn effective_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&'f Owner> {
-    fold.owner.as_ref().filter(|o| {
-        o.won || o.locked || !ctx.rules.ownership.release_on_expiry || t < o.reclaim_at()
-    })
+    let release_on_expiry = ctx.rules.ownership.release_on_expiry;
+    fold.owner
+        .as_ref()
+        .filter(|o| !o.released_by(t, release_on_expiry))
+}
+
+/// The owner whose protection covers a contact at `t`, as the lifecycle will have it: an owner
+/// about to be released at a no-deal deadline protects no more than one whose protection
+/// ended, so neither a protected-contact alert nor a waived multi-rep one has to be corrected
+/// when the release is written.
+fn protecting_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&'f Owner> {
+    effective_owner(ctx, fold, t).filter(|o| o.protects_at(t))
 }
 
 /// When the customer last changed, as the lifecycle will have it by `t`: its newest entry, or
@@ -548,13 +557,12 @@ fn protected_contact(
     out: &mut Vec<(Key, Output)>,
 ) {
     let e = &log[i];
-    let Some(owner) = fold.owner.as_ref() else {
+    let Some(owner) = protecting_owner(ctx, fold, e.t) else {
         return;
     };
     let ex = &ctx.rules.exemptions;
     if !rule.kinds.contains(c.kind)
         || c.rep == owner.rep
-        || !owner.protects_at(e.t)
         || ctx.role_exempt(c.role)
         || !rule.scope.allows_team(ctx.word_str(c.team))
         || (ex.account_team && owner.account_team.contains(&c.rep))
@@ -640,6 +648,8 @@ fn reps_in_window(
     seen: &mut Vec<usize>,
 ) {
     seen.clear();
+    // The account team is the one of the owner as the lifecycle will have it at the event.
+    let owner = effective_owner(ctx, fold, log[i].t);
     for j in (0..=i).rev() {
         let e = &log[j];
         if e.t < from {
@@ -656,10 +666,7 @@ fn reps_in_window(
         }
         if skip_account_team
             && ctx.rules.exemptions.account_team
-            && fold
-                .owner
-                .as_ref()
-                .is_some_and(|o| o.account_team.contains(rep))
+            && owner.is_some_and(|o| o.account_team.contains(rep))
         {
             continue;
         }
@@ -699,7 +706,7 @@ fn multi_rep(
     if !rule.kinds.contains(c.kind)
         || ctx.role_exempt(c.role)
         || !rule.scope.allows_team(ctx.word_str(c.team))
-        || fold.owner.as_ref().is_some_and(|o| o.protects_at(e.t))
+        || protecting_owner(ctx, fold, e.t).is_some()
     {
         return;
     }

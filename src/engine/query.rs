@@ -231,6 +231,25 @@ impl Engine {
         }
     }
 
+    /// The customer's owner at `now`, as the lifecycle will have it: an owner whose time ran
+    /// out is released (see [`Owner::released_by`]).
+    fn owner_at<'c>(&self, cust: &'c Customer, now: Timestamp) -> Option<&'c Owner> {
+        let release_on_expiry = self.rules.ownership.release_on_expiry;
+        cust.head
+            .owner
+            .as_ref()
+            .filter(|o| !o.released_by(now, release_on_expiry))
+    }
+
+    /// An owner as reasons name it: the rep id, with the team when there is one.
+    fn owner_name(&self, o: &Owner) -> String {
+        let owner = self.rep_view(o.rep, o.team, Sym::NONE);
+        match &owner.team {
+            Some(t) => format!("{} ({t})", owner.id),
+            None => owner.id.to_string(),
+        }
+    }
+
     fn customer_at(&self, key: &str) -> Option<&Customer> {
         let slot = self.by_key.get(key)?;
         self.slots[slot as usize].as_ref()
@@ -294,7 +313,7 @@ impl Engine {
             region: self.word(cust.head.attrs.region),
             industry: self.word(cust.head.attrs.industry),
             tier: self.word(cust.head.attrs.tier),
-            owner: cust.head.owner.as_ref().map(|o| self.owner_view(o, now)),
+            owner: self.owner_at(cust, now).map(|o| self.owner_view(o, now)),
             pool: self.pool_of(cust),
             identifiers: cust
                 .identifiers
@@ -388,7 +407,7 @@ impl Engine {
                 rep: rep_view,
                 customer: Some(cust.key.clone()),
                 matched_by,
-                owner: cust.head.owner.as_ref().map(|o| self.owner_view(o, now)),
+                owner: self.owner_at(cust, now).map(|o| self.owner_view(o, now)),
                 notes,
                 as_of,
             },
@@ -414,17 +433,30 @@ impl Engine {
                 ),
             );
         }
-        let Some(o) = &cust.head.owner else {
+        let Some(o) = self.owner_at(cust, now) else {
             return match self.territory_refusal(rep, cust) {
                 Some(why) => (Decision::OutOfTerritory, why),
-                None => (Decision::Allowed, format!("customer {key} has no owner")),
+                None => match &cust.head.owner {
+                    // The lifecycle writes the release once it is final; the answer doesn't
+                    // wait for it.
+                    Some(gone) => (
+                        Decision::Allowed,
+                        format!(
+                            "customer {key} has no owner: {}'s hold ended {} ({}) and the rules release it",
+                            self.owner_name(gone),
+                            self.time_text(gone.reclaim_at()),
+                            if gone.deal_by == Some(gone.reclaim_at()) {
+                                "no deal in time"
+                            } else {
+                                "protection ended"
+                            }
+                        ),
+                    ),
+                    None => (Decision::Allowed, format!("customer {key} has no owner")),
+                },
             };
         };
-        let owner = self.rep_view(o.rep, o.team, Sym::NONE);
-        let owner_name = match &owner.team {
-            Some(t) => format!("{} ({t})", owner.id),
-            None => owner.id.to_string(),
-        };
+        let owner_name = self.owner_name(o);
         let since = self.time_text(o.since);
         if Some(o.rep) == rep {
             return (
@@ -471,7 +503,11 @@ mod tests {
     use std::path::Path;
 
     fn engine(lines: &[&str]) -> Engine {
-        let rules = Arc::new(Rules::embedded());
+        engine_with(Rules::embedded(), lines)
+    }
+
+    fn engine_with(rules: Rules, lines: &[&str]) -> Engine {
+        let rules = Arc::new(rules);
         let roster = Roster::parse(
             "reps:\n  - {id: r-li, team: east-1, role: sales}\n  - {id: r-wang, team: west-1, role: sales}\n  - {id: r-sup, team: east-1, role: support}\n  - {id: r-acct, team: east-1, role: sales}\n",
             Path::new("roster.yaml"),
@@ -514,10 +550,29 @@ mod tests {
         assert_eq!(a.customer.as_deref(), Some("C1"));
         assert_eq!(a.matched_by, ["phone"]);
         assert!(a.reason.contains("r-li (east-1)"), "{}", a.reason);
+        // The shipped rules release an owner whose time ran out: the answer says so before
+        // the lifecycle has written the release (no later event has moved its clock).
+        let a = e
+            .check("r-wang", &ids(None, Some("C1")), after)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Allowed);
+        assert!(a.owner.is_none());
+        assert!(
+            a.reason.contains("r-li (east-1)'s hold ended"),
+            "{}",
+            a.reason
+        );
+        let view = e.customer_view("C1", after).expect("view");
+        assert!(view.owner.is_none());
+        // Rules that keep the owner past protection: owned by another, not protected.
+        let mut keep = Rules::embedded();
+        keep.ownership.release_on_expiry = false;
+        let e = engine_with(keep, &[ASSIGN, CALL]);
         let a = e
             .check("r-wang", &ids(None, Some("C1")), after)
             .expect("answer");
         assert_eq!(a.decision, Decision::OwnedByOther);
+        assert!(a.owner.is_some_and(|o| !o.protected));
         for (rep, why) in [
             ("r-li", "owns"),
             ("r-acct", "account team"),
