@@ -550,12 +550,45 @@ fn mapped_raw<'a>(
             Err(e) => Err(Rejection::new(RejectReason::UnknownKind, e)),
         }
     };
-    let account_team = match m.pointer(Field::AccountTeam).and_then(|p| value.pointer(p)) {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(Cow::Borrowed))
-            .collect(),
-        _ => Vec::new(),
+    let account_team = match m.pointer(Field::AccountTeam) {
+        None => Vec::new(),
+        Some(p) => match value.pointer(p) {
+            None | Some(Value::Null) => Vec::new(),
+            // Rep ids, read as text as every other mapped field: a list that holds anything
+            // else is refused, never shortened (a dropped member would lose an exemption).
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(Cow::Borrowed(s.as_str())),
+                    Value::Number(n) => Ok(number_text(message, &format!("{p}/{i}"), n)),
+                    Value::Null => Err("null"),
+                    Value::Bool(_) => Err("a boolean"),
+                    Value::Object(_) => Err("an object"),
+                    Value::Array(_) => Err("a list"),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|what| {
+                    Rejection::new(
+                        RejectReason::WrongType,
+                        format!(
+                            "`{p}` (mapped to `account_team` by source `{}`) holds {what}; expected a list of rep ids (text or numbers)",
+                            m.name
+                        ),
+                    )
+                })?,
+            Some(Value::String(_) | Value::Number(_)) => {
+                return Err(Rejection::new(
+                    RejectReason::WrongType,
+                    format!(
+                        "`{p}` (mapped to `account_team` by source `{}`) is a single value; expected a list of rep ids",
+                        m.name
+                    ),
+                ))
+            }
+            Some(Value::Bool(_)) => return Err(not_list(p, m, "a boolean")),
+            Some(Value::Object(_)) => return Err(not_list(p, m, "an object")),
+        },
     };
     Ok(Raw {
         event_id: get(Field::EventId)?,
@@ -577,6 +610,17 @@ fn mapped_raw<'a>(
         from_rep_id: get(Field::FromRepId)?,
         account_team,
     })
+}
+
+/// A value at the mapped `account_team` pointer that is not a list.
+fn not_list(pointer: &str, m: &SourceMapping, what: &str) -> Rejection {
+    Rejection::new(
+        RejectReason::WrongType,
+        format!(
+            "`{pointer}` (mapped to `account_team` by source `{}`) is {what}; expected a list of rep ids",
+            m.name
+        ),
+    )
 }
 
 /// A value at a mapped pointer that can't be read as text.
@@ -734,6 +778,51 @@ sources:
         assert!(object.detail.contains("is an object;"), "{object}");
         let no_id = mapped(&cdr(r#""A-1""#, r#""r1""#, "null")).unwrap_err();
         assert_eq!(no_id.reason, RejectReason::MissingField, "{no_id}");
+    }
+
+    #[test]
+    fn a_mapped_account_team_is_read_whole_or_refused() {
+        const CRM: &str = r#"
+sources:
+  - name: crm-owner
+    fields:
+      event_id: /Id
+      kind: /Action
+      occurred_at: /At
+      rep.id: /Owner
+      customer.id: /Customer
+      account_team: /Helpers
+"#;
+        let rules = Rules::from_texts([(Path::new("s.yaml"), CRM)]).expect("rules");
+        let mut ingest = Ingest::new(Arc::new(rules));
+        let rules = ingest.rules.clone();
+        let mut parse = |helpers: &str| {
+            let msg = format!(
+                r#"{{"Id":"o1","Action":"assign","At":"2026-11-02T09:00:00+08:00","Owner":"r1","Customer":"C1","Helpers":{helpers}}}"#
+            );
+            ingest.parse(msg.as_bytes(), Some(&rules.sources[0]), "crm")
+        };
+        let team = |e: Result<Event, Rejection>| match e {
+            Ok(Event::Ownership(o)) => o.account_team,
+            other => panic!("expected an ownership event, got {other:?}"),
+        };
+        assert_eq!(team(parse(r#"["r2", 7]"#)), ["r2", "7"]);
+        assert!(team(parse("null")).is_empty());
+        for (helpers, says) in [
+            (r#"["r2", null]"#, "holds null"),
+            (r#"["r2", {"id": "r3"}]"#, "holds an object"),
+            (r#""r2""#, "is a single value"),
+            (r#"{"id": "r2"}"#, "is an object"),
+        ] {
+            let e = parse(helpers).unwrap_err();
+            assert_eq!(e.reason, RejectReason::WrongType, "{helpers}");
+            assert!(
+                e.detail
+                    .starts_with("`/Helpers` (mapped to `account_team` by source `crm-owner`)"),
+                "{e}"
+            );
+            assert!(e.detail.contains(says), "{helpers}: {e}");
+        }
     }
 
     #[test]
