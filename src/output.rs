@@ -490,7 +490,9 @@ pub struct EvidenceData {
     pub event_id: EventId,
     pub source: Arc<str>,
     pub kind: &'static str,
-    pub direction: &'static str,
+    /// `outbound` or `inbound` for a contact; absent for an ownership event, which has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
     pub rep: Arc<str>,
     pub occurred_at: OutTime,
 }

@@ -113,6 +113,9 @@ pub struct Owner {
     pub origin_event: EventId,
     pub origin_source: Sym,
     pub origin_kind: &'static str,
+    /// The direction of the contact that made the owner (`None`: an ownership event or an
+    /// assignment, which have none).
+    pub origin_direction: Option<Direction>,
     pub account_team: Box<[RepIdx]>,
     pub locked: bool,
     pub won: bool,
@@ -142,10 +145,12 @@ impl Owner {
         if let Some(cap) = cap_at {
             protected_until = protected_until.min(cap);
         }
-        let origin_kind = match &origin.body {
-            Body::Contact { kind, .. } => kind.as_str(),
-            Body::Ownership { action, .. } => action.as_str(),
-            Body::OwnerState(_) => ASSIGNMENT_ORIGIN,
+        let (origin_kind, origin_direction) = match &origin.body {
+            Body::Contact {
+                kind, direction, ..
+            } => (kind.as_str(), Some(*direction)),
+            Body::Ownership { action, .. } => (action.as_str(), None),
+            Body::OwnerState(_) => (ASSIGNMENT_ORIGIN, None),
         };
         Owner {
             rep,
@@ -156,6 +161,7 @@ impl Owner {
             origin_event: origin.event_id.clone(),
             origin_source: origin.source,
             origin_kind,
+            origin_direction,
             account_team,
             locked: false,
             won,

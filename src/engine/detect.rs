@@ -134,18 +134,18 @@ impl Ctx<'_> {
                 ..
             } => (
                 kind.as_str(),
-                direction.as_str(),
+                Some(direction.as_str()),
                 self.reps.get(*rep).id.clone(),
             ),
             Body::Ownership { action, rep, .. } => (
                 action.as_str(),
-                Direction::Inbound.as_str(),
+                None,
                 rep.map(|(r, _)| self.reps.get(r).id.clone())
                     .unwrap_or_else(|| Arc::from("")),
             ),
             Body::OwnerState(o) => (
                 "owner",
-                Direction::Inbound.as_str(),
+                None,
                 o.as_ref()
                     .map(|o| self.reps.get(o.rep).id.clone())
                     .unwrap_or_else(|| Arc::from("")),
@@ -220,6 +220,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         origin_event,
         origin_source,
         origin_kind,
+        origin_direction,
         account_team,
         locked,
         won,
@@ -234,6 +235,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         && *origin_event == b.origin_event
         && *origin_source == b.origin_source
         && *origin_kind == b.origin_kind
+        && *origin_direction == b.origin_direction
         && *account_team == b.account_team
         && *locked == b.locked
         && *won == b.won
@@ -592,7 +594,7 @@ fn protected_contact(
             .word(owner.origin_source)
             .unwrap_or_else(|| Arc::from("")),
         kind: owner.origin_kind,
-        direction: Direction::Outbound.as_str(),
+        direction: owner.origin_direction.map(Direction::as_str),
         rep: ctx.reps.get(owner.rep).id.clone(),
         occurred_at: ctx.at(owner.since),
     });

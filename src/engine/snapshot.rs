@@ -177,6 +177,10 @@ struct OwnerSnap {
     origin_event: Arc<str>,
     origin_source: Option<Arc<str>>,
     origin_kind: String,
+    /// Absent in snapshots written before it was kept: such an owner's origin shows no
+    /// direction in evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin_direction: Option<String>,
     account_team: Vec<Arc<str>>,
     locked: bool,
     won: bool,
@@ -297,6 +301,7 @@ impl Engine {
             origin_event: o.origin_event.as_str().into(),
             origin_source: word(o.origin_source),
             origin_kind: o.origin_kind.to_string(),
+            origin_direction: o.origin_direction.map(|d| d.as_str().to_string()),
             account_team: o.account_team.iter().map(|r| rep(*r)).collect(),
             locked: o.locked,
             won: o.won,
@@ -825,6 +830,15 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
         origin_event: EventId::new(&o.origin_event),
         origin_source: sym(e, &o.origin_source),
         origin_kind: static_name(&o.origin_kind, "event kind", kind_names())?,
+        origin_direction: match o.origin_direction.as_deref() {
+            None => None,
+            Some(d) => Some(
+                [Direction::Outbound, Direction::Inbound]
+                    .into_iter()
+                    .find(|x| x.as_str() == d)
+                    .ok_or_else(|| bad("direction", d))?,
+            ),
+        },
         account_team: o.account_team.iter().map(|r| e.reps.intern(r)).collect(),
         locked: o.locked,
         won: o.won,
