@@ -225,14 +225,10 @@ impl<O: Write, D: Write> Pipeline<O, D> {
                     .or_default() += 1;
                 Some(rejection.clone())
             }
-            Ok(event) => {
-                let now = now.unwrap_or_else(|| {
-                    event
-                        .occurred_at()
-                        .max(self.engine.clock().unwrap_or(event.occurred_at()))
-                });
-                self.engine.handle_event(event, now).err()
-            }
+            Ok(event) => match now {
+                Some(now) => self.engine.handle_event(event, now).err(),
+                None => self.engine.handle_event_in_event_time(event).err(),
+            },
         };
         if let Some(rejection) = refused {
             self.write_dead_letter(&rejection, bytes, truncated, origin)?;

@@ -53,6 +53,10 @@ pub struct Settings {
     pub allowed_lateness: Span,
     /// How far ahead of the driver's clock an event may claim to be (live mode only).
     pub max_future_skew: Span,
+    /// When event time is the clock (a replay, a file, Kafka's event clock): how far ahead of
+    /// the newest event time an event may jump. A mistyped year would otherwise move the clock
+    /// past every pending deadline and make every later event too late.
+    pub max_clock_jump: Span,
     /// Larger input messages are rejected whole.
     pub max_message_bytes: usize,
     /// CloudEvents `source` of every output.
@@ -65,6 +69,7 @@ impl Default for Settings {
             time_zone: chrono_tz::Asia::Shanghai,
             allowed_lateness: Span::minutes(10),
             max_future_skew: Span::minutes(5),
+            max_clock_jump: Span::days(30),
             max_message_bytes: 64 * 1024,
             output_source: "urn:leadguard".into(),
         }
@@ -490,6 +495,7 @@ fn read_settings(r: &mut Reader<'_>, node: &Node, out: &mut Settings) {
             "time_zone",
             "allowed_lateness",
             "max_future_skew",
+            "max_clock_jump",
             "max_message_bytes",
             "output_source",
         ],
@@ -518,6 +524,18 @@ fn read_settings(r: &mut Reader<'_>, node: &Node, out: &mut Settings) {
         .and_then(|n| r.span(n, "`max_future_skew`"))
     {
         out.max_future_skew = v;
+    }
+    if let Some(n) = m.get("max_clock_jump") {
+        if let Some(v) = r.span(n, "`max_clock_jump`") {
+            if v < out.allowed_lateness {
+                r.error(
+                    n,
+                    "`max_clock_jump` must be at least `allowed_lateness`: a smaller jump would refuse events the lateness still accepts",
+                );
+            } else {
+                out.max_clock_jump = v;
+            }
+        }
     }
     if let Some(v) = m
         .get("max_message_bytes")
@@ -1064,6 +1082,21 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(rules.settings.output_source, "https://crm.example.com/lg");
+    }
+
+    #[test]
+    fn a_clock_jump_below_the_lateness_is_refused() {
+        let joined = problems(&[(
+            "s.yaml",
+            "settings:\n  allowed_lateness: 1h\n  max_clock_jump: 30m\n",
+        )]);
+        assert!(
+            joined.starts_with("s.yaml:3:19: `max_clock_jump` must be at least `allowed_lateness`"),
+            "{joined}"
+        );
+        let rules = compile(&[("s.yaml", "settings:\n  max_clock_jump: 90d\n")]).unwrap();
+        assert_eq!(rules.settings.max_clock_jump, Span::days(90));
+        assert_eq!(Settings::default().max_clock_jump, Span::days(30));
     }
 
     #[test]

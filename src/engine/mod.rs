@@ -312,6 +312,32 @@ impl Engine {
             .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)
     }
 
+    /// Processes one event when event time is the clock (a replay, a file, Kafka's event
+    /// clock): `now` is the newest event time. An event further ahead of it than
+    /// `settings.max_clock_jump` is refused (`future_timestamp`): taken, it would fire every
+    /// deadline up to its time at once and make every later event too late.
+    pub fn handle_event_in_event_time(&mut self, event: &Event) -> Result<(), Rejection> {
+        let t = event.occurred_at();
+        let Some(clock) = self.clock else {
+            return self.handle_event(event, t);
+        };
+        let jump = self.rules.settings.max_clock_jump;
+        if t > clock + jump {
+            let tz = self.rules.settings.time_zone;
+            return Err(self.reject(
+                RejectReason::FutureTimestamp,
+                format!(
+                    "occurred_at {} is {} ahead of the newest event time {}, more than settings.max_clock_jump {}; check the publisher's clock, or raise max_clock_jump if the history really has such a gap",
+                    t.to_rfc3339_in(tz),
+                    crate::time::format_span(t - clock),
+                    clock.to_rfc3339_in(tz),
+                    crate::time::format_span(jump)
+                ),
+            ));
+        }
+        self.handle_event(event, t.max(clock))
+    }
+
     /// Processes one event. `now` is the driver's clock, used to refuse events that claim to
     /// be from the future; a replay passes the event's own time.
     pub fn handle_event(&mut self, event: &Event, now: Timestamp) -> Result<(), Rejection> {

@@ -283,15 +283,13 @@ impl Task {
                 Some(rejection)
             }
             Some(Ok(event)) => {
-                let now = match (ctx.clock, msg.timestamp) {
+                match (ctx.clock, msg.timestamp) {
                     // Live: the publisher's clock when it sent the message bounds how far in
                     // the future an event may claim to be. Deterministic on replay.
-                    (Clock::Wall, Some(ts)) => Timestamp(ts),
-                    _ => event
-                        .occurred_at()
-                        .max(self.engine.clock().unwrap_or(event.occurred_at())),
-                };
-                self.engine.handle_event(&event, now).err()
+                    (Clock::Wall, Some(ts)) => self.engine.handle_event(&event, Timestamp(ts)),
+                    _ => self.engine.handle_event_in_event_time(&event),
+                }
+                .err()
             }
         };
         if let Some(rejection) = refused {
