@@ -1026,6 +1026,31 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_written_without_its_origin_direction_restores_with_none() {
+        let rules = Arc::new(Rules::embedded());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let mut ingest = Ingest::new(rules.clone());
+        // The customer comes to the office: the first development of C1 (a first-touch kind
+        // in the shipped rules).
+        let line = br#"{"event_id":"1","kind":"visit","direction":"inbound","occurred_at":"2026-11-02T09:00:00+08:00","rep":{"id":"r1"},"customer":{"id":"C1"}}"#;
+        feed(&mut engine, &mut ingest, &[line]);
+        let json = serde_json::to_string(&engine.snapshot()).expect("serializes");
+        assert!(json.contains(r#""origin_direction":"inbound""#), "{json}");
+        // As a snapshot written before the direction was kept.
+        let older = json.replace(r#","origin_direction":"inbound""#, "");
+        let snap: Snapshot = serde_json::from_str(&older).expect("deserializes");
+        let restored = Engine::restore(rules, &Roster::default(), &snap).expect("restores");
+        let cust = restored
+            .slots
+            .iter()
+            .flatten()
+            .next()
+            .expect("one customer");
+        let owner = cust.head.owner.as_ref().expect("owned by first touch");
+        assert_eq!(owner.origin_direction, None);
+    }
+
+    #[test]
     fn a_snapshot_of_another_format_is_refused() {
         let rules = Arc::new(Rules::embedded());
         let mut snap = Engine::new(rules.clone(), &Roster::default()).snapshot();
