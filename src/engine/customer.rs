@@ -207,6 +207,12 @@ impl Owner {
             .map_or(self.protected_until, |d| d.min(self.protected_until))
     }
 
+    /// Whether [`Owner::reclaim_at`] is the no-deal deadline (otherwise the end of protection):
+    /// what a reclaim warning and the "may I contact?" answer give as the cause.
+    pub fn reclaimed_for_no_deal(&self) -> bool {
+        self.deal_by == Some(self.reclaim_at())
+    }
+
     /// Whether the lifecycle will have released this owner by `t` if nothing changes: its
     /// time ran out ([`Owner::reclaim_at`]), it hasn't won and isn't locked, and the rules
     /// release on expiry. The release is written only when it is final (at the watermark);

@@ -982,7 +982,7 @@ impl Engine {
                 {
                     return;
                 }
-                let code = if o.deal_by == Some(reclaim) {
+                let code = if o.reclaimed_for_no_deal() {
                     "no_deal"
                 } else {
                     "no_follow_up"

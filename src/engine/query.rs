@@ -445,7 +445,7 @@ impl Engine {
                             "customer {key} has no owner: {}'s hold ended {} ({}) and the rules release it",
                             self.owner_name(gone),
                             self.time_text(gone.reclaim_at()),
-                            if gone.deal_by == Some(gone.reclaim_at()) {
+                            if gone.reclaimed_for_no_deal() {
                                 "no deal in time"
                             } else {
                                 "protection ended"

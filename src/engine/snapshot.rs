@@ -968,6 +968,14 @@ mod tests {
         }
     }
 
+    /// The one customer an engine holds.
+    fn only_customer(engine: &Engine) -> &Customer {
+        let mut live = engine.slots.iter().flatten();
+        let cust = live.next().expect("one customer");
+        assert!(live.next().is_none(), "only one customer");
+        cust
+    }
+
     #[test]
     fn rules_are_named_by_id_so_a_restart_with_reordered_rules_keeps_cooldowns() {
         let rules = Arc::new(Rules::embedded());
@@ -994,12 +1002,7 @@ mod tests {
         let reordered = Arc::new(reordered);
         let restored =
             Engine::restore(reordered.clone(), &Roster::default(), &snap).expect("restores");
-        let cust = restored
-            .slots
-            .iter()
-            .flatten()
-            .next()
-            .expect("one customer");
+        let cust = only_customer(&restored);
         let names: Vec<&str> = cust
             .head
             .cooldowns
@@ -1040,12 +1043,7 @@ mod tests {
         let older = json.replace(r#","origin_direction":"inbound""#, "");
         let snap: Snapshot = serde_json::from_str(&older).expect("deserializes");
         let restored = Engine::restore(rules, &Roster::default(), &snap).expect("restores");
-        let cust = restored
-            .slots
-            .iter()
-            .flatten()
-            .next()
-            .expect("one customer");
+        let cust = only_customer(&restored);
         let owner = cust.head.owner.as_ref().expect("owned by first touch");
         assert_eq!(owner.origin_direction, None);
     }
