@@ -397,13 +397,19 @@ impl Engine {
                 let slots = &self.slots;
                 (
                     slot,
-                    self.identity.link_all(idents, to, |h| status(slots, h)),
+                    self.identity.link_all(idents, to, id, |h| status(slots, h)),
                 )
             }
             None => {
                 let slots = &self.slots;
                 let (slot, unknown) = match self.identity.find(idents, |h| status(slots, h)) {
                     Found::Customer { handle, unknown } => (handle.slot, unknown),
+                    // A CRM customer evicted from memory: brought back as an event naming
+                    // its id would bring it, forgotten in event time as it would be anyway.
+                    Found::Dormant { key, unknown } => {
+                        let hash = customer_id_hash(&key);
+                        (self.customer_slot(&key, hash, false), unknown)
+                    }
                     Found::New { key, unknown } => {
                         let hash = customer_id_hash(&key);
                         (self.customer_slot(&key, hash, true), unknown)
@@ -450,6 +456,8 @@ impl Engine {
                 let idents = IdentityIndex::identifiers(c, event.ident_digests());
                 match self.identity.find(idents, |h| status(&self.slots, h)) {
                     Found::Customer { handle, .. } => Some(handle.slot),
+                    // Back in memory if an event naming its id has come since.
+                    Found::Dormant { key, .. } => self.by_key.get(&key),
                     Found::New { .. } | Found::Ambiguous(_) => None,
                 }
             }
@@ -1010,7 +1018,9 @@ impl Engine {
         {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);
-            self.identity.forget(&gone.identifiers, self.handle(slot));
+            let key = (!gone.provisional).then_some(&gone.key);
+            self.identity
+                .forget(&gone.identifiers, self.handle(slot), key);
             self.free.push(slot);
             self.stats.customers_evicted += 1;
         } else {

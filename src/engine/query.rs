@@ -368,6 +368,16 @@ impl Engine {
                         note(&cust.key, kind.as_str())
                     }
                 }
+                // Back in memory if an event naming its id came since; else nothing is held
+                // on it, as for a customer never seen.
+                Lookup::Dormant(key) => match self.customer_at(&key) {
+                    Some(cust) => note(&cust.key, kind.as_str()),
+                    // Not named: the note also goes to callers who may not see customers.
+                    None => notes.push(format!(
+                        "{} {value} belongs to a customer that has been quiet long enough to be forgotten; nobody owns it",
+                        kind.as_str()
+                    )),
+                },
                 Lookup::Unknown => {}
                 Lookup::Ambiguous(n) => notes.push(format!(
                     "{} {value} belongs to {n} customers, so it can't tell which one; it was not used",
@@ -608,6 +618,31 @@ mod tests {
             .check("r-li", &ids(None, Some("C9")), now)
             .expect("answer");
         assert_eq!(a.decision, Decision::Allowed, "{}", a.reason);
+    }
+
+    #[test]
+    fn a_phone_of_a_customer_evicted_from_memory_is_answered_with_a_note() {
+        let rules = Rules::from_texts([(
+            Path::new("r.yaml"),
+            "collisions:\n  - {id: contention, type: multi_rep, min_reps: 2, window: 7d}\n",
+        )])
+        .expect("valid rules");
+        let later = r#"{"event_id":"c2","kind":"call","occurred_at":"2026-11-12T10:00:00+08:00","rep":{"id":"r-wang"},"customer":{"id":"C2"},"source":"cc"}"#;
+        let e = engine_with(rules, &[CALL, later]);
+        assert_eq!(e.stats().customers_evicted, 1, "C1 was evicted");
+        let a = e
+            .check(
+                "r-wang",
+                &ids(Some("13800138000"), None),
+                at("2026-11-12T11:00:00+08:00"),
+            )
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Allowed);
+        assert_eq!(a.customer, None);
+        assert_eq!(
+            a.notes,
+            ["phone +8613800138000 belongs to a customer that has been quiet long enough to be forgotten; nobody owns it"]
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::timers::TimerKind;
 use super::Engine;
 use crate::config::{Roster, Rules, Severity};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
-use crate::identity::{Handle, IdentKind, Link};
+use crate::identity::{Handle, IdentKind, Link, Member};
 use crate::ingest::RejectReason;
 use crate::output::{Output, OutputType};
 use crate::time::Timestamp;
@@ -474,10 +474,16 @@ impl Engine {
                     .identity
                     .links()
                     .filter_map(|(k, ident, link)| {
+                        let member = |m: &Member| match m {
+                            Member::Live(h) => key(h),
+                            Member::Dormant(k) => Some(k.clone()),
+                        };
                         let link = match link {
                             Link::One(h) => LinkSnap::One(key(h)?),
-                            Link::Many(hs) => {
-                                let mut keys: Vec<Arc<str>> = hs.iter().filter_map(key).collect();
+                            Link::Dormant(k) => LinkSnap::One((**k).clone()),
+                            Link::Many(ms) => {
+                                let mut keys: Vec<Arc<str>> =
+                                    ms.iter().filter_map(member).collect();
                                 keys.sort();
                                 LinkSnap::Many(keys)
                             }
@@ -576,30 +582,33 @@ impl Engine {
             e.place_in_pools(c.slot);
         }
         for (kind, ident, link) in &snap.links {
-            let handle = |key: &Arc<str>| {
-                let slot = e.by_key.get(key)?;
-                e.slots[slot as usize].as_ref().map(|c| Handle {
-                    slot,
-                    generation: c.generation,
-                })
+            // A link names a customer in memory when that customer lists the identifier
+            // among its own. Otherwise it is dormant: the customer was evicted, or is back in
+            // memory and hasn't named this identifier since (then its next eviction must leave
+            // the link dormant again, as it would have without the restore).
+            let kind = ident_kind(kind)?;
+            let member = |key: &Arc<str>| {
+                let live = e.by_key.get(key).and_then(|slot| {
+                    let c = e.slots[slot as usize].as_ref()?;
+                    c.identifiers
+                        .iter()
+                        .any(|i| i.kind == kind && &*i.text == ident.as_ref())
+                        .then_some(Handle {
+                            slot,
+                            generation: c.generation,
+                        })
+                });
+                live.map_or_else(|| Member::Dormant(key.clone()), Member::Live)
             };
             let link = match link {
-                LinkSnap::One(key) => handle(key).map(Link::One),
-                LinkSnap::Many(keys) => {
-                    let hs: Vec<Handle> = keys.iter().filter_map(handle).collect();
-                    match hs[..] {
-                        [] => None,
-                        [only] => Some(Link::One(only)),
-                        _ => Some(Link::Many(Box::new(hs))),
-                    }
-                }
-                LinkSnap::Shared => Some(Link::Shared),
+                LinkSnap::One(key) => match member(key) {
+                    Member::Live(h) => Link::One(h),
+                    Member::Dormant(k) => Link::Dormant(Box::new(k)),
+                },
+                LinkSnap::Many(keys) => Link::Many(Box::new(keys.iter().map(member).collect())),
+                LinkSnap::Shared => Link::Shared,
             };
-            // A link to a customer the snapshot doesn't hold points at no one: as if the
-            // identifier had never been seen.
-            if let Some(link) = link {
-                e.identity.restore_link(ident_kind(kind)?, ident, link);
-            }
+            e.identity.restore_link(kind, ident, link);
         }
         e.identity.shared_count = snap.shared_count;
         for (source, row) in &snap.event_counts {
@@ -966,6 +975,71 @@ mod tests {
             );
             assert_eq!(second.stats(), whole.stats(), "counters carry over");
         }
+    }
+
+    #[test]
+    fn a_dormant_link_survives_a_restore() {
+        let rules = Arc::new(
+            Rules::from_texts([(
+                std::path::Path::new("r.yaml"),
+                "collisions:\n  - {id: contention, type: multi_rep, min_reps: 2, window: 7d}\n",
+            )])
+            .expect("valid rules"),
+        );
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let mut ingest = Ingest::new(rules.clone());
+        let call = |id: &str, at: &str, rep: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{customer}}}"#
+            )
+        };
+        let first = [
+            call(
+                "1",
+                "02T09:00",
+                "r-a",
+                r#"{"id":"C1","phone":"13800138000"}"#,
+            ),
+            call("2", "12T09:00", "r-c", r#"{"id":"C3"}"#),
+        ];
+        feed(
+            &mut engine,
+            &mut ingest,
+            &first.each_ref().map(|l| l.as_bytes()),
+        );
+        assert_eq!(engine.stats().customers_evicted, 1, "C1 was evicted");
+        let json = serde_json::to_vec(&engine.snapshot()).expect("serializes");
+        let snap: Snapshot = serde_json::from_slice(&json).expect("deserializes");
+        assert!(
+            snap.links
+                .iter()
+                .any(|(_, _, l)| *l == LinkSnap::One(Arc::from("C1"))),
+            "the phone still names C1"
+        );
+        let mut restored =
+            Engine::restore(rules.clone(), &Roster::default(), &snap).expect("restores");
+        assert_eq!(
+            restored.snapshot(),
+            snap,
+            "restore then snapshot is the identity"
+        );
+        let by_phone = call("3", "12T09:05", "r-d", r#"{"phone":"138-0013-8000"}"#);
+        feed(&mut restored, &mut ingest, &[by_phone.as_bytes()]);
+        assert!(restored.by_key.get("C1").is_some(), "C1 is back in memory");
+        assert!(restored.by_key.get("phone:+8613800138000").is_none());
+
+        // Back in memory by its id alone: the phone's link stays dormant through a restore,
+        // so that C1's next eviction leaves it dormant again.
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let by_id = call("4", "12T09:10", "r-e", r#"{"id":"C1"}"#);
+        let lines = [first[0].as_bytes(), first[1].as_bytes(), by_id.as_bytes()];
+        feed(&mut engine, &mut ingest, &lines);
+        let restored =
+            Engine::restore(rules, &Roster::default(), &engine.snapshot()).expect("restores");
+        assert_eq!(
+            restored.identity.lookup(IdentKind::Phone, "+8613800138000"),
+            crate::identity::Lookup::Dormant(Arc::from("C1"))
+        );
     }
 
     /// The one customer an engine holds.

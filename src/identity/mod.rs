@@ -7,11 +7,19 @@
 //! is not used to find anyone; once linked to `shared_identifier_limit` ids it is *shared* (a
 //! switchboard, a purchasing mailbox) and never used again. This is what keeps a switchboard
 //! number from merging every customer behind it into one (the classic false collision).
+//!
+//! A CRM customer's links outlive its eviction from memory: they become *dormant*, holding the
+//! customer's id, and an event that names only the identifier brings the customer back (as an
+//! event naming its id would). Whom an id-less event finds then never depends on whether
+//! housekeeping has evicted the customer yet, a moment set by how far the stream has got.
+//! Their number is bounded by the CRM's customers, as owned customers are. A provisional
+//! customer's links are forgotten with it.
 
 pub mod normalize;
 
 use crate::digest_map::{DigestMap, Digested};
 use crate::event::CustomerRef;
+use std::sync::Arc;
 
 /// One identifier kind's links (see [`IdentityIndex`] on digests).
 type Links = DigestMap<Link>;
@@ -121,11 +129,32 @@ pub type Status = Option<bool>;
 pub enum Link {
     /// Exactly one customer.
     One(Handle),
+    /// Exactly one CRM customer, evicted from memory since: its id.
+    /// Boxed: it keeps every link 16 bytes.
+    Dormant(Box<Arc<str>>),
     /// Several CRM ids: ambiguous, not used to resolve.
     /// Boxed: rare, and it keeps every link 16 bytes.
-    Many(Box<Vec<Handle>>),
+    Many(Box<Vec<Member>>),
     /// Demoted for good: seen with too many customers, or configured as shared.
     Shared,
+}
+
+/// One of the CRM customers an ambiguous identifier was seen with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    Live(Handle),
+    /// Evicted from memory: its id.
+    Dormant(Arc<str>),
+}
+
+impl Member {
+    /// Whether this is the customer `to`, whose id is `key`.
+    fn is(&self, to: Handle, key: &str) -> bool {
+        match self {
+            Member::Live(h) => *h == to,
+            Member::Dormant(k) => &**k == key,
+        }
+    }
 }
 
 // One per identifier ever linked: kept small.
@@ -149,6 +178,13 @@ pub enum Found<'e> {
         handle: Handle,
         unknown: Vec<Ident<'e>>,
     },
+    /// A CRM customer, found by a dormant link: its id, which the engine brings back into
+    /// memory (unless an event naming the id already has). `unknown` includes the identifiers
+    /// whose dormant links name it, to [`IdentityIndex::attach`] to it.
+    Dormant {
+        key: Arc<str>,
+        unknown: Vec<Ident<'e>>,
+    },
     /// No identifier is known: a new provisional customer, keyed by its first identifier
     /// (`phone:+86…`).
     New {
@@ -164,6 +200,8 @@ pub enum Found<'e> {
 pub enum Lookup {
     /// Exactly one customer.
     Customer(Handle),
+    /// Exactly one CRM customer, evicted from memory since: its id.
+    Dormant(Arc<str>),
     /// Seen with this many different customer ids: it can't tell which one.
     Ambiguous(usize),
     /// A shared identifier (switchboard, purchasing mailbox): never used to find anyone.
@@ -176,8 +214,8 @@ pub enum Lookup {
 ///
 /// Every handle a link holds is a live customer's, and that customer lists the identifier among
 /// its own: links are made only to a live customer (which records what was linked), moved by
-/// [`IdentityIndex::relink`] when it is merged and removed by [`IdentityIndex::forget`] when it is
-/// evicted. The engine still checks a handle's generation before it follows one, so a broken
+/// [`IdentityIndex::relink`] when it is merged, and made dormant (a CRM customer) or removed (a
+/// provisional one) by [`IdentityIndex::forget`] when it is evicted. The engine still checks a handle's generation before it follows one, so a broken
 /// promise shows as an unknown identifier, never as someone else's customer.
 ///
 /// Identifiers are found by digest ([`crate::digest_map`]): inserts, changes and removals are
@@ -233,17 +271,18 @@ impl IdentityIndex {
             .filter_map(|((kind, text), digest)| text.map(|text| Ident { kind, text, digest }))
     }
 
-    /// Links the identifiers of an event that names its customer by CRM id to that customer
-    /// (`to`, live). `status` tells what the handles already linked are.
+    /// Links the identifiers of an event that names its customer by CRM id (`key`) to that
+    /// customer (`to`, live). `status` tells what the handles already linked are.
     pub fn link_all<'e>(
         &mut self,
         idents: impl Iterator<Item = Ident<'e>>,
         to: Handle,
+        key: &str,
         status: impl Fn(Handle) -> Status,
     ) -> Linked<'e> {
         let mut out = Linked::default();
         for ident in idents {
-            let (newly, absorbed) = self.link(&ident, to, &status);
+            let (newly, absorbed) = self.link(&ident, to, key, &status);
             if newly {
                 out.linked.push(ident);
             }
@@ -257,7 +296,7 @@ impl IdentityIndex {
     }
 
     /// Finds the customer of an event that names no CRM id, by the first of its identifiers
-    /// linked to exactly one live customer. Records nothing: the engine
+    /// linked to exactly one customer, live or dormant. Records nothing: the engine
     /// [`attaches`](IdentityIndex::attach) the unknown identifiers once it has the customer.
     pub fn find<'e>(
         &self,
@@ -265,16 +304,20 @@ impl IdentityIndex {
         status: impl Fn(Handle) -> Status,
     ) -> Found<'e> {
         let mut found: Option<Handle> = None;
+        // Dormant links met, with their identifiers: the first decides if no live link does
+        // before it; the others that name the same customer are woken with it.
+        let mut dormant: Vec<(&Arc<str>, Ident<'e>)> = Vec::new();
         let mut unknown: Vec<Ident<'e>> = Vec::new();
         let mut blocked: Vec<String> = Vec::new();
         for ident in idents {
             let (kind, text) = (ident.kind, ident.text);
             match self.links[kind as usize].get(ident.key()) {
                 Some(Link::One(h)) if status(*h).is_some() => {
-                    if found.is_none() {
+                    if found.is_none() && dormant.is_empty() {
                         found = Some(*h);
                     }
                 }
+                Some(Link::Dormant(key)) => dormant.push((key, ident)),
                 Some(Link::Many(hs)) => blocked.push(format!(
                     "{} {text} belongs to {} customers",
                     kind.as_str(),
@@ -285,6 +328,15 @@ impl IdentityIndex {
                 }
                 // Never seen, or linked to a customer that is gone.
                 Some(Link::One(_)) | None => unknown.push(ident),
+            }
+        }
+        if found.is_none() {
+            if let Some(&(key, _)) = dormant.first() {
+                unknown.extend(dormant.iter().filter(|(k, _)| *k == key).map(|(_, i)| *i));
+                return Found::Dormant {
+                    key: key.clone(),
+                    unknown,
+                };
             }
         }
         match (found, unknown.first()) {
@@ -305,12 +357,14 @@ impl IdentityIndex {
         }
     }
 
-    /// Links `ident` to the customer `to`. Returns whether the link is new for `to`, and a
-    /// provisional customer the identifier pointed at, which must now be merged into `to`.
+    /// Links `ident` to the customer `to` (CRM id `key`). Returns whether the link is new for
+    /// `to`, and a provisional customer the identifier pointed at, which must now be merged
+    /// into `to`.
     fn link(
         &mut self,
         ident: &Ident<'_>,
         to: Handle,
+        key: &str,
         status: &impl Fn(Handle) -> Status,
     ) -> (bool, Option<Handle>) {
         let limit = self.limit;
@@ -337,23 +391,35 @@ impl IdentityIndex {
                         (true, Some(absorbed))
                     }
                     Some(false) => {
-                        let both = vec![*existing, to];
-                        *link = if both.len() >= limit {
-                            self.shared_count += 1;
-                            Link::Shared
-                        } else {
-                            Link::Many(Box::new(both))
-                        };
+                        let both = vec![Member::Live(*existing), Member::Live(to)];
+                        self.shared_count += u64::from(both.len() >= limit);
+                        *link = Self::many(both, limit);
                         (true, None)
                     }
                 }
             }
-            Link::Many(handles) => {
-                if handles.contains(&to) {
-                    return (false, None);
+            Link::Dormant(k) => {
+                // Woken: the customer is back in memory and lists the identifier again.
+                if &***k == key {
+                    *link = Link::One(to);
+                    return (true, None);
                 }
-                handles.push(to);
-                if handles.len() >= limit {
+                let both = vec![Member::Dormant((**k).clone()), Member::Live(to)];
+                self.shared_count += u64::from(both.len() >= limit);
+                *link = Self::many(both, limit);
+                (true, None)
+            }
+            Link::Many(members) => {
+                match members.iter_mut().find(|m| m.is(to, key)) {
+                    Some(Member::Live(_)) => return (false, None),
+                    Some(m) => {
+                        *m = Member::Live(to);
+                        return (true, None);
+                    }
+                    None => {}
+                }
+                members.push(Member::Live(to));
+                if members.len() >= limit {
                     *link = Link::Shared;
                     self.shared_count += 1;
                 }
@@ -362,10 +428,20 @@ impl IdentityIndex {
         }
     }
 
+    /// Several customers' link, or shared when they are `limit` or more.
+    fn many(members: Vec<Member>, limit: usize) -> Link {
+        if members.len() >= limit {
+            Link::Shared
+        } else {
+            Link::Many(Box::new(members))
+        }
+    }
+
     /// What a normalized identifier points at, without recording anything.
     pub fn lookup(&self, kind: IdentKind, ident: &str) -> Lookup {
         match self.links[kind as usize].get(Digested::new(ident)) {
             Some(Link::One(h)) => Lookup::Customer(*h),
+            Some(Link::Dormant(key)) => Lookup::Dormant((**key).clone()),
             Some(Link::Many(hs)) => Lookup::Ambiguous(hs.len()),
             Some(Link::Shared) => Lookup::Shared,
             None => Lookup::Unknown,
@@ -383,23 +459,37 @@ impl IdentityIndex {
         }
     }
 
-    /// Forgets an evicted customer's links (shared identifiers stay demoted).
-    pub fn forget(&mut self, idents: &[Identifier], gone: Handle) {
+    /// An evicted customer's links: a CRM customer's (`key`, its id) become dormant; a
+    /// provisional customer's (`key` `None`) are forgotten. Shared identifiers stay demoted.
+    pub fn forget(&mut self, idents: &[Identifier], gone: Handle, key: Option<&Arc<str>>) {
         for ident in idents {
             let ident = ident.as_ident();
             let map = &mut self.links[ident.kind as usize];
-            let remove = match map.get_mut(ident.key()) {
-                Some(Link::One(h)) => *h == gone,
-                Some(link) => {
-                    if let Link::Many(handles) = link {
-                        handles.retain(|h| *h != gone);
-                        if let [only] = handles[..] {
-                            *link = Link::One(only);
+            let Some(link) = map.get_mut(ident.key()) else {
+                continue;
+            };
+            let remove = match link {
+                Link::One(h) if *h == gone => match key {
+                    Some(key) => {
+                        *link = Link::Dormant(Box::new(key.clone()));
+                        false
+                    }
+                    None => true,
+                },
+                Link::Many(members) => {
+                    match key {
+                        Some(key) => {
+                            for m in members.iter_mut() {
+                                if *m == Member::Live(gone) {
+                                    *m = Member::Dormant(key.clone());
+                                }
+                            }
                         }
+                        None => members.retain(|m| *m != Member::Live(gone)),
                     }
                     false
                 }
-                None => false,
+                _ => false,
             };
             if remove {
                 map.remove(ident.key());
@@ -466,7 +556,7 @@ mod tests {
 
     /// An event naming the CRM id `id` and `phone` links the phone to the customer in `slot`.
     fn link(ix: &mut IdentityIndex, id: &str, phone: &str, slot: u32) {
-        ix.link_all(idents(&cref(Some(id), phone)), h(slot), live(&[]));
+        ix.link_all(idents(&cref(Some(id), phone)), h(slot), id, live(&[]));
     }
 
     fn phone_of(ix: &IdentityIndex) -> Lookup {
@@ -509,7 +599,7 @@ mod tests {
         assert_eq!(key, "phone:+8613800138000");
         ix.attach(&unknown, h(0));
         let b = cref(Some("C1"), PHONE);
-        let linked = ix.link_all(idents(&b), h(1), live(&[h(0)]));
+        let linked = ix.link_all(idents(&b), h(1), "C1", live(&[h(0)]));
         assert_eq!(linked.absorb, vec![h(0)]);
         assert_eq!(linked.linked, vec![Ident::new(IdentKind::Phone, PHONE)]);
         assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
@@ -527,19 +617,80 @@ mod tests {
         assert_eq!(unknown, vec![Ident::new(IdentKind::Phone, PHONE)]);
         // Linked again by id: taken over, not counted as a second customer.
         let by_id = cref(Some("C2"), PHONE);
-        let linked = ix.link_all(idents(&by_id), h(1), gone);
+        let linked = ix.link_all(idents(&by_id), h(1), "C2", gone);
         assert_eq!(linked.absorb, vec![]);
         assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
     }
 
+    fn phone() -> [Identifier; 1] {
+        [Identifier::new(IdentKind::Phone, PHONE)]
+    }
+
     #[test]
-    fn forgetting_one_of_two_customers_leaves_the_other_linked() {
+    fn an_evicted_crm_customer_is_found_by_its_dormant_link() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        link(&mut ix, "C1", PHONE, 0);
+        let c1: Arc<str> = Arc::from("C1");
+        ix.forget(&phone(), h(0), Some(&c1));
+        assert_eq!(phone_of(&ix), Lookup::Dormant(c1.clone()));
+        let by_phone = cref(None, PHONE);
+        assert_eq!(
+            ix.find(idents(&by_phone), |_| None),
+            Found::Dormant {
+                key: c1,
+                unknown: vec![Ident::new(IdentKind::Phone, PHONE)]
+            }
+        );
+        // Back in memory by its id: the link wakes, new knowledge for the customer again.
+        let by_id = cref(Some("C1"), PHONE);
+        let linked = ix.link_all(idents(&by_id), h(5), "C1", live(&[]));
+        assert_eq!(linked.linked, vec![Ident::new(IdentKind::Phone, PHONE)]);
+        assert_eq!(phone_of(&ix), Lookup::Customer(h(5)));
+    }
+
+    #[test]
+    fn a_dormant_link_still_counts_its_customer() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        link(&mut ix, "C1", PHONE, 0);
+        ix.forget(&phone(), h(0), Some(&Arc::from("C1")));
+        link(&mut ix, "C2", PHONE, 1);
+        assert_eq!(phone_of(&ix), Lookup::Ambiguous(2));
+        link(&mut ix, "C3", PHONE, 2);
+        assert_eq!(
+            phone_of(&ix),
+            Lookup::Shared,
+            "three ids, one of them evicted"
+        );
+    }
+
+    #[test]
+    fn evicting_one_of_two_customers_leaves_the_identifier_ambiguous() {
         let mut ix = IdentityIndex::new(3, &[], &[]);
         link(&mut ix, "C1", PHONE, 0);
         link(&mut ix, "C2", PHONE, 1);
         assert_eq!(phone_of(&ix), Lookup::Ambiguous(2));
-        ix.forget(&[Identifier::new(IdentKind::Phone, PHONE)], h(0));
-        assert_eq!(phone_of(&ix), Lookup::Customer(h(1)));
+        ix.forget(&phone(), h(0), Some(&Arc::from("C1")));
+        assert_eq!(phone_of(&ix), Lookup::Ambiguous(2));
+        // C1 back in memory is the same member, not a third.
+        link(&mut ix, "C1", PHONE, 7);
+        assert_eq!(phone_of(&ix), Lookup::Ambiguous(2));
+        let Some(Link::Many(members)) = ix.links[0].get(Digested::new(PHONE)) else {
+            panic!("still ambiguous")
+        };
+        assert!(members.contains(&Member::Live(h(7))));
+    }
+
+    #[test]
+    fn an_evicted_provisional_customer_is_forgotten() {
+        let mut ix = IdentityIndex::new(3, &[], &[]);
+        let by_phone = cref(None, PHONE);
+        let Found::New { unknown, .. } = ix.find(idents(&by_phone), live(&[])) else {
+            panic!("an unknown phone makes a new customer")
+        };
+        ix.attach(&unknown, h(0));
+        ix.forget(&phone(), h(0), None);
+        assert_eq!(phone_of(&ix), Lookup::Unknown);
+        assert!(ix.is_empty());
     }
 
     #[test]
@@ -551,8 +702,8 @@ mod tests {
             text: "+8613900139000",
             ..a
         };
-        ix.link_all([a].into_iter(), h(0), live(&[]));
-        let linked = ix.link_all([b].into_iter(), h(1), live(&[]));
+        ix.link_all([a].into_iter(), h(0), "C1", live(&[]));
+        let linked = ix.link_all([b].into_iter(), h(1), "C2", live(&[]));
         assert_eq!(
             linked.linked,
             vec![b],
@@ -561,9 +712,9 @@ mod tests {
         assert_eq!(ix.len(), 2);
         assert_eq!(phone_of(&ix), Lookup::Customer(h(0)));
         assert_eq!(ix.links[0].get(b.key()), Some(&Link::One(h(1))));
-        ix.forget(&[Identifier::from(b)], h(1));
+        ix.forget(&[Identifier::from(b)], h(1), None);
         assert_eq!(ix.len(), 1);
-        ix.forget(&[Identifier::from(a)], h(0));
+        ix.forget(&[Identifier::from(a)], h(0), None);
         assert!(ix.is_empty());
     }
 }
