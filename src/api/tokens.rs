@@ -94,7 +94,7 @@ impl Tokens {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Tokens, Vec<Diagnostic>> {
-        let tree = yaml::parse(text, path).map_err(|d| vec![d])?;
+        let tree = yaml::parse(text, path)?;
         let mut errors = Vec::new();
         let mut tokens = Tokens::default();
         {

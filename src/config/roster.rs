@@ -64,7 +64,7 @@ impl Roster {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Roster, Vec<Diagnostic>> {
-        let tree = yaml::parse(text, path).map_err(|d| vec![d])?;
+        let tree = yaml::parse(text, path)?;
         let mut errors = Vec::new();
         let mut roster = Roster::default();
         {

@@ -361,7 +361,7 @@ impl Rules {
         for (path, text) in files {
             match yaml::parse(text, path) {
                 Ok(node) => trees.push((path, node)),
-                Err(d) => errors.push(d),
+                Err(d) => errors.extend(d),
             }
         }
         let mut rules = Rules::default();

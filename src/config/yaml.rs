@@ -78,23 +78,31 @@ impl Node {
     }
 }
 
-/// Parses one YAML text (one document; an empty file gives an empty mapping).
-pub fn parse(text: &str, file: &Path) -> Result<Node, Diagnostic> {
+/// Parses one YAML text (one document; an empty file gives an empty mapping). Every alias is
+/// reported at once, as every other error of a file is.
+pub fn parse(text: &str, file: &Path) -> Result<Node, Vec<Diagnostic>> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| Diagnostic {
-        file: file.to_path_buf(),
-        line: e.marker().line(),
-        col: e.marker().col() + 1,
-        message: format!("not valid YAML: {}", e.info()),
-    })?;
-    if let Some((line, col)) = builder.alias_at {
-        return Err(Diagnostic {
+    parser.load(&mut builder, true).map_err(|e| {
+        vec![Diagnostic {
             file: file.to_path_buf(),
-            line,
-            col,
-            message: "YAML aliases (*name) are not supported in rules; write the value out".into(),
-        });
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+            message: format!("not valid YAML: {}", e.info()),
+        }]
+    })?;
+    if !builder.aliases.is_empty() {
+        return Err(builder
+            .aliases
+            .iter()
+            .map(|&(line, col)| Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                col,
+                message: "YAML aliases (*name) are not supported in rules; write the value out"
+                    .into(),
+            })
+            .collect());
     }
     match builder.docs.len() {
         0 => Ok(Node {
@@ -103,13 +111,13 @@ pub fn parse(text: &str, file: &Path) -> Result<Node, Diagnostic> {
             col: 1,
         }),
         1 => Ok(builder.docs.pop().expect("one document")),
-        _ => Err(Diagnostic {
+        _ => Err(vec![Diagnostic {
             file: file.to_path_buf(),
             line: builder.docs[1].line,
             col: builder.docs[1].col,
             message: "a rules file holds one YAML document; split `---` documents into files"
                 .into(),
-        }),
+        }]),
     }
 }
 
@@ -118,7 +126,8 @@ struct Builder {
     docs: Vec<Node>,
     /// Open collections: the node and, for maps, a pending key.
     stack: Vec<(Node, Option<Node>)>,
-    alias_at: Option<(usize, usize)>,
+    /// Where each alias is (line, column).
+    aliases: Vec<(usize, usize)>,
 }
 
 impl Builder {
@@ -171,7 +180,7 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(_) => {
-                self.alias_at.get_or_insert((line, col));
+                self.aliases.push((line, col));
                 self.push_value(Node {
                     value: Value::Scalar {
                         text: String::new(),
@@ -394,7 +403,15 @@ impl<'n> MapReader<'n> {
                 r.error(k, format!("{}: `{name}` is given twice", self.what));
             }
             seen.push(name);
-            if !self.known.contains(&name) {
+            if name == "<<" {
+                r.error(
+                    k,
+                    format!(
+                        "{}: YAML merge keys (`<<`) are not supported in rules; write the keys out",
+                        self.what
+                    ),
+                );
+            } else if !self.known.contains(&name) {
                 let hint = closest(name, self.known)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
@@ -568,6 +585,29 @@ mod tests {
     #[test]
     fn syntax_errors_have_a_position() {
         let e = parse("a: [1, 2\nb: 3\n", Path::new("bad.yaml")).unwrap_err();
-        assert!(e.to_string().starts_with("bad.yaml:"), "{e}");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].to_string().starts_with("bad.yaml:"), "{}", e[0]);
+    }
+
+    #[test]
+    fn every_alias_is_reported_and_a_merge_key_is_named() {
+        let text = "base: &b {window: 1h}\na: *b\nc: [*b, *b]\n";
+        let e = parse(text, Path::new("r.yaml")).unwrap_err();
+        let at: Vec<(usize, usize)> = e.iter().map(|d| (d.line, d.col)).collect();
+        assert_eq!(at, [(2, 4), (3, 5), (3, 9)]);
+        assert!(e[0].message.contains("aliases (*name) are not supported"));
+
+        let n = parse("id: x\n<<: {window: 1h}\n", Path::new("r.yaml")).unwrap();
+        let mut errors = Vec::new();
+        let mut r = Reader {
+            file: Path::new("r.yaml"),
+            errors: &mut errors,
+        };
+        r.map(&n, "rule", &["id", "window"]).unwrap().finish(&mut r);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].to_string(),
+            "r.yaml:2:1: rule: YAML merge keys (`<<`) are not supported in rules; write the keys out"
+        );
     }
 }

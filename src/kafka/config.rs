@@ -197,7 +197,7 @@ impl KafkaSettings {
         env: &BTreeMap<String, String>,
         flags: &KafkaFlags,
     ) -> Result<KafkaSettings, Vec<Diagnostic>> {
-        let tree = yaml::parse(text, path).map_err(|d| vec![d])?;
+        let tree = yaml::parse(text, path)?;
         let mut errors = Vec::new();
         let settings = {
             let mut r = Reader {

@@ -146,7 +146,7 @@ impl NotifyConfig {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<NotifyConfig, Vec<Diagnostic>> {
-        let tree = yaml::parse(text, path).map_err(|d| vec![d])?;
+        let tree = yaml::parse(text, path)?;
         let mut errors = Vec::new();
         let mut config = NotifyConfig {
             channels: Vec::new(),
