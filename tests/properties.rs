@@ -237,6 +237,14 @@ fn standing(outs: &[Output]) -> BTreeMap<String, String> {
     live
 }
 
+/// The standing outputs of `x` that `y` lacks, for a failure's message.
+fn only_in(x: &BTreeMap<String, String>, y: &BTreeMap<String, String>) -> Vec<String> {
+    x.iter()
+        .filter(|(k, _)| !y.contains_key(*k))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 /// Arrival order: sort by event time plus a delay below the allowed lateness, so that every
 /// event is within the lateness of everything delivered before it; then redeliver some.
 fn deliveries(events: &[Event], delays: &[i64], redeliver: &[usize]) -> Vec<Event> {
@@ -333,10 +341,7 @@ proptest! {
         let (shuffled, rej) = run(&rules, &deliveries(&events, &delays, &redeliver));
         prop_assert_eq!(rej, 0);
         let (a, b) = (standing(&shuffled), standing(&reference));
-        let only = |x: &BTreeMap<String, String>, y: &BTreeMap<String, String>| -> Vec<String> {
-            x.iter().filter(|(k, _)| !y.contains_key(*k)).map(|(_, v)| v.clone()).collect()
-        };
-        prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only(&a, &b), only(&b, &a));
+        prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only_in(&a, &b), only_in(&b, &a));
     }
 
     /// Every ownership-lifecycle family on, with limits that couple customers (claims per day,
@@ -356,10 +361,7 @@ proptest! {
         let (shuffled, rej) = run_with(&rules, &roster, &deliveries(&events, &delays, &redeliver));
         prop_assert_eq!(rej, 0);
         let (a, b) = (standing(&shuffled), standing(&reference));
-        let only = |x: &BTreeMap<String, String>, y: &BTreeMap<String, String>| -> Vec<String> {
-            x.iter().filter(|(k, _)| !y.contains_key(*k)).map(|(_, v)| v.clone()).collect()
-        };
-        prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only(&a, &b), only(&b, &a));
+        prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only_in(&a, &b), only_in(&b, &a));
     }
 
     /// Same input, same output, byte for byte.

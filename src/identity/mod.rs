@@ -215,8 +215,9 @@ pub enum Lookup {
 /// Every handle a link holds is a live customer's, and that customer lists the identifier among
 /// its own: links are made only to a live customer (which records what was linked), moved by
 /// [`IdentityIndex::relink`] when it is merged, and made dormant (a CRM customer) or removed (a
-/// provisional one) by [`IdentityIndex::forget`] when it is evicted. The engine still checks a handle's generation before it follows one, so a broken
-/// promise shows as an unknown identifier, never as someone else's customer.
+/// provisional one) by [`IdentityIndex::forget`] when it is evicted. The engine still checks a
+/// handle's generation before it follows one, so a broken promise shows as an unknown
+/// identifier, never as someone else's customer.
 ///
 /// Identifiers are found by digest ([`crate::digest_map`]): inserts, changes and removals are
 /// exact; a look-up ([`IdentityIndex::find`], [`IdentityIndex::lookup`]) of an identifier that
