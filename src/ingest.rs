@@ -578,13 +578,7 @@ fn mapped_raw<'a>(
                     )
                 })?,
             Some(Value::String(_) | Value::Number(_)) => {
-                return Err(Rejection::new(
-                    RejectReason::WrongType,
-                    format!(
-                        "`{p}` (mapped to `account_team` by source `{}`) is a single value; expected a list of rep ids",
-                        m.name
-                    ),
-                ))
+                return Err(not_list(p, m, "a single value"))
             }
             Some(Value::Bool(_)) => return Err(not_list(p, m, "a boolean")),
             Some(Value::Object(_)) => return Err(not_list(p, m, "an object")),

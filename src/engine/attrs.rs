@@ -138,7 +138,12 @@ impl Attrs {
         [self.region, self.industry, self.tier, self.product_line]
     }
 
-    fn set_fields(&mut self, [region, industry, tier, product_line]: Given) {
+    /// Takes `fields` and, when they differ from the ones before, finds the pool again.
+    fn set_fields(&mut self, fields: Given, rules: &Rules, words: &Interner) {
+        if fields == self.fields() {
+            return;
+        }
+        let [region, industry, tier, product_line] = fields;
         *self = Attrs {
             region,
             industry,
@@ -146,6 +151,7 @@ impl Attrs {
             product_line,
             pool: self.pool,
         };
+        self.place(rules, words);
     }
 
     /// Takes what an event gives: each attribute it gives replaces the one before.
@@ -159,10 +165,7 @@ impl Attrs {
                 *mine = theirs;
             }
         }
-        if fields != self.fields() {
-            self.set_fields(fields);
-            self.place(rules, words);
-        }
+        self.set_fields(fields, rules, words);
     }
 
     /// Fills in what this lacks from `other` (a merge: the surviving customer's own
@@ -174,10 +177,7 @@ impl Attrs {
                 *mine = theirs;
             }
         }
-        if fields != self.fields() {
-            self.set_fields(fields);
-            self.place(rules, words);
-        }
+        self.set_fields(fields, rules, words);
     }
 
     /// Finds the pool again, by the rules in force.

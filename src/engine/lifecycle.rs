@@ -1331,10 +1331,7 @@ impl Engine {
         let owner = cust.hold.owner.as_ref().map(|o| (o.rep, o.team, o.since));
         let window = match rule.kind {
             CollisionKind::MultiRep { window, .. } | CollisionKind::Complaint { window } => window,
-            _ => {
-                let tier = self.words.get(cust.hold.attrs.tier).map(|w| w.to_string());
-                self.rules.ownership.protection_for(tier.as_deref()).period
-            }
+            _ => self.protection(slot).period,
         };
         let from = e.t - window;
         // Scores over the counted contacts in the window, up to the alert's event.

@@ -807,14 +807,12 @@ impl Engine {
         let hold_last = into.hold.last.max(gone.hold.last);
         let dropped_owner = if keep_theirs {
             into.hold = gone.hold.clone();
-            into.hold.attrs = hold_attrs;
-            into.hold.last = hold_last;
             None
         } else {
-            into.hold.attrs = hold_attrs;
-            into.hold.last = hold_last;
             gone.hold.owner.clone()
         };
+        into.hold.attrs = hold_attrs;
+        into.hold.last = hold_last;
         if keep_theirs {
             let folded_states = into.log[..into.folded]
                 .iter()

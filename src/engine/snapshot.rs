@@ -255,6 +255,13 @@ fn static_name(
         .ok_or_else(|| bad(what, value))
 }
 
+fn direction_named(name: &str) -> Result<Direction, RestoreError> {
+    Direction::ALL
+        .into_iter()
+        .find(|d| d.as_str() == name)
+        .ok_or_else(|| bad("direction", name))
+}
+
 fn kind_names() -> impl Iterator<Item = &'static str> {
     ContactKind::ALL
         .into_iter()
@@ -718,10 +725,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
                 team: sym(e, team),
                 role: sym(e, role),
                 kind: ContactKind::parse(kind).ok_or_else(|| bad("contact kind", kind))?,
-                direction: [Direction::Outbound, Direction::Inbound]
-                    .into_iter()
-                    .find(|d| d.as_str() == direction)
-                    .ok_or_else(|| bad("direction", direction))?,
+                direction: direction_named(direction)?,
             },
             BodySnap::Ownership {
                 action,
@@ -839,15 +843,11 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
         origin_event: EventId::new(&o.origin_event),
         origin_source: sym(e, &o.origin_source),
         origin_kind: static_name(&o.origin_kind, "event kind", kind_names())?,
-        origin_direction: match o.origin_direction.as_deref() {
-            None => None,
-            Some(d) => Some(
-                [Direction::Outbound, Direction::Inbound]
-                    .into_iter()
-                    .find(|x| x.as_str() == d)
-                    .ok_or_else(|| bad("direction", d))?,
-            ),
-        },
+        origin_direction: o
+            .origin_direction
+            .as_deref()
+            .map(direction_named)
+            .transpose()?,
         account_team: o.account_team.iter().map(|r| e.reps.intern(r)).collect(),
         locked: o.locked,
         won: o.won,
