@@ -95,12 +95,16 @@ pub fn parse(text: &str, file: &Path) -> Result<Node, Vec<Diagnostic>> {
         return Err(builder
             .aliases
             .iter()
-            .map(|&(line, col)| Diagnostic {
+            .map(|&(line, col, merged)| Diagnostic {
                 file: file.to_path_buf(),
                 line,
                 col,
-                message: "YAML aliases (*name) are not supported in rules; write the value out"
-                    .into(),
+                message: if merged {
+                    "YAML merge keys (`<<: *name`) are not supported in rules; write the keys out"
+                } else {
+                    "YAML aliases (*name) are not supported in rules; write the value out"
+                }
+                .into(),
             })
             .collect());
     }
@@ -126,8 +130,9 @@ struct Builder {
     docs: Vec<Node>,
     /// Open collections: the node and, for maps, a pending key.
     stack: Vec<(Node, Option<Node>)>,
-    /// Where each alias is (line, column).
-    aliases: Vec<(usize, usize)>,
+    /// Where each alias is (line, column), and whether it is the value of a merge key
+    /// (`<<: *name`, reported at the key).
+    aliases: Vec<(usize, usize, bool)>,
 }
 
 impl Builder {
@@ -180,7 +185,14 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(_) => {
-                self.aliases.push((line, col));
+                let merge_key = match self.stack.last() {
+                    Some((_, Some(key))) if key.as_str() == Some("<<") => Some(key),
+                    _ => None,
+                };
+                self.aliases.push(match merge_key {
+                    Some(key) => (key.line, key.col, true),
+                    None => (line, col, false),
+                });
                 self.push_value(Node {
                     value: Value::Scalar {
                         text: String::new(),
@@ -596,6 +608,21 @@ mod tests {
         let at: Vec<(usize, usize)> = e.iter().map(|d| (d.line, d.col)).collect();
         assert_eq!(at, [(2, 4), (3, 5), (3, 9)]);
         assert!(e[0].message.contains("aliases (*name) are not supported"));
+
+        // A merge of an anchored mapping is named as a merge, at its key.
+        let e = parse(
+            "base: &b {window: 1h}
+rule:
+  <<: *b
+",
+            Path::new("r.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "r.yaml:3:3: YAML merge keys (`<<: *name`) are not supported in rules; write the keys out"
+        );
 
         let n = parse("id: x\n<<: {window: 1h}\n", Path::new("r.yaml")).unwrap();
         let mut errors = Vec::new();
