@@ -234,6 +234,8 @@ pub struct Fold {
     /// The time of the newest entry folded (events and owner states).
     pub last: Option<Timestamp>,
     pub owner: Option<Owner>,
+    /// The owner's follow-ups, counted as the lifecycle counts them for the new-lead SLA.
+    pub follow_ups: FollowUps,
     /// (rule index, hash of the sorted rep ids) → event time of the last alert.
     pub cooldowns: Vec<(u16, u64, Timestamp)>,
 }
@@ -244,7 +246,66 @@ impl Fold {
             attrs,
             last: None,
             owner: None,
+            follow_ups: FollowUps::NONE,
             cooldowns: Vec::new(),
+        }
+    }
+}
+
+/// Follow-ups by one owner (`rep`, owner `since`), in the two spans of the new-lead SLA:
+/// before the first follow-up's deadline, and before the last one's. Counts kept for another
+/// owner (a previous one) count as none: they are reset when the owner changes, wherever it
+/// is changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUps {
+    pub rep: RepIdx,
+    pub since: Timestamp,
+    pub first: u32,
+    pub within: u32,
+}
+
+impl FollowUps {
+    /// No owner's.
+    pub const NONE: FollowUps = FollowUps {
+        rep: RepIdx(u32::MAX),
+        since: Timestamp(i64::MIN),
+        first: 0,
+        within: 0,
+    };
+    /// Counts not known (restored from a snapshot that didn't keep them): taken as enough,
+    /// so that nothing is assumed about the SLA for this owner.
+    pub const UNKNOWN: u32 = u32::MAX;
+
+    /// The counts for `owner`: (before the first deadline, before the last).
+    pub fn of(&self, owner: &Owner) -> (u32, u32) {
+        if self.rep == owner.rep && self.since == owner.since {
+            (self.first, self.within)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Counts a follow-up at `t` by `owner`, whose SLA spans are `first_within` and `within`.
+    pub fn count(
+        &mut self,
+        owner: &Owner,
+        t: Timestamp,
+        first_within: Timestamp,
+        within: Timestamp,
+    ) {
+        if self.rep != owner.rep || self.since != owner.since {
+            *self = FollowUps {
+                rep: owner.rep,
+                since: owner.since,
+                first: 0,
+                within: 0,
+            };
+        }
+        if t < first_within {
+            self.first = self.first.saturating_add(1);
+        }
+        if t < within {
+            self.within = self.within.saturating_add(1);
         }
     }
 }

@@ -440,6 +440,10 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
     match (current, fold.owner.as_mut()) {
         (Some(owner), Some(o)) if owner == c.rep => {
             if ctx.rules.ownership.follow_up_kinds.contains(c.kind) {
+                if let Some(sla) = ctx.rules.sla.new_lead {
+                    let first = o.since + sla.first_within.unwrap_or(sla.within);
+                    fold.follow_ups.count(o, e.t, first, o.since + sla.within);
+                }
                 if let Some(end) = o.extended_end(&p, e.t) {
                     o.protected_until = end;
                 }
@@ -472,10 +476,34 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
 /// alerts name no owner rather than one about to be gone, and don't change when the release is
 /// written.
 fn effective_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&'f Owner> {
-    let release_on_expiry = ctx.rules.ownership.release_on_expiry;
     fold.owner
         .as_ref()
-        .filter(|o| !o.released_by(t, release_on_expiry))
+        .filter(|_| released_at(ctx.rules, fold, t).is_none())
+}
+
+/// When the lifecycle will have released the owner, if it will have by `t` with nothing else
+/// happening: its time ran out ([`Owner::released_by`]), or it missed the new-lead SLA when
+/// the SLA releases (the lifecycle decides that at the SLA's deadlines, from the follow-ups
+/// before them, as counted here).
+pub(super) fn released_at(rules: &Rules, fold: &Fold, t: Timestamp) -> Option<Timestamp> {
+    let o = fold.owner.as_ref()?;
+    let expiry = o
+        .released_by(t, rules.ownership.release_on_expiry)
+        .then(|| o.reclaim_at());
+    let sla = rules.sla.new_lead.filter(|s| s.release).and_then(|sla| {
+        let (first, within) = fold.follow_ups.of(o);
+        let first_missed = sla
+            .first_within
+            .map(|span| o.since + span)
+            .filter(|_| first < 1);
+        let all_missed = Some(o.since + sla.within).filter(|_| within < sla.follow_ups);
+        first_missed
+            .into_iter()
+            .chain(all_missed)
+            .filter(|&at| at <= t)
+            .min()
+    });
+    expiry.into_iter().chain(sla).min()
 }
 
 /// The owner whose protection covers a contact at `t`, as the lifecycle will have it: an owner
@@ -489,11 +517,7 @@ fn protecting_owner<'f>(ctx: &Ctx<'_>, fold: &'f Fold, t: Timestamp) -> Option<&
 /// When the customer last changed, as the lifecycle will have it by `t`: its newest entry, or
 /// the release of an owner whose time lapsed (written into the log only once it is final).
 fn last_change(ctx: &Ctx<'_>, fold: &Fold, t: Timestamp) -> Option<Timestamp> {
-    let released = match (&fold.owner, effective_owner(ctx, fold, t)) {
-        (Some(o), None) => Some(o.reclaim_at()),
-        _ => None,
-    };
-    fold.last.max(released)
+    fold.last.max(released_at(ctx.rules, fold, t))
 }
 
 /// Forgets cooldowns that have run out by `t`, so the list stays short.

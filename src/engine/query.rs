@@ -232,13 +232,12 @@ impl Engine {
     }
 
     /// The customer's owner at `now`, as the lifecycle will have it: an owner whose time ran
-    /// out is released (see [`Owner::released_by`]).
+    /// out, or who missed a new-lead SLA that releases, is released (as detection assumes).
     fn owner_at<'c>(&self, cust: &'c Customer, now: Timestamp) -> Option<&'c Owner> {
-        let release_on_expiry = self.rules.ownership.release_on_expiry;
         cust.head
             .owner
             .as_ref()
-            .filter(|o| !o.released_by(now, release_on_expiry))
+            .filter(|_| super::detect::released_at(&self.rules, &cust.head, now).is_none())
     }
 
     /// An owner as reasons name it: the rep id, with the team when there is one.
@@ -449,19 +448,26 @@ impl Engine {
                 None => match &cust.head.owner {
                     // The lifecycle writes the release once it is final; the answer doesn't
                     // wait for it.
-                    Some(gone) => (
-                        Decision::Allowed,
-                        format!(
-                            "customer {key} has no owner: {}'s hold ended {} ({}) and the rules release it",
-                            self.owner_name(gone),
-                            self.time_text(gone.reclaim_at()),
-                            if gone.reclaimed_for_no_deal() {
-                                "no deal in time"
-                            } else {
-                                "protection ended"
-                            }
-                        ),
-                    ),
+                    Some(gone) => {
+                        let expired = gone.released_by(now, self.rules.ownership.release_on_expiry);
+                        let at = super::detect::released_at(&self.rules, &cust.head, now)
+                            .unwrap_or(gone.reclaim_at());
+                        let cause = if !expired || at != gone.reclaim_at() {
+                            "the new-lead follow-up SLA was missed"
+                        } else if gone.reclaimed_for_no_deal() {
+                            "no deal in time"
+                        } else {
+                            "protection ended"
+                        };
+                        (
+                            Decision::Allowed,
+                            format!(
+                                "customer {key} has no owner: {}'s hold ended {} ({cause}) and the rules release it",
+                                self.owner_name(gone),
+                                self.time_text(at),
+                            ),
+                        )
+                    }
                     None => (Decision::Allowed, format!("customer {key} has no owner")),
                 },
             };
@@ -618,6 +624,37 @@ mod tests {
             .check("r-li", &ids(None, Some("C9")), now)
             .expect("answer");
         assert_eq!(a.decision, Decision::Allowed, "{}", a.reason);
+    }
+
+    #[test]
+    fn an_owner_who_missed_a_releasing_sla_is_answered_as_released() {
+        let rules = Rules::from_texts([(
+            Path::new("r.yaml"),
+            "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        )])
+        .expect("valid rules");
+        // Assigned on 11-02 at 09:00; the call at 10:00 is r-li's first follow-up.
+        let e = engine_with(rules, &[ASSIGN, CALL]);
+        let before_last = at("2026-11-05T08:59:00+08:00");
+        let a = e
+            .check("r-wang", &ids(None, Some("C1")), before_last)
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Protected, "{}", a.reason);
+        // No second follow-up within 3 days: released at 11-05 09:00, before the lifecycle
+        // has written it (no later event has moved its clock).
+        let a = e
+            .check(
+                "r-wang",
+                &ids(None, Some("C1")),
+                at("2026-11-05T09:00:00+08:00"),
+            )
+            .expect("answer");
+        assert_eq!(a.decision, Decision::Allowed);
+        assert!(
+            a.reason.contains("(the new-lead follow-up SLA was missed)"),
+            "{}",
+            a.reason
+        );
     }
 
     #[test]

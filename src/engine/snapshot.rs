@@ -23,7 +23,7 @@
 
 use super::attrs::{Attrs, GivenId};
 use super::customer::{
-    Body, Customer, Emitted, Entry, Fold, Holding, Owner, Via, ASSIGNMENT_ORIGIN,
+    Body, Customer, Emitted, Entry, Fold, FollowUps, Holding, Owner, Via, ASSIGNMENT_ORIGIN,
 };
 use super::lifecycle::{Book, Due};
 use super::reps::{RepIdx, Sym};
@@ -163,6 +163,11 @@ struct FoldSnap {
     attrs: AttrsSnap,
     last: Option<i64>,
     owner: Option<OwnerSnap>,
+    /// The owner's follow-ups before the new-lead SLA's first deadline and before its last,
+    /// written whenever there is an owner. Snapshots of earlier builds don't have them: the
+    /// owner's counts are then unknown, and no SLA release is assumed for that owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    follow_ups: Option<(u32, u32)>,
     /// (rule id, hash of the rep set, time of the last alert).
     cooldowns: Vec<(Arc<str>, u64, i64)>,
 }
@@ -325,6 +330,7 @@ impl Engine {
             attrs: attrs(f.attrs.fields()),
             last: f.last.map(|t| t.0),
             owner: f.owner.as_ref().map(owner),
+            follow_ups: f.owner.as_ref().map(|o| f.follow_ups.of(o)),
             cooldowns: f
                 .cooldowns
                 .iter()
@@ -858,10 +864,23 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
 
 fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
     let owner = f.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?;
+    let follow_ups = match (&owner, f.follow_ups) {
+        (Some(o), counts) => {
+            let (first, within) = counts.unwrap_or((FollowUps::UNKNOWN, FollowUps::UNKNOWN));
+            FollowUps {
+                rep: o.rep,
+                since: o.since,
+                first,
+                within,
+            }
+        }
+        (None, _) => FollowUps::NONE,
+    };
     Ok(Fold {
         attrs: restore_described(e, &f.attrs),
         last: f.last.map(Timestamp),
         owner,
+        follow_ups,
         // Cooldowns of a rule removed since are dropped, as a rules reload drops them.
         cooldowns: f
             .cooldowns
@@ -1039,6 +1058,65 @@ mod tests {
         assert_eq!(
             restored.identity.lookup(IdentKind::Phone, "+8613800138000"),
             crate::identity::Lookup::Dormant(Arc::from("C1"))
+        );
+    }
+
+    #[test]
+    fn follow_up_counts_survive_a_restore_and_are_unknown_in_older_snapshots() {
+        let rules = Arc::new(
+            Rules::from_texts([(
+                std::path::Path::new("r.yaml"),
+                "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+            )])
+            .expect("valid rules"),
+        );
+        let event = |id: &str, kind: &str, at: &str, rep: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}},"source":"s"}}"#
+            )
+        };
+        // r-a gets C1 and follows it up once: short of the two the SLA asks within 3 days.
+        let history = [
+            event("1", "assign", "02T09:00", "r-a"),
+            event("2", "call", "02T10:00", "r-a"),
+        ];
+        // r-b calls just after the last deadline, before the release is final.
+        let intruder = event("3", "call", "05T09:05", "r-b");
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        feed(
+            &mut engine,
+            &mut ingest,
+            &history.each_ref().map(|l| l.as_bytes()),
+        );
+        let snap = engine.snapshot();
+        let json = serde_json::to_string(&snap).expect("serializes");
+        assert!(json.contains(r#""follow_ups":[1,1]"#), "{json}");
+
+        // The counts come back: r-a is taken as released, no alert.
+        let mut restored =
+            Engine::restore(rules.clone(), &Roster::default(), &snap).expect("restores");
+        assert_eq!(
+            restored.snapshot(),
+            snap,
+            "restore then snapshot is the identity"
+        );
+        let out = feed(&mut restored, &mut ingest, &[intruder.as_bytes()]);
+        assert!(
+            !out.iter().any(|o| o.contains("collision.detected")),
+            "{out:?}"
+        );
+
+        // A snapshot without them (an earlier build's): nothing is assumed about the SLA, so
+        // the alert goes out as those builds sent it (and is withdrawn once the release is).
+        let older: Snapshot =
+            serde_json::from_str(&json.replace(r#""follow_ups":[1,1],"#, "")).expect("reads");
+        assert_ne!(older, snap, "the counts were taken out");
+        let mut restored = Engine::restore(rules, &Roster::default(), &older).expect("restores");
+        let out = feed(&mut restored, &mut ingest, &[intruder.as_bytes()]);
+        assert!(
+            out.iter().any(|o| o.contains("collision.detected")),
+            "{out:?}"
         );
     }
 
