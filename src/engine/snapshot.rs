@@ -998,12 +998,8 @@ mod tests {
 
     #[test]
     fn a_dormant_link_survives_a_restore() {
-        let rules = Arc::new(
-            Rules::from_texts([(
-                std::path::Path::new("r.yaml"),
-                "collisions:\n  - {id: contention, type: multi_rep, min_reps: 2, window: 7d}\n",
-            )])
-            .expect("valid rules"),
+        let rules = rules_from(
+            "collisions:\n  - {id: contention, type: multi_rep, min_reps: 2, window: 7d}\n",
         );
         let mut engine = Engine::new(rules.clone(), &Roster::default());
         let mut ingest = Ingest::new(rules.clone());
@@ -1035,13 +1031,7 @@ mod tests {
                 .any(|(_, _, l)| *l == LinkSnap::One(Arc::from("C1"))),
             "the phone still names C1"
         );
-        let mut restored =
-            Engine::restore(rules.clone(), &Roster::default(), &snap).expect("restores");
-        assert_eq!(
-            restored.snapshot(),
-            snap,
-            "restore then snapshot is the identity"
-        );
+        let mut restored = restored_whole(&rules, &snap);
         let by_phone = call("3", "12T09:05", "r-d", r#"{"phone":"138-0013-8000"}"#);
         feed(&mut restored, &mut ingest, &[by_phone.as_bytes()]);
         assert!(restored.by_key.get("C1").is_some(), "C1 is back in memory");
@@ -1063,12 +1053,8 @@ mod tests {
 
     #[test]
     fn follow_up_counts_survive_a_restore_and_are_unknown_in_older_snapshots() {
-        let rules = Arc::new(
-            Rules::from_texts([(
-                std::path::Path::new("r.yaml"),
-                "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
-            )])
-            .expect("valid rules"),
+        let rules = rules_from(
+            "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
         );
         let event = |id: &str, kind: &str, at: &str, rep: &str| {
             format!(
@@ -1094,13 +1080,7 @@ mod tests {
         assert!(json.contains(r#""follow_ups":[1,1]"#), "{json}");
 
         // The counts come back: r-a is taken as released, no alert.
-        let mut restored =
-            Engine::restore(rules.clone(), &Roster::default(), &snap).expect("restores");
-        assert_eq!(
-            restored.snapshot(),
-            snap,
-            "restore then snapshot is the identity"
-        );
+        let mut restored = restored_whole(&rules, &snap);
         let out = feed(&mut restored, &mut ingest, &[intruder.as_bytes()]);
         assert!(
             !out.iter().any(|o| o.contains("collision.detected")),
@@ -1118,6 +1098,23 @@ mod tests {
             out.iter().any(|o| o.contains("collision.detected")),
             "{out:?}"
         );
+    }
+
+    /// `snap` restored, checked to give the same snapshot again.
+    fn restored_whole(rules: &Arc<Rules>, snap: &Snapshot) -> Engine {
+        let restored = Engine::restore(rules.clone(), &Roster::default(), snap).expect("restores");
+        assert_eq!(
+            &restored.snapshot(),
+            snap,
+            "restore then snapshot is the identity"
+        );
+        restored
+    }
+
+    /// Rules from one YAML text.
+    fn rules_from(yaml: &str) -> Arc<Rules> {
+        let rules = Rules::from_texts([(std::path::Path::new("r.yaml"), yaml)]);
+        Arc::new(rules.expect("valid rules"))
     }
 
     /// The one customer an engine holds.
