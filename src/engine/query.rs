@@ -449,10 +449,12 @@ impl Engine {
                     // The lifecycle writes the release once it is final; the answer doesn't
                     // wait for it.
                     Some(gone) => {
-                        let expired = gone.released_by(now, self.rules.ownership.release_on_expiry);
                         let at = super::detect::released_at(&self.rules, &cust.head, now)
                             .unwrap_or(gone.reclaim_at());
-                        let cause = if !expired || at != gone.reclaim_at() {
+                        // Released when its time ran out, unless the SLA came first.
+                        let ran_out = at == gone.reclaim_at()
+                            && gone.released_by(now, self.rules.ownership.release_on_expiry);
+                        let cause = if !ran_out {
                             "the new-lead follow-up SLA was missed"
                         } else if gone.reclaimed_for_no_deal() {
                             "no deal in time"
@@ -541,6 +543,11 @@ mod tests {
     const ASSIGN: &str = r#"{"event_id":"a1","kind":"assign","occurred_at":"2026-11-02T09:00:00+08:00","customer":{"id":"C1"},"rep":{"id":"r-li"},"account_team":["r-acct"],"source":"crm"}"#;
     const CALL: &str = r#"{"event_id":"c1","kind":"call","occurred_at":"2026-11-02T10:00:00+08:00","rep":{"id":"r-li"},"customer":{"id":"C1","phone":"138 0013 8000","email":"Li.Wei@Example.com"},"source":"cc"}"#;
 
+    /// Rules from one YAML text.
+    fn rules_from(yaml: &str) -> Rules {
+        Rules::from_texts([(Path::new("r.yaml"), yaml)]).expect("valid rules")
+    }
+
     fn at(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).expect("time")
     }
@@ -628,11 +635,7 @@ mod tests {
 
     #[test]
     fn an_owner_who_missed_a_releasing_sla_is_answered_as_released() {
-        let rules = Rules::from_texts([(
-            Path::new("r.yaml"),
-            "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
-        )])
-        .expect("valid rules");
+        let rules = rules_from("sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n");
         // Assigned on 11-02 at 09:00; the call at 10:00 is r-li's first follow-up.
         let e = engine_with(rules, &[ASSIGN, CALL]);
         let before_last = at("2026-11-05T08:59:00+08:00");
@@ -659,11 +662,9 @@ mod tests {
 
     #[test]
     fn a_phone_of_a_customer_evicted_from_memory_is_answered_with_a_note() {
-        let rules = Rules::from_texts([(
-            Path::new("r.yaml"),
+        let rules = rules_from(
             "collisions:\n  - {id: contention, type: multi_rep, min_reps: 2, window: 7d}\n",
-        )])
-        .expect("valid rules");
+        );
         let later = r#"{"event_id":"c2","kind":"call","occurred_at":"2026-11-12T10:00:00+08:00","rep":{"id":"r-wang"},"customer":{"id":"C2"},"source":"cc"}"#;
         let e = engine_with(rules, &[CALL, later]);
         assert_eq!(e.stats().customers_evicted, 1, "C1 was evicted");
