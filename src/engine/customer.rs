@@ -123,6 +123,10 @@ pub struct Owner {
     pub cap_at: Option<Timestamp>,
     /// Reclaimed at this time unless won (claim + no_deal).
     pub deal_by: Option<Timestamp>,
+    /// When the customer was last unlocked. A new-lead SLA deadline at or before it fell while
+    /// the customer was locked, and locked customers are not released (see
+    /// [`Owner::sla_may_release`]).
+    pub unlocked_at: Option<Timestamp>,
 }
 
 impl Owner {
@@ -167,6 +171,7 @@ impl Owner {
             won,
             cap_at,
             deal_by: p.no_deal.map(|d| since + d),
+            unlocked_at: None,
         }
     }
 
@@ -188,6 +193,7 @@ impl Owner {
     pub fn set_locked(&mut self, lock: bool, p: &crate::config::Protection, t: Timestamp) {
         self.locked = lock;
         if !lock {
+            self.unlocked_at = Some(t);
             let restart = t + p.extension.unwrap_or(p.period);
             self.protected_until = self.protected_until.max(restart);
             self.cap_at = self.cap_at.map(|c| c.max(restart));
@@ -219,6 +225,15 @@ impl Owner {
     /// detection and the "may I contact?" answer read it from here before that.
     pub fn released_by(&self, t: Timestamp, release_on_expiry: bool) -> bool {
         release_on_expiry && !self.won && !self.locked && t >= self.reclaim_at()
+    }
+
+    /// Whether missing a new-lead SLA deadline at `deadline` releases this owner (when the SLA
+    /// releases at all): not once the customer is won (it is no longer a lead), and not while
+    /// it is locked (locked customers are exempt from reclaim). The lifecycle fires a deadline
+    /// before the events of the same millisecond, so a deadline at the unlock's own time fell
+    /// while locked.
+    pub fn sla_may_release(&self, deadline: Timestamp) -> bool {
+        !self.won && !self.locked && self.unlocked_at.is_none_or(|u| deadline > u)
     }
 
     pub fn protects_at(&self, t: Timestamp) -> bool {

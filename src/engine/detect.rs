@@ -226,6 +226,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         won,
         cap_at,
         deal_by,
+        unlocked_at,
     } = a;
     *rep == b.rep
         && *team == b.team
@@ -241,6 +242,7 @@ fn same_owner(a: &Owner, b: &Owner) -> bool {
         && *won == b.won
         && *cap_at == b.cap_at
         && *deal_by == b.deal_by
+        && *unlocked_at == b.unlocked_at
 }
 
 /// Folds entry `log[i]` into `fold`, appending the outputs it causes (with the entry's key).
@@ -500,7 +502,7 @@ pub(super) fn released_at(rules: &Rules, fold: &Fold, t: Timestamp) -> Option<Ti
         first_missed
             .into_iter()
             .chain(all_missed)
-            .filter(|&at| at <= t)
+            .filter(|&at| at <= t && o.sla_may_release(at))
             .min()
     });
     expiry.into_iter().chain(sla).min()

@@ -893,7 +893,8 @@ impl Engine {
             Due::NoDeal => owner.filter(holds).is_some_and(|o| o.deal_by == Some(at)),
             Due::Warning => owner.filter(holds).is_some() && rules.ownership.warn_before.is_some(),
             Due::FirstFollowUp | Due::FollowUps => {
-                let (Some(sla), Some(o)) = (rules.sla.new_lead, owner) else {
+                // A won customer is no longer a lead: its SLA is over.
+                let (Some(sla), Some(o)) = (rules.sla.new_lead, owner.filter(|o| !o.won)) else {
                     return false;
                 };
                 let (span, need) = match due {
@@ -1024,7 +1025,9 @@ impl Engine {
                 let Some(sla) = self.rules.sla.new_lead else {
                     return;
                 };
-                let Some(o) = owner else { return };
+                let Some(o) = owner.filter(|o| !o.won) else {
+                    return;
+                };
                 let (span, need, code) = match due {
                     Due::FirstFollowUp => (
                         sla.first_within.unwrap_or(sla.within),
@@ -1055,7 +1058,8 @@ impl Engine {
                     None,
                     why.clone(),
                 );
-                if sla.release {
+                // A locked customer's owner is told, but keeps it: locks exempt from reclaim.
+                if sla.release && o.sla_may_release(at) {
                     self.release(slot, at, "follow_up_sla", "sla.new_lead", why);
                 }
             }

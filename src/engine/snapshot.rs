@@ -191,6 +191,10 @@ struct OwnerSnap {
     won: bool,
     cap_at: Option<i64>,
     deal_by: Option<i64>,
+    /// Absent in snapshots written before it was kept: detection then counts a new-lead SLA
+    /// deadline missed while such an owner was locked as releasing it (the lifecycle doesn't).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unlocked_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -319,6 +323,7 @@ impl Engine {
             won: o.won,
             cap_at: o.cap_at.map(|t| t.0),
             deal_by: o.deal_by.map(|t| t.0),
+            unlocked_at: o.unlocked_at.map(|t| t.0),
         };
         let attrs = |[region, industry, tier, product_line]: [Sym; 4]| AttrsSnap {
             region: word(region),
@@ -859,6 +864,7 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
         won: o.won,
         cap_at: o.cap_at.map(Timestamp),
         deal_by: o.deal_by.map(Timestamp),
+        unlocked_at: o.unlocked_at.map(Timestamp),
     })
 }
 
@@ -1093,6 +1099,44 @@ mod tests {
             serde_json::from_str(&json.replace(r#""follow_ups":[1,1],"#, "")).expect("reads");
         assert_ne!(older, snap, "the counts were taken out");
         let mut restored = Engine::restore(rules, &Roster::default(), &older).expect("restores");
+        let out = feed(&mut restored, &mut ingest, &[intruder.as_bytes()]);
+        assert!(
+            out.iter().any(|o| o.contains("collision.detected")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_unlock_time_survives_a_restore_so_a_deadline_missed_while_locked_stays_harmless() {
+        let rules = rules_from(
+            "sla:\n  new_lead: {follow_ups: 1, within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let event = |id: &str, kind: &str, at: &str, rep: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}},"source":"s"}}"#
+            )
+        };
+        // r-a gets C1, locks it and never follows it up; the deadline (03 09:00) passes while
+        // it is locked, so r-a keeps C1 after unlocking it.
+        let history = [
+            event("1", "assign", "02T09:00", "r-a"),
+            event("2", "lock", "02T10:00", "r-a"),
+            event("3", "unlock", "03T10:00", "r-a"),
+        ];
+        let intruder = event("4", "call", "03T11:00", "r-b");
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        feed(
+            &mut engine,
+            &mut ingest,
+            &history.each_ref().map(|l| l.as_bytes()),
+        );
+        let snap = engine.snapshot();
+        let json = serde_json::to_string(&snap).expect("serializes");
+        assert!(json.contains(r#""unlocked_at":"#), "{json}");
+
+        // The unlock time comes back: r-a still protects C1, so r-b's call is an alert.
+        let mut restored = restored_whole(&rules, &snap);
         let out = feed(&mut restored, &mut ingest, &[intruder.as_bytes()]);
         assert!(
             out.iter().any(|o| o.contains("collision.detected")),
