@@ -102,9 +102,13 @@ fn to_event(g: &Gen, seq: usize) -> Event {
         None => Event::Ownership(Ownership {
             event_id: event_id.into(),
             source: "crm".into(),
-            action: match g.what % 10 {
-                7 | 8 => OwnershipAction::Assign,
-                _ => OwnershipAction::Release,
+            // Assignments most often; locks, unlocks and wins now and then.
+            action: match (g.what % 10, g.what / 10) {
+                (7, _) | (8, 0) => OwnershipAction::Assign,
+                (8, 1) => OwnershipAction::Lock,
+                (8, _) => OwnershipAction::Unlock,
+                (_, 0 | 1) => OwnershipAction::Release,
+                _ => OwnershipAction::Won,
             },
             occurred_at: t,
             customer: CustomerRef {

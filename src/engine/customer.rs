@@ -354,11 +354,19 @@ pub struct Holding {
     pub last_touch: Option<Timestamp>,
     /// The dormancy deadline already reported.
     pub dormant_noted: Option<Timestamp>,
+    /// The new-lead SLA deadlines already reported for the current owner (`SLA_FIRST`,
+    /// `SLA_ALL`): two acquisitions in one millisecond schedule each deadline twice.
+    pub sla_noted: u8,
     /// The previous owner and when they lost the customer (for the reclaim cooldown).
     pub released: Option<(RepIdx, Timestamp)>,
     /// Since when the customer waits unowned in a pool with automatic assignment.
     pub waiting_since: Option<Timestamp>,
 }
+
+/// `Holding::sla_noted`: the first follow-up's deadline was reported.
+pub const SLA_FIRST: u8 = 1;
+/// `Holding::sla_noted`: the deadline for all follow-ups was reported.
+pub const SLA_ALL: u8 = 2;
 
 impl Holding {
     pub fn new(attrs: Attrs) -> Holding {
@@ -371,6 +379,7 @@ impl Holding {
             warned_for: None,
             last_touch: None,
             dormant_noted: None,
+            sla_noted: 0,
             released: None,
             waiting_since: None,
         }

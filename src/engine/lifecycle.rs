@@ -14,7 +14,7 @@
 //! customer's log at the decision's event time; a re-fold then re-checks the contacts after it.
 
 use super::attrs::GivenId;
-use super::customer::{Body, Entry, Holding, Key, Owner, Via};
+use super::customer::{Body, Entry, Holding, Key, Owner, Via, SLA_ALL, SLA_FIRST};
 use super::reps::{RepIdx, Sym};
 use super::timers::Wheel;
 use super::Engine;
@@ -594,6 +594,7 @@ impl Engine {
         let hold = self.hold(slot);
         hold.owner = Some(owner);
         hold.follow_ups = 0;
+        hold.sla_noted = 0;
         hold.inbound_waiting = None;
         hold.warned_for = None;
         hold.waiting_since = None;
@@ -897,11 +898,11 @@ impl Engine {
                 let (Some(sla), Some(o)) = (rules.sla.new_lead, owner.filter(|o| !o.won)) else {
                     return false;
                 };
-                let (span, need) = match due {
-                    Due::FirstFollowUp => (sla.first_within.unwrap_or(sla.within), 1),
-                    _ => (sla.within, sla.follow_ups),
+                let (span, need, bit) = match due {
+                    Due::FirstFollowUp => (sla.first_within.unwrap_or(sla.within), 1, SLA_FIRST),
+                    _ => (sla.within, sla.follow_ups, SLA_ALL),
                 };
-                o.since + span == at && hold.follow_ups < need
+                o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
             }
             Due::Inbound => {
                 rules.sla.inbound_response.is_some()
@@ -1028,18 +1029,20 @@ impl Engine {
                 let Some(o) = owner.filter(|o| !o.won) else {
                     return;
                 };
-                let (span, need, code) = match due {
+                let (span, need, bit, code) = match due {
                     Due::FirstFollowUp => (
                         sla.first_within.unwrap_or(sla.within),
                         1,
+                        SLA_FIRST,
                         "new_lead_first_follow_up",
                     ),
-                    _ => (sla.within, sla.follow_ups, "new_lead_follow_ups"),
+                    _ => (sla.within, sla.follow_ups, SLA_ALL, "new_lead_follow_ups"),
                 };
-                if o.since + span != at || hold.follow_ups >= need {
+                if o.since + span != at || hold.follow_ups >= need || hold.sla_noted & bit != 0 {
                     return;
                 }
                 let done = hold.follow_ups;
+                self.hold(slot).sla_noted |= bit;
                 let why = Text::later(move |f| {
                     write!(
                         f,

@@ -144,8 +144,15 @@ struct HoldSnap {
     warned_for: Option<i64>,
     last_touch: Option<i64>,
     dormant_noted: Option<i64>,
+    /// Absent in older snapshots: none reported yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    sla_noted: u8,
     released: Option<(Arc<str>, i64)>,
     waiting_since: Option<i64>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -351,6 +358,7 @@ impl Engine {
             warned_for: h.warned_for.map(|t| t.0),
             last_touch: h.last_touch.map(|t| t.0),
             dormant_noted: h.dormant_noted.map(|t| t.0),
+            sla_noted: h.sla_noted,
             released: h.released.map(|(r, t)| (rep(r), t.0)),
             waiting_since: h.waiting_since.map(|t| t.0),
         };
@@ -717,6 +725,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
         warned_for: h.warned_for.map(Timestamp),
         last_touch: h.last_touch.map(Timestamp),
         dormant_noted: h.dormant_noted.map(Timestamp),
+        sla_noted: h.sla_noted,
         released: h
             .released
             .as_ref()
