@@ -355,7 +355,8 @@ pub struct Holding {
     /// The dormancy deadline already reported.
     pub dormant_noted: Option<Timestamp>,
     /// The new-lead SLA deadlines already reported for the current owner (`SLA_FIRST`,
-    /// `SLA_ALL`): two acquisitions in one millisecond schedule each deadline twice.
+    /// `SLA_ALL`): two acquisitions in one millisecond, or a merge that hands a provisional
+    /// customer's owner on, plan a deadline twice.
     pub sla_noted: u8,
     /// The previous owner and when they lost the customer (for the reclaim cooldown).
     pub released: Option<(RepIdx, Timestamp)>,

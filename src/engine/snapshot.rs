@@ -1071,27 +1071,14 @@ mod tests {
         let rules = rules_from(
             "sla:\n  new_lead: {follow_ups: 2, within: 3d, first_within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
         );
-        let event = |id: &str, kind: &str, at: &str, rep: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}},"source":"s"}}"#
-            )
-        };
         // r-a gets C1 and follows it up once: short of the two the SLA asks within 3 days.
         let history = [
-            event("1", "assign", "02T09:00", "r-a"),
-            event("2", "call", "02T10:00", "r-a"),
+            c1_event("1", "assign", "02T09:00", "r-a"),
+            c1_event("2", "call", "02T10:00", "r-a"),
         ];
         // r-b calls just after the last deadline, before the release is final.
-        let intruder = event("3", "call", "05T09:05", "r-b");
-        let mut ingest = Ingest::new(rules.clone());
-        let mut engine = Engine::new(rules.clone(), &Roster::default());
-        feed(
-            &mut engine,
-            &mut ingest,
-            &history.each_ref().map(|l| l.as_bytes()),
-        );
-        let snap = engine.snapshot();
-        let json = serde_json::to_string(&snap).expect("serializes");
+        let intruder = c1_event("3", "call", "05T09:05", "r-b");
+        let (snap, json, mut ingest) = snapshot_after(&rules, &history);
         assert!(json.contains(r#""follow_ups":[1,1]"#), "{json}");
 
         // The counts come back: r-a is taken as released, no alert.
@@ -1120,28 +1107,15 @@ mod tests {
         let rules = rules_from(
             "sla:\n  new_lead: {follow_ups: 1, within: 1d, release: true}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
         );
-        let event = |id: &str, kind: &str, at: &str, rep: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}},"source":"s"}}"#
-            )
-        };
         // r-a gets C1, locks it and never follows it up; the deadline (03 09:00) passes while
         // it is locked, so r-a keeps C1 after unlocking it.
         let history = [
-            event("1", "assign", "02T09:00", "r-a"),
-            event("2", "lock", "02T10:00", "r-a"),
-            event("3", "unlock", "03T10:00", "r-a"),
+            c1_event("1", "assign", "02T09:00", "r-a"),
+            c1_event("2", "lock", "02T10:00", "r-a"),
+            c1_event("3", "unlock", "03T10:00", "r-a"),
         ];
-        let intruder = event("4", "call", "03T11:00", "r-b");
-        let mut ingest = Ingest::new(rules.clone());
-        let mut engine = Engine::new(rules.clone(), &Roster::default());
-        feed(
-            &mut engine,
-            &mut ingest,
-            &history.each_ref().map(|l| l.as_bytes()),
-        );
-        let snap = engine.snapshot();
-        let json = serde_json::to_string(&snap).expect("serializes");
+        let intruder = c1_event("4", "call", "03T11:00", "r-b");
+        let (snap, json, mut ingest) = snapshot_after(&rules, &history);
         assert!(json.contains(r#""unlocked_at":"#), "{json}");
 
         // The unlock time comes back: r-a still protects C1, so r-b's call is an alert.
@@ -1151,6 +1125,24 @@ mod tests {
             out.iter().any(|o| o.contains("collision.detected")),
             "{out:?}"
         );
+    }
+
+    /// An event about customer C1 at 2026-11-`at` (`"02T09:00"`), +08:00.
+    fn c1_event(id: &str, kind: &str, at: &str, rep: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}},"source":"s"}}"#
+        )
+    }
+
+    /// The snapshot (and its JSON) of an engine fed `history`, and the ingest to feed on with.
+    fn snapshot_after(rules: &Arc<Rules>, history: &[String]) -> (Snapshot, String, Ingest) {
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &Roster::default());
+        let lines: Vec<&[u8]> = history.iter().map(|l| l.as_bytes()).collect();
+        feed(&mut engine, &mut ingest, &lines);
+        let snap = engine.snapshot();
+        let json = serde_json::to_string(&snap).expect("serializes");
+        (snap, json, ingest)
     }
 
     /// `snap` restored, checked to give the same snapshot again.
