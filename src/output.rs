@@ -455,7 +455,14 @@ impl Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             TextRepr::Ready(text) => s.serialize_str(text),
-            TextRepr::Later(_) => s.collect_str(self),
+            // Written whole, then escaped once: serde_json's `collect_str` escapes every piece
+            // the closure writes with a call of its own (an explanation has seven or eight).
+            TextRepr::Later(_) => {
+                use std::fmt::Write;
+                let mut text = String::with_capacity(256);
+                write!(text, "{self}").expect("writing to a string never fails");
+                s.serialize_str(&text)
+            }
         }
     }
 }
