@@ -19,7 +19,7 @@ use super::reps::{RepIdx, Sym};
 use super::timers::Wheel;
 use super::Engine;
 use crate::calendar::local_date;
-use crate::config::{CollisionKind, Resolution, Strategy};
+use crate::config::{CollisionKind, NewLeadSla, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::Handle;
 use crate::output::{
@@ -893,17 +893,10 @@ impl Engine {
             Due::Reclaim => owner.filter(holds).is_some_and(|o| o.protected_until == at),
             Due::NoDeal => owner.filter(holds).is_some_and(|o| o.deal_by == Some(at)),
             Due::Warning => owner.filter(holds).is_some() && rules.ownership.warn_before.is_some(),
-            Due::FirstFollowUp | Due::FollowUps => {
-                // A won customer is no longer a lead: its SLA is over.
-                let (Some(sla), Some(o)) = (rules.sla.new_lead, owner.filter(|o| !o.won)) else {
-                    return false;
-                };
-                let (span, need, bit) = match due {
-                    Due::FirstFollowUp => (sla.first_within.unwrap_or(sla.within), 1, SLA_FIRST),
-                    _ => (sla.within, sla.follow_ups, SLA_ALL),
-                };
-                o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
-            }
+            Due::FirstFollowUp | Due::FollowUps => rules
+                .sla
+                .new_lead
+                .is_some_and(|sla| new_lead_missed(sla, due, hold, at)),
             Due::Inbound => {
                 rules.sla.inbound_response.is_some()
                     && owner.is_some()
@@ -1023,24 +1016,16 @@ impl Engine {
                 );
             }
             Due::FirstFollowUp | Due::FollowUps => {
-                let Some(sla) = self.rules.sla.new_lead else {
+                let Some(sla) = self
+                    .rules
+                    .sla
+                    .new_lead
+                    .filter(|&sla| new_lead_missed(sla, due, &hold, at))
+                else {
                     return;
                 };
-                let Some(o) = owner.filter(|o| !o.won) else {
-                    return;
-                };
-                let (span, need, bit, code) = match due {
-                    Due::FirstFollowUp => (
-                        sla.first_within.unwrap_or(sla.within),
-                        1,
-                        SLA_FIRST,
-                        "new_lead_first_follow_up",
-                    ),
-                    _ => (sla.within, sla.follow_ups, SLA_ALL, "new_lead_follow_ups"),
-                };
-                if o.since + span != at || hold.follow_ups >= need || hold.sla_noted & bit != 0 {
-                    return;
-                }
+                let o = owner.expect("a missed new-lead deadline has an owner");
+                let (span, need, bit, code) = new_lead_deadline(sla, due);
                 let done = hold.follow_ups;
                 self.hold(slot).sla_noted |= bit;
                 let why = Text::later(move |f| {
@@ -1617,6 +1602,30 @@ impl Engine {
 }
 
 /// Whether the lifecycle still needs this customer in memory.
+/// A new-lead SLA deadline: its span from the owner's start, the follow-ups it asks, its mark
+/// in `Holding::sla_noted` and its reason code.
+fn new_lead_deadline(sla: NewLeadSla, due: Due) -> (Span, u32, u8, &'static str) {
+    match due {
+        Due::FirstFollowUp => (
+            sla.first_within.unwrap_or(sla.within),
+            1,
+            SLA_FIRST,
+            "new_lead_first_follow_up",
+        ),
+        _ => (sla.within, sla.follow_ups, SLA_ALL, "new_lead_follow_ups"),
+    }
+}
+
+/// Whether the new-lead SLA deadline `due` falls at `at` for the holding's owner, who missed
+/// it, and has not been reported yet. A won customer is no longer a lead: its SLA is over.
+fn new_lead_missed(sla: NewLeadSla, due: Due, hold: &Holding, at: Timestamp) -> bool {
+    let Some(o) = hold.owner.as_ref().filter(|o| !o.won) else {
+        return false;
+    };
+    let (span, need, bit, _) = new_lead_deadline(sla, due);
+    o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
+}
+
 pub(super) fn idle(rules: &crate::config::Rules, hold: &Holding, cutoff: Timestamp) -> bool {
     let cooldown = rules.ownership.limits.reclaim_cooldown;
     hold.owner.is_none()
