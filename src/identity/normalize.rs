@@ -741,7 +741,8 @@ pub fn normalize_email(raw: &str, strip_plus_tags: bool) -> Result<String, Norma
 /// around one `@`, that [`general_email`] accepts, in one pass over its bytes: `None` for
 /// anything else (wrappers, other characters, anything wrong), which the general path then
 /// reads or refuses with its reason. Most of the messages' addresses are plain, and the general
-/// path's separate checks took about 700 instructions for each.
+/// path's separate checks (a search of a string for each character among them) took about
+/// 4,000 instructions for each.
 fn plain_email(raw: &str, strip_plus_tags: bool) -> Option<String> {
     let bytes = raw.as_bytes();
     if bytes.len() > MAX_EMAIL_LEN {
