@@ -1601,7 +1601,6 @@ impl Engine {
     }
 }
 
-/// Whether the lifecycle still needs this customer in memory.
 /// A new-lead SLA deadline: its span from the owner's start, the follow-ups it asks, its mark
 /// in `Holding::sla_noted` and its reason code.
 fn new_lead_deadline(sla: NewLeadSla, due: Due) -> (Span, u32, u8, &'static str) {
@@ -1626,6 +1625,7 @@ fn new_lead_missed(sla: NewLeadSla, due: Due, hold: &Holding, at: Timestamp) -> 
     o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
 }
 
+/// Whether the lifecycle still needs this customer in memory.
 pub(super) fn idle(rules: &crate::config::Rules, hold: &Holding, cutoff: Timestamp) -> bool {
     let cooldown = rules.ownership.limits.reclaim_cooldown;
     hold.owner.is_none()
