@@ -12,6 +12,9 @@ use serde::Serialize;
 use std::cell::OnceCell;
 use std::sync::Arc;
 
+mod write;
+pub use write::WriteJson;
+
 /// The CloudEvents `type` of every output leadguard emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OutputType {
@@ -118,7 +121,7 @@ impl Output {
         ty: OutputType,
         subject: Arc<str>,
         time: Timestamp,
-        data: &impl Serialize,
+        data: &impl WriteJson,
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
         Output::from_rendered(ty, subject, time, render_json(data), rule)
@@ -129,7 +132,7 @@ impl Output {
         ty: OutputType,
         subject: Arc<str>,
         time: Timestamp,
-        data: impl Serialize + Send + Sync + 'static,
+        data: impl WriteJson + Send + Sync + 'static,
         rule: Option<(Arc<str>, &'static str)>,
     ) -> Output {
         Output {
@@ -271,15 +274,15 @@ impl Eq for Output {}
 
 /// `data` as JSON. Written into a reused buffer, then copied once at its exact size: a fresh
 /// string would grow (reallocate and copy) several times on the way to a few hundred bytes.
-fn render_json(data: &impl Serialize) -> String {
+fn render_json(data: &impl WriteJson) -> String {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUF.with_borrow_mut(|buf| {
         buf.clear();
-        serde_json::to_writer(&mut *buf, data).expect("output data serializes");
+        data.write_json(buf);
         std::str::from_utf8(buf)
-            .expect("serde_json writes UTF-8")
+            .expect("JSON written from strings is UTF-8")
             .to_string()
     })
 }

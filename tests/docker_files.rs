@@ -107,11 +107,11 @@ fn labels_by_metric() -> BTreeMap<String, BTreeSet<String>> {
             ..PartitionReport::default()
         },
     );
-    let alert = Output::new(
+    let alert = Output::from_rendered(
         OutputType::Collision,
         "C1".into(),
         leadguard::time::Timestamp(0),
-        &serde_json::json!({"intruder": {"id": "r1", "team": "east-1"}}),
+        r#"{"intruder":{"id":"r1","team":"east-1"}}"#.to_string(),
         Some(("rule".into(), "high")),
     );
     m.observe_output(&alert, Some(std::time::Instant::now()), true);

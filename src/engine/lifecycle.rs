@@ -1584,7 +1584,7 @@ impl Engine {
         slot: u32,
         ty: OutputType,
         t: Timestamp,
-        data: impl serde::Serialize + Send + Sync + 'static,
+        data: impl crate::output::WriteJson + Send + Sync + 'static,
     ) {
         let subject = self.slots[slot as usize]
             .as_ref()

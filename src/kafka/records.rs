@@ -257,11 +257,11 @@ mod tests {
 
     #[test]
     fn an_output_is_a_structured_cloudevent_keyed_by_customer() {
-        let o = Output::new(
+        let o = Output::from_rendered(
             OutputType::Collision,
             Arc::from("C1"),
             Timestamp(1_793_000_000_000),
-            &serde_json::json!({"rule": "x"}),
+            r#"{"rule":"x"}"#.to_string(),
             None,
         );
         let topics = OutputTopics {
