@@ -382,6 +382,8 @@ pub struct OutTime {
     pub tz: chrono_tz::Tz,
 }
 
+// Output data is rendered by `output/write.rs`; the `Serialize` impls here and the data types'
+// derives are the reference its tests compare the bytes against.
 impl Serialize for OutTime {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.t.to_rfc3339_in(self.tz))
@@ -456,17 +458,7 @@ impl Eq for Text {}
 
 impl Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
-            TextRepr::Ready(text) => s.serialize_str(text),
-            // Written whole, then escaped once: serde_json's `collect_str` escapes every piece
-            // the closure writes with a call of its own (an explanation has seven or eight).
-            TextRepr::Later(_) => {
-                use std::fmt::Write;
-                let mut text = String::with_capacity(256);
-                write!(text, "{self}").expect("writing to a string never fails");
-                s.serialize_str(&text)
-            }
-        }
+        s.collect_str(self)
     }
 }
 

@@ -78,6 +78,14 @@ impl<'a> Object<'a> {
     }
 
     #[inline(always)]
+    fn opt_number(&mut self, key: &str, value: Option<impl itoa::Integer>) -> &mut Self {
+        if let Some(v) = value {
+            self.number(key, v);
+        }
+        self
+    }
+
+    #[inline(always)]
     fn value(&mut self, key: &str, value: &impl WriteJson) -> &mut Self {
         value.write_json(self.key(key));
         self
@@ -215,17 +223,15 @@ impl WriteJson for CollisionData {
 
 impl WriteJson for ClaimData {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut o = Object::begin(out);
-        o.value("customer", &self.customer)
+        Object::begin(out)
+            .value("customer", &self.customer)
             .value("rep", &self.rep)
             .str("via", self.via)
             .value("protected_until", &self.protected_until)
             .opt_str("pool", self.pool.as_deref())
-            .opt_str("strategy", self.strategy);
-        if let Some(n) = self.eligible_reps {
-            o.number("eligible_reps", n);
-        }
-        o.opt_value("previous_owner", self.previous_owner.as_ref())
+            .opt_str("strategy", self.strategy)
+            .opt_number("eligible_reps", self.eligible_reps)
+            .opt_value("previous_owner", self.previous_owner.as_ref())
             .list("evidence", &self.evidence)
             .value("reason", &self.reason)
             .end();
