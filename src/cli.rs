@@ -752,6 +752,10 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
         if result.is_ok() && ended && !live {
             // The input ended: decisions waiting for the allowed lateness are made now.
             p.end_of_input()?;
+        } else if result.is_ok() {
+            // Stopped before the input ended: messages held for the clock's start were read.
+            p.release_held()?;
+            p.flush()?;
         }
         watcher.abort();
         if let Some((task, stats)) = notifier {

@@ -6,7 +6,7 @@
 //! the caller passes `now` with each message.
 
 use crate::config::{Roster, Rules, SourceMapping};
-use crate::engine::{Engine, ReloadSummary, RestartNeeded, Stats};
+use crate::engine::{clock, Engine, ReloadSummary, RestartNeeded, Stats};
 use crate::event::Event;
 use crate::ingest::{Ingest, RejectReason, Rejection};
 use crate::output::{Output, OutputType};
@@ -89,7 +89,29 @@ pub struct Pipeline<O: Write, D: Write> {
     event_latency: bool,
     /// The input is a stream read this far, not a whole history (see [`Pipeline::end_of_input`]).
     stream_continues: bool,
+    /// Whether event time waits for the stream's first events to agree before the clock starts
+    /// (see [`Pipeline::wait_for_agreed_start`]).
+    agreed_start: bool,
+    /// Messages read before an event-time clock started, in arrival order.
+    held: Vec<Held>,
+    /// How many of `held` are events (parsed without a rejection).
+    held_events: usize,
 }
+
+/// A message read before the event-time clock started: everything [`Pipeline::process`] needs
+/// later, owned.
+struct Held {
+    parsed: Option<Result<Event, Rejection>>,
+    bytes: Vec<u8>,
+    truncated: bool,
+    input: String,
+    line: u64,
+    received: Option<Instant>,
+}
+
+/// At most this many messages are held before the clock starts, events or not: a stream that
+/// opens with a long run of unreadable lines is not held in memory until 64 events come.
+const START_MESSAGES: usize = 1024;
 
 impl<O: Write, D: Write> Pipeline<O, D> {
     /// `source` names an entry of the rules' `sources:` for inputs not in the canonical shape.
@@ -137,6 +159,9 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             received: None,
             event_latency: false,
             stream_continues: false,
+            agreed_start: true,
+            held: Vec::new(),
+            held_events: 0,
         })
     }
 
@@ -156,6 +181,16 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     /// Stops handing outputs to the notifier; dropping the handle lets its queue drain.
     pub fn detach_notifier(&mut self) -> Option<crate::notify::NotifierHandle> {
         self.notifier.take()
+    }
+
+    /// Whether, when event time is the clock, the first messages are held until the clock can
+    /// start where the stream's first events agree ([`clock::START_EVENTS`] events, or the end
+    /// of the input), so that one first event with a mistyped year is refused instead of
+    /// setting the clock (see [`clock`]). On by default. Off, the first event sets the clock
+    /// and each message is processed as it comes: for a host that inspects the engine after
+    /// every message.
+    pub fn wait_for_agreed_start(&mut self, wait: bool) {
+        self.agreed_start = wait;
     }
 
     /// Tells the pipeline when the next message was received, for the receipt → output latency.
@@ -211,6 +246,59 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         origin: Origin<'_>,
         now: Option<Timestamp>,
     ) -> io::Result<()> {
+        if now.is_none() && self.agreed_start && self.engine.clock().is_none() {
+            self.held_events += usize::from(matches!(parsed, Some(Ok(_))));
+            self.held.push(Held {
+                parsed: parsed.cloned(),
+                bytes: bytes.to_vec(),
+                truncated,
+                input: origin.input.to_string(),
+                line: origin.line,
+                received: self.received.take(),
+            });
+            if self.held_events >= clock::START_EVENTS || self.held.len() >= START_MESSAGES {
+                return self.release_held();
+            }
+            return Ok(());
+        }
+        self.process_now(parsed, bytes, truncated, origin, now)
+    }
+
+    /// Starts the clock where the held events agree, then processes the held messages in the
+    /// order they came. Done when enough events are held, at the end of the input, and by a
+    /// run that stops before its input ended: what was read is processed, never dropped.
+    pub fn release_held(&mut self) -> io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        self.held_events = 0;
+        let times: Vec<Timestamp> = held
+            .iter()
+            .filter_map(|h| match &h.parsed {
+                Some(Ok(event)) => Some(event.occurred_at()),
+                _ => None,
+            })
+            .collect();
+        if let Some(t) = clock::agreed_start(&times, self.engine.rules().settings.max_clock_jump) {
+            self.engine.start_clock(t);
+        }
+        for h in held {
+            self.received = h.received;
+            let origin = Origin {
+                input: &h.input,
+                line: h.line,
+            };
+            self.process_now(h.parsed.as_ref(), &h.bytes, h.truncated, origin, None)?;
+        }
+        Ok(())
+    }
+
+    fn process_now(
+        &mut self,
+        parsed: Option<&Result<Event, Rejection>>,
+        bytes: &[u8],
+        truncated: bool,
+        origin: Origin<'_>,
+        now: Option<Timestamp>,
+    ) -> io::Result<()> {
         self.counts.lines += 1;
         let Some(result) = parsed else {
             self.counts.blank += 1;
@@ -247,6 +335,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     /// made now — unless the stream continues. Not for live inputs, which may still deliver late
     /// events.
     pub fn end_of_input(&mut self) -> io::Result<()> {
+        self.release_held()?;
         if !self.stream_continues {
             self.engine.finish();
         }
@@ -687,6 +776,81 @@ pub fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replays `lines` through a pipeline with the shipped rules; returns the outputs' subjects
+    /// and the dead letters' (line, reason), in the order written.
+    fn replayed(lines: &[String]) -> (Vec<String>, Vec<(u64, String)>) {
+        let rules = Arc::new(Rules::embedded());
+        let mut p = Pipeline::new(rules, &Roster::default(), None, Vec::new(), Vec::new())
+            .expect("pipeline");
+        let text = lines.join("\n");
+        replay(&mut p, &mut text.as_bytes(), "input").expect("replayed");
+        let out = p.out.take().expect("writer back");
+        let subjects = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["subject"].to_string())
+            .collect();
+        let letters = String::from_utf8(std::mem::take(&mut p.dead))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["line"].as_u64().unwrap(),
+                    v["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (subjects, letters)
+    }
+
+    fn visit(n: usize, year: u32) -> String {
+        format!(
+            r#"{{"event_id":"v-{n}","kind":"visit","occurred_at":"{year}-06-02T{:02}:{:02}:00+08:00","rep":{{"id":"r-{n}"}},"customer":{{"id":"C{n}"}}}}"#,
+            9 + n / 60,
+            n % 60
+        )
+    }
+
+    #[test]
+    fn a_first_event_with_a_mistyped_year_is_refused_and_the_stream_goes_on() {
+        // More events than are held before the clock starts, unreadable lines among them.
+        let mut lines = vec![visit(0, 2062)];
+        for n in 1..=100 {
+            lines.push(visit(n, 2026));
+            if n % 30 == 0 {
+                lines.push("{not json".to_string());
+            }
+        }
+        let (subjects, letters) = replayed(&lines);
+        let unreadable = [32, 63, 94].map(|l| (l, "malformed_json".to_string()));
+        let mut expected = vec![(1, "future_timestamp".to_string())];
+        expected.extend(unreadable.clone());
+        assert_eq!(
+            letters, expected,
+            "dead letters in the order the lines came"
+        );
+        // Every other visit claims its customer, in the order the lines came.
+        let claimed: Vec<String> = (1..=100).map(|n| format!("\"C{n}\"")).collect();
+        assert_eq!(subjects, claimed);
+
+        // Without the agreed start, the first event sets the clock: nothing else is placed.
+        let rules = Arc::new(Rules::embedded());
+        let mut p = Pipeline::new(rules, &Roster::default(), None, Vec::new(), Vec::new())
+            .expect("pipeline");
+        p.wait_for_agreed_start(false);
+        replay(&mut p, &mut lines.join("\n").as_bytes(), "input").expect("replayed");
+        assert_eq!(p.counts.dead_letters, 103);
+    }
+
+    #[test]
+    fn a_stream_whose_first_event_agrees_starts_as_it_always_did() {
+        let lines: Vec<String> = (0..80).map(|n| visit(n, 2026)).collect();
+        let (subjects, letters) = replayed(&lines);
+        assert!(letters.is_empty());
+        assert_eq!(subjects.len(), 80);
+    }
 
     #[test]
     fn an_oversized_line_is_cut_at_a_character_boundary() {

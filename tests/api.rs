@@ -54,6 +54,8 @@ fn start_host(handle: &EngineHandle) -> mpsc::Sender<Feed> {
     );
     let roster = Roster::parse(ROSTER, Path::new("roster.yaml")).expect("roster");
     let mut p = Pipeline::new(rules, &roster, None, Vec::new(), Vec::new()).expect("pipeline");
+    // The host answers between events: each is placed as it comes.
+    p.wait_for_agreed_start(false);
     let mut queries = handle.register("test");
     handle.set_ready(true);
     let (tx, mut events) = mpsc::channel::<Feed>(16);

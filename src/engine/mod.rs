@@ -20,6 +20,7 @@
 //! is emitted and whether a superseded one is withdrawn, never the set of outputs that stand.
 
 mod attrs;
+pub mod clock;
 mod customer;
 pub(crate) mod detect;
 mod keys;
@@ -310,6 +311,16 @@ impl Engine {
         let c = event.customer();
         self.by_key
             .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)
+    }
+
+    /// Starts an event-time clock at `t` before the first event is placed (see [`clock`]):
+    /// a driver that has read a stream's first events starts it where they agree, so that a
+    /// first event with a mistyped year is refused instead of setting the clock. No effect
+    /// once the clock runs.
+    pub fn start_clock(&mut self, t: Timestamp) {
+        if self.clock.is_none() {
+            self.clock = Some(t);
+        }
     }
 
     /// Processes one event when event time is the clock (a replay, a file, Kafka's event

@@ -1,0 +1,95 @@
+//! Where an event-time clock starts.
+//!
+//! When event time drives the clock (a replay, a file), the first event would otherwise set it
+//! alone. A first event with a mistyped year then decides everything: ten years ahead, every
+//! later event is too late; ten years behind, every later event is a jump further than
+//! `settings.max_clock_jump` and is refused. Nothing after it would be placed.
+//!
+//! So the clock starts where the stream's first events agree: at the time of the first of them
+//! (in arrival order) that lies within `max_clock_jump` of their median. Events before that one
+//! disagree with most of the others; placed after the clock has started, they are refused by
+//! the usual checks (`future_timestamp` ahead, `too_late` behind) with the bytes kept in the
+//! dead letters. A stream whose first event agrees with the others starts exactly as before.
+
+use crate::time::{Span, Timestamp};
+
+/// How many events a driver reads before it starts the clock, when it can wait for them.
+/// An outlier must be outnumbered among them: more would only delay a stream's first outputs.
+pub const START_EVENTS: usize = 64;
+
+/// The time the clock starts at, given the times of a stream's first events in arrival order:
+/// the first that lies within `jump` of their median (the lower one for an even count, so that
+/// of two events that disagree, the earlier is believed: the later is then refused as a jump,
+/// not every event after it as too late). `None` for no events.
+pub fn agreed_start(times: &[Timestamp], jump: Span) -> Option<Timestamp> {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let median = *sorted.get(sorted.len().checked_sub(1)? / 2)?;
+    times
+        .iter()
+        .copied()
+        .find(|&t| (t - median).0.abs() <= jump.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAY: i64 = 86_400_000;
+    const JUMP: Span = Span(30 * DAY);
+
+    fn at(days: i64) -> Timestamp {
+        Timestamp(1_780_000_000_000 + days * DAY)
+    }
+
+    #[test]
+    fn a_stream_that_agrees_starts_at_its_first_event() {
+        assert_eq!(agreed_start(&[at(0), at(1), at(-1)], JUMP), Some(at(0)));
+        assert_eq!(agreed_start(&[at(5)], JUMP), Some(at(5)));
+        assert_eq!(agreed_start(&[], JUMP), None);
+    }
+
+    #[test]
+    fn a_first_event_years_ahead_or_behind_does_not_set_the_clock() {
+        let ahead = [at(70 * 365), at(0), at(1), at(2)];
+        assert_eq!(agreed_start(&ahead, JUMP), Some(at(0)));
+        let behind = [at(-10 * 365), at(0), at(1), at(2)];
+        assert_eq!(agreed_start(&behind, JUMP), Some(at(0)));
+    }
+
+    #[test]
+    fn of_two_that_disagree_the_earlier_is_believed() {
+        assert_eq!(agreed_start(&[at(400), at(0)], JUMP), Some(at(0)));
+        assert_eq!(agreed_start(&[at(0), at(400)], JUMP), Some(at(0)));
+    }
+
+    #[test]
+    fn a_spread_within_the_jump_of_the_median_is_not_an_outlier() {
+        // 29 days from the median: still within the jump, so the first event starts it.
+        assert_eq!(agreed_start(&[at(-29), at(0), at(0)], JUMP), Some(at(-29)));
+        assert_eq!(agreed_start(&[at(-31), at(0), at(0)], JUMP), Some(at(0)));
+    }
+
+    proptest! {
+        /// Whatever the times, the start is one of them and the median is always within the
+        /// jump of itself, so there is a start; with fewer than half the events outliers, the
+        /// start is never an outlier.
+        #[test]
+        fn the_start_is_an_event_that_agrees_with_the_majority(
+            good in prop::collection::vec(-20i64..20, 3..40),
+            bad in prop::collection::vec(prop_oneof![-4000i64..-100, 100i64..4000], 0..3),
+            places in prop::collection::vec(any::<prop::sample::Index>(), 3),
+        ) {
+            prop_assume!(bad.len() * 2 < good.len());
+            let mut times: Vec<Timestamp> = good.iter().map(|&d| at(d)).collect();
+            for (d, place) in bad.iter().zip(&places) {
+                let i = place.index(times.len() + 1);
+                times.insert(i, at(*d));
+            }
+            let start = agreed_start(&times, JUMP).expect("events");
+            prop_assert!(times.contains(&start));
+            prop_assert!(good.iter().any(|&d| at(d) == start));
+        }
+    }
+}
