@@ -1,7 +1,7 @@
 //! Where an event-time clock starts.
 //!
-//! When event time drives the clock (a replay, a file), the first event would otherwise set it
-//! alone. A first event with a mistyped year then decides everything: ten years ahead, every
+//! When event time drives the clock (a replay, a file, a Kafka partition with the event clock
+//! and no saved state), the first event would otherwise set it alone. A first event with a mistyped year then decides everything: ten years ahead, every
 //! later event is too late; ten years behind, every later event is a jump further than
 //! `settings.max_clock_jump` and is refused. Nothing after it would be placed.
 //!
@@ -10,6 +10,9 @@
 //! disagree with most of the others; placed after the clock has started, they are refused by
 //! the usual checks (`future_timestamp` ahead, `too_late` behind) with the bytes kept in the
 //! dead letters. A stream whose first event agrees with the others starts exactly as before.
+//!
+//! The drivers hold the messages and their bytes (`pipeline` for files, `kafka::task` for a
+//! partition, which commits no offset past them); this module only says where to start.
 
 use crate::time::{Span, Timestamp};
 

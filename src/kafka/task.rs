@@ -5,8 +5,9 @@ use super::changelog::{self, Restored, SnapshotName, Tick, TickLog};
 use super::config::Clock;
 use super::records::{self, Coordinates, OutputTopics, Record};
 use crate::config::{Roster, Rules, SourceMapping};
-use crate::engine::Engine;
-use crate::ingest::{Ingest, RejectReason};
+use crate::engine::{clock, Engine};
+use crate::event::Event;
+use crate::ingest::{Ingest, RejectReason, Rejection};
 use crate::notify::NotifierHandle;
 use crate::telemetry::{Metrics, PartitionReport};
 use crate::time::Timestamp;
@@ -120,7 +121,27 @@ pub struct Task {
     parse_rejects: BTreeMap<RejectReason, u64>,
     /// Messages between this task's offset and the end of its partition, as last measured.
     pub lag: u64,
+    /// With the event clock, the messages read before the clock started, in offset order: held
+    /// until it can start where the partition's first events agree (see [`clock`]).
+    held: Vec<Held>,
+    /// How many of `held` are events (parsed without a rejection).
+    held_events: usize,
 }
+
+/// A message read before the event clock started, with what [`Task::apply`] needs of it.
+struct Held {
+    /// Its offset in the task's input (`at` may name where a router first read it).
+    offset: i64,
+    parsed: Option<Result<Event, Rejection>>,
+    suppressed: bool,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    at: Coordinates,
+    received: Instant,
+}
+
+/// At most this many messages are held before the clock starts, events or not.
+const HELD_MESSAGES: usize = 1024;
 
 /// A random number naming one task's snapshots: std's hasher keys are random per process and
 /// differ for every `RandomState` made, which is all this needs (no extra dependency).
@@ -197,6 +218,8 @@ impl Task {
             counts: TaskCounts::default(),
             parse_rejects: BTreeMap::new(),
             lag: 0,
+            held: Vec::new(),
+            held_events: 0,
         };
         Ok((task, start))
     }
@@ -206,9 +229,18 @@ impl Task {
         !self.pending_ticks.is_empty() || self.next_offset.is_none_or(|o| o < self.suppress_until)
     }
 
-    /// The offset to commit for this partition: never behind what was committed before.
+    /// The offset to commit for this partition: never behind what was committed before, and
+    /// never past a message held for the clock's start (it is read again after a crash).
     pub fn commit_offset(&self) -> Option<i64> {
-        self.next_offset.map(|o| o.max(self.suppress_until))
+        self.applied_to().map(|o| o.max(self.suppress_until))
+    }
+
+    /// The offset of the first message not yet applied to the engine.
+    fn applied_to(&self) -> Option<i64> {
+        match self.held.first() {
+            Some(h) => Some(h.offset),
+            None => self.next_offset,
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -274,6 +306,79 @@ impl Task {
             &msg.payload[..msg.payload.len().min(limit)],
             truncated,
         );
+        self.next_offset = Some(msg.offset + 1);
+        if ctx.clock == Clock::Event && self.engine.clock().is_none() {
+            self.held_events += usize::from(matches!(parsed, Some(Ok(_))));
+            self.held.push(Held {
+                offset: msg.offset,
+                parsed,
+                suppressed,
+                key: msg.key.map(<[u8]>::to_vec),
+                payload: msg.payload.to_vec(),
+                at: at.clone(),
+                received,
+            });
+            if self.held_events >= clock::START_EVENTS || self.held.len() >= HELD_MESSAGES {
+                self.release_held(ctx, out);
+            }
+            return;
+        }
+        let timestamp = msg.timestamp;
+        self.apply(
+            ctx,
+            parsed,
+            suppressed,
+            (msg.key, msg.payload, timestamp),
+            at,
+            received,
+            out,
+        );
+    }
+
+    /// Starts the event clock where the held events agree, then applies the held messages in
+    /// offset order. Done when enough events are held, and when the consumer reaches the end
+    /// of the partition (nothing more to wait for now).
+    fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
+        let held = std::mem::take(&mut self.held);
+        self.held_events = 0;
+        let times: Vec<Timestamp> = held
+            .iter()
+            .filter_map(|h| match &h.parsed {
+                Some(Ok(event)) => Some(event.occurred_at()),
+                _ => None,
+            })
+            .collect();
+        if let Some(t) = clock::agreed_start(&times, ctx.rules.settings.max_clock_jump) {
+            self.engine.start_clock(t);
+        }
+        for h in held {
+            self.apply(
+                ctx,
+                h.parsed,
+                h.suppressed,
+                (h.key.as_deref(), &h.payload, None),
+                &h.at,
+                h.received,
+                out,
+            );
+        }
+    }
+
+    /// Applies one parsed message to the engine and produces what comes of it. `message` is
+    /// its key, payload and timestamp.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        ctx: &TaskContext,
+        parsed: Option<Result<Event, Rejection>>,
+        suppressed: bool,
+        message: (Option<&[u8]>, &[u8], Option<i64>),
+        at: &Coordinates,
+        received: Instant,
+        out: &mut Vec<Record>,
+    ) {
+        let (key, payload, timestamp) = message;
+        let limit = ctx.rules.settings.max_message_bytes;
         let refused = match parsed {
             None => None,
             Some(Err(rejection)) => {
@@ -283,7 +388,7 @@ impl Task {
                 Some(rejection)
             }
             Some(Ok(event)) => {
-                match (ctx.clock, msg.timestamp) {
+                match (ctx.clock, timestamp) {
                     // Live: the publisher's clock when it sent the message bounds how far in
                     // the future an event may claim to be. Deterministic on replay.
                     (Clock::Wall, Some(ts)) => self.engine.handle_event(&event, Timestamp(ts)),
@@ -298,14 +403,13 @@ impl Task {
                 out.push(records::dead_letter(
                     &ctx.dead_letters,
                     &rejection,
-                    msg.key,
-                    msg.payload,
+                    key,
+                    payload,
                     limit,
                     at,
                 ));
             }
         }
-        self.next_offset = Some(msg.offset + 1);
         self.since_snapshot += 1;
         self.drain(ctx, suppressed, Some(received), out);
     }
@@ -325,7 +429,8 @@ impl Task {
     }
 
     /// Between batches, after the previous ones were committed: the tick log left unwritten,
-    /// a snapshot when one is due (of the state before any new tick), then a tick.
+    /// a snapshot when one is due (of the state before any new tick), messages held for the
+    /// clock's start once the partition is caught up, then a tick.
     pub fn maintain(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
         if self.ticks_unwritten {
             out.push(changelog::ticks_record(
@@ -337,6 +442,11 @@ impl Task {
         }
         if self.snapshot_due(ctx) {
             self.snapshot(ctx, out);
+        }
+        // After the snapshot (taken before them): their outputs are committed with the next
+        // commit, before a snapshot that accounts for them.
+        if self.caught_up && !self.held.is_empty() {
+            self.release_held(ctx, out);
         }
         self.tick(ctx, now, out);
     }
@@ -392,7 +502,8 @@ impl Task {
 
     /// Writes the whole state, taken at the current input offset.
     pub fn snapshot(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
-        let Some(offset) = self.next_offset else {
+        // Messages held for the clock's start are not in the engine: read again after a restore.
+        let Some(offset) = self.applied_to() else {
             return;
         };
         let name = SnapshotName {
@@ -495,6 +606,60 @@ mod tests {
                     .unwrap_or_default()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_first_message_with_a_mistyped_year_is_refused_and_nothing_held_is_lost() {
+        let ctx = context(Clock::Event);
+        let visit = |n: usize, year: u32| {
+            format!(
+                r#"{{"event_id":"v-{n}","kind":"visit","occurred_at":"{year}-06-02T09:{n:02}:00+08:00","rep":{{"id":"r-{n}"}},"customer":{{"id":"C{n}"}}}}"#
+            )
+        };
+        let lines: Vec<String> = std::iter::once(visit(0, 2062))
+            .chain((1..=10).map(|n| visit(n, 2026)))
+            .collect();
+        let msg = |i: usize| Message {
+            offset: i as i64,
+            key: None,
+            payload: lines[i].as_bytes(),
+            timestamp: None,
+        };
+        let now = Timestamp(0);
+
+        // Fewer events than start the clock: held, nothing applied, nothing committed past them.
+        let (mut first, _) = restore_from(&ctx, &[], None);
+        let mut out = Vec::new();
+        for i in 0..5 {
+            first.handle(&ctx, msg(i), &at(i as i64), &mut out);
+        }
+        assert!(out.is_empty());
+        assert_eq!(first.commit_offset(), Some(0));
+        let mut changelog = Vec::new();
+        first.snapshot(&ctx, &mut changelog);
+
+        // A crash: the next owner reads them again from the snapshot.
+        let (mut second, start) = restore_from(&ctx, &changelog, first.commit_offset());
+        assert_eq!(start, Start::Offset(0));
+        for i in 0..lines.len() {
+            second.handle(&ctx, msg(i), &at(i as i64), &mut out);
+        }
+        assert!(out.is_empty(), "held until the partition is caught up");
+        second.at_end();
+        second.maintain(&ctx, now, &mut out);
+        let reasons: Vec<&[u8]> = out
+            .iter()
+            .filter(|r| r.topic == "dlq")
+            .flat_map(|r| r.headers.iter().filter(|(n, _)| *n == records::H_REASON))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        assert_eq!(reasons, [b"future_timestamp".as_slice()]);
+        assert_eq!(
+            second.engine().state_size().customers,
+            10,
+            "every other visit is placed"
+        );
+        assert_eq!(second.commit_offset(), Some(lines.len() as i64));
     }
 
     fn restore_from(
