@@ -719,3 +719,33 @@ delivery: {{max_attempts: 100, initial_backoff: 20ms, max_backoff: 20ms}}
     // Given up by exhausting the attempts it would count as failed; it stopped instead.
     assert_eq!((s.delivered, s.failed, s.withdrawn_before_send), (0, 0, 1));
 }
+
+#[tokio::test]
+async fn an_alert_produced_again_is_not_sent_twice_unless_it_was_withdrawn() {
+    let mut p = Platforms::start().await;
+    let cfg = config(&format!(
+        "channels:\n  - {{name: w, platform: wecom, url: '{}/wecom'}}\n",
+        p.base
+    ));
+    let (handle, task) = Notifier::start(cfg, &roster());
+    let stats = handle.stats();
+    assert_eq!(handle.submit(&standard_alert("a1")), Submitted::Queued);
+    // A batch redone after an aborted transaction produces the same alert (the same id) again.
+    assert_eq!(handle.submit(&standard_alert("a1")), Submitted::Repeated);
+    assert_eq!(p.next().await.path, "/wecom");
+    let outcome = handle.submit(&withdrawal("a1"));
+    assert!(
+        matches!(outcome, Submitted::Queued | Submitted::Stopped),
+        "{outcome:?}"
+    );
+    let retraction = p.next().await;
+    let content = retraction.body["markdown"]["content"].as_str().unwrap();
+    assert!(content.contains("撤回 Withdrawn"), "{content}");
+    // Produced again after its withdrawal, the alert stands again: it is sent again.
+    assert_eq!(handle.submit(&standard_alert("a1")), Submitted::Queued);
+    assert_eq!(p.next().await.path, "/wecom");
+    drain(handle, task).await;
+    assert!(p.rest().is_empty());
+    let s = stats.snapshot().get(Platform::WeCom);
+    assert_eq!((s.delivered, s.repeated), (3, 1));
+}

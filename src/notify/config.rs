@@ -93,7 +93,8 @@ pub struct Delivery {
     pub concurrency: usize,
     /// One HTTP request, connection included.
     pub timeout: Duration,
-    /// How many sent alerts are remembered so that their withdrawal can be announced.
+    /// How many sent alerts are remembered: so that their withdrawal can be announced, and so that
+    /// an alert produced again is not sent twice.
     pub remember: usize,
 }
 

@@ -34,6 +34,9 @@ pub enum Submitted {
     Dropped,
     /// The delivery task has stopped.
     Closed,
+    /// The same alert was queued or sent by this notifier before and not withdrawn since (a
+    /// batch redone after an aborted transaction): not sent twice, counted (`repeated`).
+    Repeated,
 }
 
 /// One unit of work for the delivery task.
@@ -138,9 +141,19 @@ impl NotifierHandle {
             return Submitted::Ignored;
         }
         // Tracked before it is queued, so that a delivery finishing at once finds it.
-        self.shared
+        if !self
+            .shared
             .sent
-            .track(&alert.id, &alert.customer, &alert.rule);
+            .track(&alert.id, &alert.customer, &alert.rule)
+        {
+            for &c in &channels {
+                self.shared
+                    .stats
+                    .add(self.shared.channels[c].platform, |p| &p.repeated, 1);
+            }
+            tracing::debug!(id = %alert.id, "alert notified before; not sent again");
+            return Submitted::Repeated;
+        }
         let id = alert.id.clone();
         let result = self.enqueue(Job::Alert {
             alert: Arc::new(alert),

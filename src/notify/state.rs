@@ -109,11 +109,22 @@ impl SentAlerts {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts tracking an alert that was queued.
-    pub fn track(&self, id: &str, customer: &str, rule: &str) {
+    /// Starts tracking an alert about to be queued. `false` when it is tracked already and
+    /// not withdrawn: the same alert (ids are hashes of content) queued or sent before, which
+    /// a batch redone after an aborted transaction produces again. An alert withdrawn and then
+    /// produced again stands again, and is tracked anew.
+    pub fn track(&self, id: &str, customer: &str, rule: &str) -> bool {
         let mut s = self.lock();
-        if s.capacity == 0 || s.alerts.contains_key(id) {
-            return;
+        if s.capacity == 0 {
+            return true;
+        }
+        if let Some(t) = s.alerts.get_mut(id) {
+            if t.withdrawn.is_none() {
+                return false;
+            }
+            t.withdrawn = None;
+            t.delivered.clear();
+            return true;
         }
         s.alerts.insert(
             id.to_string(),
@@ -130,6 +141,7 @@ impl SentAlerts {
                 s.alerts.remove(&old);
             }
         }
+        true
     }
 
     /// Whether the alert was withdrawn (deliveries check before each attempt).

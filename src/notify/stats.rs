@@ -24,6 +24,8 @@ pub struct PlatformCounters {
     pub rate_limited: AtomicU64,
     /// Messages not sent (or not retried) because the alert was withdrawn first.
     pub withdrawn_before_send: AtomicU64,
+    /// Alerts not sent again: queued or sent before (once per channel they were for).
+    pub repeated: AtomicU64,
 }
 
 /// All counters, by platform.
@@ -58,6 +60,7 @@ impl NotifyStats {
                         dropped_queue_full: get(&c.dropped_queue_full),
                         rate_limited: get(&c.rate_limited),
                         withdrawn_before_send: get(&c.withdrawn_before_send),
+                        repeated: get(&c.repeated),
                     }
                 })
                 .collect(),
@@ -76,6 +79,7 @@ pub struct PlatformSnapshot {
     pub dropped_queue_full: u64,
     pub rate_limited: u64,
     pub withdrawn_before_send: u64,
+    pub repeated: u64,
 }
 
 /// Every platform's counters at one moment.
@@ -109,6 +113,7 @@ impl NotifySnapshot {
                 ("dropped_queue_full", s.dropped_queue_full),
                 ("rate_limited", s.rate_limited),
                 ("withdrawn_before_send", s.withdrawn_before_send),
+                ("repeated", s.repeated),
             ] {
                 out.push(Sample {
                     name: "leadguard_notifications_total",
