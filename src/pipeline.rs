@@ -270,16 +270,8 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     pub fn release_held(&mut self) -> io::Result<()> {
         let held = std::mem::take(&mut self.held);
         self.held_events = 0;
-        let times: Vec<Timestamp> = held
-            .iter()
-            .filter_map(|h| match &h.parsed {
-                Some(Ok(event)) => Some(event.occurred_at()),
-                _ => None,
-            })
-            .collect();
-        if let Some(t) = clock::agreed_start(&times, self.engine.rules().settings.max_clock_jump) {
-            self.engine.start_clock(t);
-        }
+        self.engine
+            .start_clock_where_agreed(held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()));
         for h in held {
             self.received = h.received;
             let origin = Origin {

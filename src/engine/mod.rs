@@ -313,14 +313,16 @@ impl Engine {
             .get_hashed(c.id.as_deref()?, event.customer_id_hash()?)
     }
 
-    /// Starts an event-time clock at `t` before the first event is placed (see [`clock`]):
-    /// a driver that has read a stream's first events starts it where they agree, so that a
-    /// first event with a mistyped year is refused instead of setting the clock. No effect
-    /// once the clock runs.
-    pub fn start_clock(&mut self, t: Timestamp) {
-        if self.clock.is_none() {
-            self.clock = Some(t);
+    /// Starts an event-time clock where a stream's first events agree, before any is placed
+    /// (see [`clock`]): a driver that holds them calls this, then places them in the order they
+    /// came, so that a first event with a mistyped year is refused instead of setting the
+    /// clock. No effect once the clock runs, or without events.
+    pub fn start_clock_where_agreed<'a>(&mut self, first: impl IntoIterator<Item = &'a Event>) {
+        if self.clock.is_some() {
+            return;
         }
+        let times: Vec<Timestamp> = first.into_iter().map(Event::occurred_at).collect();
+        self.clock = clock::agreed_start(&times, self.rules.settings.max_clock_jump);
     }
 
     /// Processes one event when event time is the clock (a replay, a file, Kafka's event

@@ -341,16 +341,8 @@ impl Task {
     fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
         let held = std::mem::take(&mut self.held);
         self.held_events = 0;
-        let times: Vec<Timestamp> = held
-            .iter()
-            .filter_map(|h| match &h.parsed {
-                Some(Ok(event)) => Some(event.occurred_at()),
-                _ => None,
-            })
-            .collect();
-        if let Some(t) = clock::agreed_start(&times, ctx.rules.settings.max_clock_jump) {
-            self.engine.start_clock(t);
-        }
+        self.engine
+            .start_clock_where_agreed(held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()));
         for h in held {
             self.apply(
                 ctx,
