@@ -1,9 +1,10 @@
 //! Where an event-time clock starts.
 //!
 //! When event time drives the clock (a replay, a file, a Kafka partition with the event clock
-//! and no saved state), the first event would otherwise set it alone. A first event with a mistyped year then decides everything: ten years ahead, every
-//! later event is too late; ten years behind, every later event is a jump further than
-//! `settings.max_clock_jump` and is refused. Nothing after it would be placed.
+//! and no saved state), the first event would otherwise set it alone. A first event with a
+//! mistyped year then decides everything: ten years ahead, every later event is too late; ten
+//! years behind, every later event is a jump further than `settings.max_clock_jump` and is
+//! refused. Nothing after it would be placed.
 //!
 //! So the clock starts where the stream's first events agree: at the time of the first of them
 //! (in arrival order) that lies within `max_clock_jump` of their median. Events before that one

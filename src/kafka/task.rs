@@ -128,16 +128,22 @@ pub struct Task {
     held_events: usize,
 }
 
-/// A message read before the event clock started, with what [`Task::apply`] needs of it.
+/// What reading a message found before it is applied to the engine.
+struct Parsed {
+    parsed: Option<Result<Event, Rejection>>,
+    /// Its outputs were committed before a restart: apply it, drop what it produces.
+    suppressed: bool,
+    received: Instant,
+}
+
+/// A message read before the event clock started, owned until it is applied.
 struct Held {
     /// Its offset in the task's input (`at` may name where a router first read it).
     offset: i64,
-    parsed: Option<Result<Event, Rejection>>,
-    suppressed: bool,
+    read: Parsed,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     at: Coordinates,
-    received: Instant,
 }
 
 /// At most this many messages are held before the clock starts, events or not.
@@ -307,32 +313,26 @@ impl Task {
             truncated,
         );
         self.next_offset = Some(msg.offset + 1);
+        let read = Parsed {
+            parsed,
+            suppressed,
+            received,
+        };
         if ctx.clock == Clock::Event && self.engine.clock().is_none() {
-            self.held_events += usize::from(matches!(parsed, Some(Ok(_))));
+            self.held_events += usize::from(matches!(read.parsed, Some(Ok(_))));
             self.held.push(Held {
                 offset: msg.offset,
-                parsed,
-                suppressed,
+                read,
                 key: msg.key.map(<[u8]>::to_vec),
                 payload: msg.payload.to_vec(),
                 at: at.clone(),
-                received,
             });
             if self.held_events >= clock::START_EVENTS || self.held.len() >= HELD_MESSAGES {
                 self.release_held(ctx, out);
             }
             return;
         }
-        let timestamp = msg.timestamp;
-        self.apply(
-            ctx,
-            parsed,
-            suppressed,
-            (msg.key, msg.payload, timestamp),
-            at,
-            received,
-            out,
-        );
+        self.apply(ctx, read, msg, at, out);
     }
 
     /// Starts the event clock where the held events agree, then applies the held messages in
@@ -341,35 +341,36 @@ impl Task {
     fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
         let held = std::mem::take(&mut self.held);
         self.held_events = 0;
-        self.engine
-            .start_clock_where_agreed(held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()));
+        self.engine.start_clock_where_agreed(
+            held.iter()
+                .filter_map(|h| h.read.parsed.as_ref()?.as_ref().ok()),
+        );
         for h in held {
-            self.apply(
-                ctx,
-                h.parsed,
-                h.suppressed,
-                (h.key.as_deref(), &h.payload, None),
-                &h.at,
-                h.received,
-                out,
-            );
+            let msg = Message {
+                offset: h.offset,
+                key: h.key.as_deref(),
+                payload: &h.payload,
+                // Held only with the event clock, which reads no message timestamp.
+                timestamp: None,
+            };
+            self.apply(ctx, h.read, msg, &h.at, out);
         }
     }
 
-    /// Applies one parsed message to the engine and produces what comes of it. `message` is
-    /// its key, payload and timestamp.
-    #[allow(clippy::too_many_arguments)]
+    /// Applies one parsed message to the engine and produces what comes of it.
     fn apply(
         &mut self,
         ctx: &TaskContext,
-        parsed: Option<Result<Event, Rejection>>,
-        suppressed: bool,
-        message: (Option<&[u8]>, &[u8], Option<i64>),
+        read: Parsed,
+        msg: Message<'_>,
         at: &Coordinates,
-        received: Instant,
         out: &mut Vec<Record>,
     ) {
-        let (key, payload, timestamp) = message;
+        let Parsed {
+            parsed,
+            suppressed,
+            received,
+        } = read;
         let limit = ctx.rules.settings.max_message_bytes;
         let refused = match parsed {
             None => None,
@@ -380,7 +381,7 @@ impl Task {
                 Some(rejection)
             }
             Some(Ok(event)) => {
-                match (ctx.clock, timestamp) {
+                match (ctx.clock, msg.timestamp) {
                     // Live: the publisher's clock when it sent the message bounds how far in
                     // the future an event may claim to be. Deterministic on replay.
                     (Clock::Wall, Some(ts)) => self.engine.handle_event(&event, Timestamp(ts)),
@@ -395,8 +396,8 @@ impl Task {
                 out.push(records::dead_letter(
                     &ctx.dead_letters,
                     &rejection,
-                    key,
-                    payload,
+                    msg.key,
+                    msg.payload,
                     limit,
                     at,
                 ));
