@@ -6,6 +6,8 @@
 //!   those: scopes, pools and territories, protection by tier.
 //! - The same input gives the same output bytes.
 //! - Fed in event-time order without provisional customers, the engine never withdraws.
+//! - A first contact with a mistyped year changes nothing but its own refusal, once the clock
+//!   starts where the first events agree.
 
 use leadguard::config::{Roster, Rules};
 use leadguard::engine::Engine;
@@ -218,6 +220,24 @@ fn run_with(rules: &Arc<Rules>, roster: &Roster, events: &[Event]) -> (Vec<Outpu
     (outs, rejected)
 }
 
+/// As [`run_with`], with event time as the clock and the clock started where the first 64
+/// events agree, as the file and Kafka edges start it.
+fn run_agreed(rules: &Arc<Rules>, roster: &Roster, events: &[Event]) -> (Vec<Output>, usize) {
+    let mut engine = Engine::new(rules.clone(), roster);
+    engine.start_clock_where_agreed(events.iter().take(leadguard::engine::clock::START_EVENTS));
+    let mut outs = Vec::new();
+    let mut rejected = 0;
+    for e in events {
+        if engine.handle_event_in_event_time(e).is_err() {
+            rejected += 1;
+        }
+        outs.extend(engine.drain_outputs());
+    }
+    engine.finish();
+    outs.extend(engine.drain_outputs());
+    (outs, rejected)
+}
+
 /// Outputs that stand: emitted and not withdrawn, by id.
 fn standing(outs: &[Output]) -> BTreeMap<String, String> {
     let mut live = BTreeMap::new();
@@ -366,6 +386,34 @@ proptest! {
         prop_assert_eq!(rej, 0);
         let (a, b) = (standing(&shuffled), standing(&reference));
         prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only_in(&a, &b), only_in(&b, &a));
+    }
+
+    /// A first contact with a mistyped year, decades ahead or behind: with the clock started
+    /// where the first events agree, it is refused and every output is as without it.
+    #[test]
+    fn a_first_contact_with_a_mistyped_year_changes_nothing_else(
+        gens in prop::collection::vec(gen_event(240, 5, false), 2..80),
+        delays in prop::collection::vec(0..(LATENESS_MIN * 60_000), 1..40),
+        redeliver in prop::collection::vec(0usize..100, 0..6),
+        years in prop_oneof![-30i64..-1, 1i64..70],
+        copied in any::<prop::sample::Index>(),
+    ) {
+        let rules = lifecycle_rules(30);
+        let roster = lifecycle_roster();
+        let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
+        let stream = deliveries(&events, &delays, &redeliver);
+        // A contact like one of the stream's, its year mistyped, delivered first.
+        let mut mistyped = gens[copied.index(gens.len())].clone();
+        mistyped.what %= 7;
+        mistyped.minute += years * 365 * 24 * 60;
+        let with: Vec<Event> = std::iter::once(to_event(&mistyped, gens.len()))
+            .chain(stream.iter().cloned())
+            .collect();
+        let (reference, rej_ref) = run_agreed(&rules, &roster, &stream);
+        let (outs, rej) = run_agreed(&rules, &roster, &with);
+        prop_assert_eq!(rej_ref, 0);
+        prop_assert_eq!(rej, 1, "the mistyped contact is refused, nothing else");
+        prop_assert_eq!(outs, reference);
     }
 
     /// Same input, same output, byte for byte.
