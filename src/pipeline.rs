@@ -94,8 +94,9 @@ pub struct Pipeline<O: Write, D: Write> {
     agreed_start: bool,
     /// Messages read before an event-time clock started, in arrival order.
     held: Vec<Held>,
-    /// How many of `held` are events (parsed without a rejection).
+    /// How many of `held` are events (parsed without a rejection), and their bytes in all.
     held_events: usize,
+    held_bytes: usize,
 }
 
 /// A message read before the event-time clock started: everything [`Pipeline::process`] needs
@@ -108,10 +109,6 @@ struct Held {
     line: u64,
     received: Option<Instant>,
 }
-
-/// At most this many messages are held before the clock starts, events or not: a stream that
-/// opens with a long run of unreadable lines is not held in memory until 64 events come.
-const START_MESSAGES: usize = 1024;
 
 impl<O: Write, D: Write> Pipeline<O, D> {
     /// `source` names an entry of the rules' `sources:` for inputs not in the canonical shape.
@@ -162,6 +159,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             agreed_start: true,
             held: Vec::new(),
             held_events: 0,
+            held_bytes: 0,
         })
     }
 
@@ -248,6 +246,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     ) -> io::Result<()> {
         if now.is_none() && self.agreed_start && self.engine.clock().is_none() {
             self.held_events += usize::from(matches!(parsed, Some(Ok(_))));
+            self.held_bytes += bytes.len();
             self.held.push(Held {
                 parsed: parsed.cloned(),
                 bytes: bytes.to_vec(),
@@ -256,7 +255,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
                 line: origin.line,
                 received: self.received.take(),
             });
-            if self.held_events >= clock::START_EVENTS || self.held.len() >= START_MESSAGES {
+            if clock::start_now(self.held_events, self.held.len(), self.held_bytes) {
                 return self.release_held();
             }
             return Ok(());
@@ -269,7 +268,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     /// run that stops before its input ended: what was read is processed, never dropped.
     pub fn release_held(&mut self) -> io::Result<()> {
         let held = std::mem::take(&mut self.held);
-        self.held_events = 0;
+        (self.held_events, self.held_bytes) = (0, 0);
         self.engine
             .start_clock_where_agreed(held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()));
         for h in held {

@@ -21,6 +21,18 @@ use crate::time::{Span, Timestamp};
 /// An outlier must be outnumbered among them: more would only delay a stream's first outputs.
 pub const START_EVENTS: usize = 64;
 
+/// A driver holding messages for the clock's start starts it sooner when it holds this many
+/// messages, or this many bytes of them, whatever they are: a stream that opens with a long
+/// run of unreadable or oversized messages is not held in memory until 64 events come.
+const HOLD_MESSAGES: usize = 1024;
+const HOLD_BYTES: usize = 16 << 20;
+
+/// Whether a driver that holds `events` events among `messages` messages of `bytes` bytes in
+/// all should start the clock now.
+pub fn start_now(events: usize, messages: usize, bytes: usize) -> bool {
+    events >= START_EVENTS || messages >= HOLD_MESSAGES || bytes >= HOLD_BYTES
+}
+
 /// The time the clock starts at, given the times of a stream's first events in arrival order:
 /// the first that lies within `jump` of their median (the lower one for an even count, so that
 /// of two events that disagree, the earlier is believed: the later is then refused as a jump,
@@ -66,6 +78,15 @@ mod tests {
     fn of_two_that_disagree_the_earlier_is_believed() {
         assert_eq!(agreed_start(&[at(400), at(0)], JUMP), Some(at(0)));
         assert_eq!(agreed_start(&[at(0), at(400)], JUMP), Some(at(0)));
+    }
+
+    #[test]
+    fn a_driver_holds_64_events_or_less_when_messages_or_bytes_pile_up() {
+        assert!(!start_now(63, 900, 1 << 20));
+        assert!(start_now(64, 64, 10_000));
+        // A stream opening with unreadable lines, or with large ones.
+        assert!(start_now(0, 1024, 100_000));
+        assert!(start_now(3, 300, 16 << 20));
     }
 
     #[test]

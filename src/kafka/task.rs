@@ -124,8 +124,9 @@ pub struct Task {
     /// With the event clock, the messages read before the clock started, in offset order: held
     /// until it can start where the partition's first events agree (see [`clock`]).
     held: Vec<Held>,
-    /// How many of `held` are events (parsed without a rejection).
+    /// How many of `held` are events (parsed without a rejection), and their bytes in all.
     held_events: usize,
+    held_bytes: usize,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -145,9 +146,6 @@ struct Held {
     payload: Vec<u8>,
     at: Coordinates,
 }
-
-/// At most this many messages are held before the clock starts, events or not.
-const HELD_MESSAGES: usize = 1024;
 
 /// A random number naming one task's snapshots: std's hasher keys are random per process and
 /// differ for every `RandomState` made, which is all this needs (no extra dependency).
@@ -226,6 +224,7 @@ impl Task {
             lag: 0,
             held: Vec::new(),
             held_events: 0,
+            held_bytes: 0,
         };
         Ok((task, start))
     }
@@ -320,14 +319,17 @@ impl Task {
         };
         if ctx.clock == Clock::Event && self.engine.clock().is_none() {
             self.held_events += usize::from(matches!(read.parsed, Some(Ok(_))));
+            // A dead letter keeps the first `limit` bytes; one more says it was cut.
+            let payload = msg.payload[..msg.payload.len().min(limit + 1)].to_vec();
+            self.held_bytes += payload.len();
             self.held.push(Held {
                 offset: msg.offset,
                 read,
                 key: msg.key.map(<[u8]>::to_vec),
-                payload: msg.payload.to_vec(),
+                payload,
                 at: at.clone(),
             });
-            if self.held_events >= clock::START_EVENTS || self.held.len() >= HELD_MESSAGES {
+            if clock::start_now(self.held_events, self.held.len(), self.held_bytes) {
                 self.release_held(ctx, out);
             }
             return;
@@ -340,7 +342,7 @@ impl Task {
     /// of the partition (nothing more to wait for now).
     fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
         let held = std::mem::take(&mut self.held);
-        self.held_events = 0;
+        (self.held_events, self.held_bytes) = (0, 0);
         self.engine.start_clock_where_agreed(
             held.iter()
                 .filter_map(|h| h.read.parsed.as_ref()?.as_ref().ok()),
