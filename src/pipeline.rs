@@ -97,6 +97,8 @@ pub struct Pipeline<O: Write, D: Write> {
     /// How many of `held` are events (parsed without a rejection), and their bytes in all.
     held_events: usize,
     held_bytes: usize,
+    /// While the held messages are processed: where the clock started.
+    start_note: clock::StartNote,
 }
 
 /// A message read before the event-time clock started: everything [`Pipeline::process`] needs
@@ -160,6 +162,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             held: Vec::new(),
             held_events: 0,
             held_bytes: 0,
+            start_note: clock::StartNote::default(),
         })
     }
 
@@ -269,17 +272,19 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     pub fn release_held(&mut self) -> io::Result<()> {
         let held = std::mem::take(&mut self.held);
         (self.held_events, self.held_bytes) = (0, 0);
-        self.engine
-            .start_clock_where_agreed(held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()));
-        for h in held {
+        self.start_note = clock::StartNote::started(self.engine.start_clock_where_agreed(
+            held.iter().filter_map(|h| h.parsed.as_ref()?.as_ref().ok()),
+        ));
+        let processed = held.into_iter().try_for_each(|h| {
             self.received = h.received;
             let origin = Origin {
                 input: &h.input,
                 line: h.line,
             };
-            self.process_now(h.parsed.as_ref(), &h.bytes, h.truncated, origin, None)?;
-        }
-        Ok(())
+            self.process_now(h.parsed.as_ref(), &h.bytes, h.truncated, origin, None)
+        });
+        self.start_note = clock::StartNote::default();
+        processed
     }
 
     fn process_now(
@@ -304,10 +309,14 @@ impl<O: Write, D: Write> Pipeline<O, D> {
                     .or_default() += 1;
                 Some(rejection.clone())
             }
-            Ok(event) => match now {
-                Some(now) => self.engine.handle_event(event, now).err(),
-                None => self.engine.handle_event_in_event_time(event).err(),
-            },
+            Ok(event) => {
+                let placed = match now {
+                    Some(now) => self.engine.handle_event(event, now),
+                    None => self.engine.handle_event_in_event_time(event),
+                };
+                let tz = self.engine.rules().settings.time_zone;
+                self.start_note.after(placed, tz)
+            }
         };
         if let Some(rejection) = refused {
             self.write_dead_letter(&rejection, bytes, truncated, origin)?;

@@ -15,6 +15,7 @@
 //! The drivers hold the messages and their bytes (`pipeline` for files, `kafka::task` for a
 //! partition, which commits no offset past them); this module only says where to start.
 
+use crate::ingest::{RejectReason, Rejection};
 use crate::time::{Span, Timestamp};
 
 /// How many events a driver reads before it starts the clock, when it can wait for them.
@@ -45,6 +46,43 @@ pub fn agreed_start(times: &[Timestamp], jump: Span) -> Option<Timestamp> {
         .iter()
         .copied()
         .find(|&t| (t - median).0.abs() <= jump.0)
+}
+
+/// Where the clock started, from its start until the first held event is placed. The events
+/// held before that one are compared with the start, a time that comes after them in the
+/// stream; their refusals say so, where the detail would otherwise speak of the newest event
+/// time as if one had been placed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StartNote(Option<Timestamp>);
+
+impl StartNote {
+    /// `start`: what [`crate::engine::Engine::start_clock_where_agreed`] returned.
+    pub fn started(start: Option<Timestamp>) -> StartNote {
+        StartNote(start)
+    }
+
+    /// What placing an event came to: a refusal before the first placed event gets the note.
+    pub fn after(&mut self, placed: Result<(), Rejection>, tz: chrono_tz::Tz) -> Option<Rejection> {
+        let mut rejection = match placed {
+            Ok(()) => {
+                self.0 = None;
+                return None;
+            }
+            Err(r) => r,
+        };
+        if let Some(start) = self.0.filter(|_| {
+            matches!(
+                rejection.reason,
+                RejectReason::FutureTimestamp | RejectReason::TooLate
+            )
+        }) {
+            rejection.detail.push_str(&format!(
+                " (the clock started at {}, where the stream's first events agree)",
+                start.to_rfc3339_in(tz)
+            ));
+        }
+        Some(rejection)
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +125,28 @@ mod tests {
         // A stream opening with unreadable lines, or with large ones.
         assert!(start_now(0, 1024, 100_000));
         assert!(start_now(3, 300, 16 << 20));
+    }
+
+    #[test]
+    fn refusals_say_where_the_clock_started_until_an_event_is_placed() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let refusal = |reason| Err(Rejection::new(reason, "ahead of the newest event time"));
+        let mut note = StartNote::started(Some(at(0)));
+        let first = note
+            .after(refusal(RejectReason::FutureTimestamp), tz)
+            .unwrap();
+        assert!(first.detail.ends_with(
+            "(the clock started at 2026-05-29T04:26:40+08:00, where the stream's first events agree)"
+        ), "{}", first.detail);
+        // Other reasons are not about the clock.
+        let other = note
+            .after(refusal(RejectReason::AmbiguousCustomer), tz)
+            .unwrap();
+        assert_eq!(other.detail, "ahead of the newest event time");
+        assert!(note.after(Ok(()), tz).is_none());
+        // Placed: from now on the newest event time is an event's.
+        let later = note.after(refusal(RejectReason::TooLate), tz).unwrap();
+        assert_eq!(later.detail, "ahead of the newest event time");
     }
 
     #[test]

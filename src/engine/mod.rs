@@ -316,13 +316,17 @@ impl Engine {
     /// Starts an event-time clock where a stream's first events agree, before any is placed
     /// (see [`clock`]): a driver that holds them calls this, then places them in the order they
     /// came, so that a first event with a mistyped year is refused instead of setting the
-    /// clock. No effect once the clock runs, or without events.
-    pub fn start_clock_where_agreed<'a>(&mut self, first: impl IntoIterator<Item = &'a Event>) {
+    /// clock. Returns where it started; `None` once the clock runs, or without events.
+    pub fn start_clock_where_agreed<'a>(
+        &mut self,
+        first: impl IntoIterator<Item = &'a Event>,
+    ) -> Option<Timestamp> {
         if self.clock.is_some() {
-            return;
+            return None;
         }
         let times: Vec<Timestamp> = first.into_iter().map(Event::occurred_at).collect();
         self.clock = clock::agreed_start(&times, self.rules.settings.max_clock_jump);
+        self.clock
     }
 
     /// Processes one event when event time is the clock (a replay, a file, Kafka's event

@@ -127,6 +127,8 @@ pub struct Task {
     /// How many of `held` are events (parsed without a rejection), and their bytes in all.
     held_events: usize,
     held_bytes: usize,
+    /// While the held messages are applied: where the clock started.
+    start_note: clock::StartNote,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -225,6 +227,7 @@ impl Task {
             held: Vec::new(),
             held_events: 0,
             held_bytes: 0,
+            start_note: clock::StartNote::default(),
         };
         Ok((task, start))
     }
@@ -343,9 +346,11 @@ impl Task {
     fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
         let held = std::mem::take(&mut self.held);
         (self.held_events, self.held_bytes) = (0, 0);
-        self.engine.start_clock_where_agreed(
-            held.iter()
-                .filter_map(|h| h.read.parsed.as_ref()?.as_ref().ok()),
+        self.start_note = clock::StartNote::started(
+            self.engine.start_clock_where_agreed(
+                held.iter()
+                    .filter_map(|h| h.read.parsed.as_ref()?.as_ref().ok()),
+            ),
         );
         for h in held {
             let msg = Message {
@@ -357,6 +362,7 @@ impl Task {
             };
             self.apply(ctx, h.read, msg, &h.at, out);
         }
+        self.start_note = clock::StartNote::default();
     }
 
     /// Applies one parsed message to the engine and produces what comes of it.
@@ -383,13 +389,13 @@ impl Task {
                 Some(rejection)
             }
             Some(Ok(event)) => {
-                match (ctx.clock, msg.timestamp) {
+                let placed = match (ctx.clock, msg.timestamp) {
                     // Live: the publisher's clock when it sent the message bounds how far in
                     // the future an event may claim to be. Deterministic on replay.
                     (Clock::Wall, Some(ts)) => self.engine.handle_event(&event, Timestamp(ts)),
                     _ => self.engine.handle_event_in_event_time(&event),
-                }
-                .err()
+                };
+                self.start_note.after(placed, ctx.rules.settings.time_zone)
             }
         };
         if let Some(rejection) = refused {
