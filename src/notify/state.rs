@@ -124,6 +124,9 @@ impl SentAlerts {
             }
             t.withdrawn = None;
             t.delivered.clear();
+            // Remembered from now, as a new alert would be (rare: a linear search is fine).
+            s.order.retain(|o| o != id);
+            s.order.push_back(id.to_string());
             return true;
         }
         s.alerts.insert(
@@ -279,5 +282,20 @@ mod tests {
         s.track("a4", "C1", "r");
         s.track("a5", "C1", "r");
         assert_eq!(s.len(), 2, "capacity holds with untracked ids in the order");
+    }
+
+    #[test]
+    fn an_alert_is_tracked_once_until_withdrawn_then_afresh() {
+        let s = SentAlerts::new(2);
+        assert!(s.track("a1", "C1", "r"));
+        assert!(!s.track("a1", "C1", "r"), "the same alert again");
+        assert!(s.track("a2", "C1", "r"));
+        assert!(matches!(s.withdraw("a1", "x"), Withdrawal::First { .. }));
+        assert!(s.track("a1", "C1", "r"), "withdrawn, then produced again");
+        assert!(!s.is_withdrawn("a1"));
+        // Remembered as new: a2 is now the oldest, and goes first.
+        assert!(s.track("a3", "C1", "r"));
+        assert_eq!(s.withdraw("a2", "x"), Withdrawal::Unknown);
+        assert!(matches!(s.withdraw("a1", "x"), Withdrawal::First { .. }));
     }
 }
