@@ -777,32 +777,20 @@ pub fn summary(
 mod tests {
     use super::*;
 
-    /// Replays `lines` through a pipeline with the shipped rules; returns the outputs' subjects
-    /// and the dead letters' (line, reason), in the order written.
-    fn replayed(lines: &[String]) -> (Vec<String>, Vec<(u64, String)>) {
+    /// Replays `lines` through a pipeline with the shipped rules, waiting for the first events
+    /// to agree or not; returns the outputs and the dead letters as written.
+    fn replayed(lines: &[String], wait: bool) -> (String, String) {
         let rules = Arc::new(Rules::embedded());
         let mut p = Pipeline::new(rules, &Roster::default(), None, Vec::new(), Vec::new())
             .expect("pipeline");
-        let text = lines.join("\n");
-        replay(&mut p, &mut text.as_bytes(), "input").expect("replayed");
+        p.wait_for_agreed_start(wait);
+        replay(&mut p, &mut lines.join("\n").as_bytes(), "input").expect("replayed");
         let out = p.out.take().expect("writer back");
-        let subjects = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["subject"].to_string())
-            .collect();
-        let letters = String::from_utf8(std::mem::take(&mut p.dead))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (
-                    v["line"].as_u64().unwrap(),
-                    v["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        (subjects, letters)
+        let dead = std::mem::take(&mut p.dead);
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(dead).unwrap(),
+        )
     }
 
     fn visit(n: usize, year: u32) -> String {
@@ -823,33 +811,48 @@ mod tests {
                 lines.push("{not json".to_string());
             }
         }
-        let (subjects, letters) = replayed(&lines);
-        let unreadable = [32, 63, 94].map(|l| (l, "malformed_json".to_string()));
-        let mut expected = vec![(1, "future_timestamp".to_string())];
-        expected.extend(unreadable.clone());
+        let (out, dead) = replayed(&lines, true);
+        let letters: Vec<(u64, String)> = dead
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["line"].as_u64().unwrap(), v["reason"].to_string())
+            })
+            .collect();
+        let expected: Vec<(u64, String)> = [
+            (1, "future_timestamp"),
+            (32, "malformed_json"),
+            (63, "malformed_json"),
+            (94, "malformed_json"),
+        ]
+        .map(|(l, r)| (l, format!("\"{r}\"")))
+        .into();
         assert_eq!(
             letters, expected,
             "dead letters in the order the lines came"
         );
         // Every other visit claims its customer, in the order the lines came.
+        let subjects: Vec<String> = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["subject"].to_string())
+            .collect();
         let claimed: Vec<String> = (1..=100).map(|n| format!("\"C{n}\"")).collect();
         assert_eq!(subjects, claimed);
 
-        // Without the agreed start, the first event sets the clock: nothing else is placed.
-        let rules = Arc::new(Rules::embedded());
-        let mut p = Pipeline::new(rules, &Roster::default(), None, Vec::new(), Vec::new())
-            .expect("pipeline");
-        p.wait_for_agreed_start(false);
-        replay(&mut p, &mut lines.join("\n").as_bytes(), "input").expect("replayed");
-        assert_eq!(p.counts.dead_letters, 103);
+        // Without the agreed start, the first event sets the clock: it alone is placed (and
+        // claims its customer, in 2062), everything else is refused.
+        let (out, dead) = replayed(&lines, false);
+        assert_eq!(out.lines().count(), 1);
+        assert!(out.contains(r#""subject":"C0""#), "{out}");
+        assert_eq!(dead.lines().count(), 103);
     }
 
     #[test]
     fn a_stream_whose_first_event_agrees_starts_as_it_always_did() {
         let lines: Vec<String> = (0..80).map(|n| visit(n, 2026)).collect();
-        let (subjects, letters) = replayed(&lines);
-        assert!(letters.is_empty());
-        assert_eq!(subjects.len(), 80);
+        let (out, dead) = replayed(&lines, true);
+        assert_eq!((out.lines().count(), dead.as_str()), (80, ""));
+        assert_eq!((out, dead), replayed(&lines, false));
     }
 
     #[test]
