@@ -55,6 +55,9 @@ struct Tracked {
     delivered: Vec<usize>,
     /// Set when the withdrawal came; deliveries still running stop, or announce it after.
     withdrawn: Option<Retraction>,
+    /// Its entry in `order`: an id may be there more than once (untracked and tracked again,
+    /// withdrawn and produced again), and only its newest entry forgets it.
+    seq: u64,
 }
 
 /// The alerts queued or sent recently, oldest forgotten first.
@@ -67,7 +70,9 @@ pub struct SentAlerts {
 struct SentInner {
     capacity: usize,
     alerts: HashMap<String, Tracked>,
-    order: VecDeque<String>,
+    /// Ids with the number they were tracked under, oldest first.
+    order: VecDeque<(u64, String)>,
+    next: u64,
 }
 
 /// What a withdrawal finds.
@@ -99,6 +104,7 @@ impl SentAlerts {
                 capacity,
                 alerts: HashMap::new(),
                 order: VecDeque::new(),
+                next: 0,
             }),
         }
     }
@@ -118,30 +124,35 @@ impl SentAlerts {
         if s.capacity == 0 {
             return true;
         }
-        if let Some(t) = s.alerts.get_mut(id) {
-            if t.withdrawn.is_none() {
-                return false;
+        let seq = s.next;
+        s.next += 1;
+        match s.alerts.get_mut(id) {
+            Some(t) if t.withdrawn.is_none() => return false,
+            // Remembered from now, as a new alert would be.
+            Some(t) => {
+                t.withdrawn = None;
+                t.delivered.clear();
+                t.seq = seq;
             }
-            t.withdrawn = None;
-            t.delivered.clear();
-            // Remembered from now, as a new alert would be (rare: a linear search is fine).
-            s.order.retain(|o| o != id);
-            s.order.push_back(id.to_string());
-            return true;
+            None => {
+                s.alerts.insert(
+                    id.to_string(),
+                    Tracked {
+                        customer: customer.to_string(),
+                        rule: rule.to_string(),
+                        delivered: Vec::new(),
+                        withdrawn: None,
+                        seq,
+                    },
+                );
+            }
         }
-        s.alerts.insert(
-            id.to_string(),
-            Tracked {
-                customer: customer.to_string(),
-                rule: rule.to_string(),
-                delivered: Vec::new(),
-                withdrawn: None,
-            },
-        );
-        s.order.push_back(id.to_string());
+        s.order.push_back((seq, id.to_string()));
         while s.order.len() > s.capacity {
-            if let Some(old) = s.order.pop_front() {
-                s.alerts.remove(&old);
+            if let Some((old_seq, old)) = s.order.pop_front() {
+                if s.alerts.get(&old).is_some_and(|t| t.seq == old_seq) {
+                    s.alerts.remove(&old);
+                }
             }
         }
         true
@@ -282,6 +293,20 @@ mod tests {
         s.track("a4", "C1", "r");
         s.track("a5", "C1", "r");
         assert_eq!(s.len(), 2, "capacity holds with untracked ids in the order");
+    }
+
+    #[test]
+    fn an_alert_untracked_and_tracked_again_is_forgotten_by_its_newest_entry() {
+        let s = SentAlerts::new(3);
+        s.track("a1", "C1", "r");
+        // Not queued (the queue was full), then submitted again.
+        s.untrack("a1");
+        s.track("a2", "C1", "r");
+        s.track("a1", "C1", "r");
+        // The first a1 entry leaves the order; the alert stays remembered.
+        s.track("a3", "C1", "r");
+        assert!(matches!(s.withdraw("a1", "x"), Withdrawal::First { .. }));
+        assert_eq!(s.len(), 3);
     }
 
     #[test]
