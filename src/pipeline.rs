@@ -101,8 +101,8 @@ pub struct Pipeline<O: Write, D: Write> {
     start_note: clock::StartNote,
 }
 
-/// A message read before the event-time clock started: everything [`Pipeline::process`] needs
-/// later, owned.
+/// A message read before the event-time clock started: everything processing it needs later,
+/// owned.
 struct Held {
     parsed: Option<Result<Event, Rejection>>,
     bytes: Vec<u8>,

@@ -8,9 +8,10 @@
 //!
 //! So the clock starts where the stream's first events agree: at the time of the first of them
 //! (in arrival order) that lies within `max_clock_jump` of their median. Events before that one
-//! disagree with most of the others; placed after the clock has started, they are refused by
-//! the usual checks (`future_timestamp` ahead, `too_late` behind) with the bytes kept in the
-//! dead letters. A stream whose first event agrees with the others starts exactly as before.
+//! disagree with most of the others; placed after the clock has started, they meet the usual
+//! checks: refused (`future_timestamp` ahead, `too_late` behind) with the bytes kept in the
+//! dead letters, except an ownership event behind, applied at the watermark as every late one
+//! is. A stream whose first event agrees with the others starts exactly as before.
 //!
 //! The drivers hold the messages and their bytes (`pipeline` for files, `kafka::task` for a
 //! partition, which commits no offset past them); this module only says where to start.
