@@ -41,10 +41,11 @@ struct IoArgs {
     /// Source mapping (a `sources:` entry of the rules) for inputs not in the canonical shape.
     #[arg(long)]
     source: Option<String>,
-    /// Where output events go (JSON lines). Default: stdout.
+    /// Where output events go (JSON lines). Default (or -): stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Where refused input goes (JSON lines, with the reason and the original bytes).
+    /// Where refused input goes (JSON lines, with the reason and the original bytes); - for
+    /// stdout when the outputs go to a file.
     #[arg(long, default_value = "dead-letters.jsonl")]
     dead_letters: PathBuf,
     /// Write the metrics (Prometheus text format) here when the run ends.
@@ -137,7 +138,7 @@ enum Command {
         /// Fraction of bad lines (malformed JSON, missing fields, unknown kinds, bad times).
         #[arg(long, default_value_t = 0.0, value_parser = fraction)]
         malformed: f64,
-        /// Where the events go. Default: stdout.
+        /// Where the events go. Default (or -): stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// Where the roster goes (YAML).
@@ -319,11 +320,39 @@ fn create(path: &Path, what: &str) -> Result<BufWriter<File>> {
     })?))
 }
 
+/// `-` as an output path is standard output, as `-` is standard input for `--input`.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 fn output_writer(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
     Ok(match path {
-        Some(p) => Box::new(create(p, "output")?),
-        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        Some(p) if !is_stdout(p) => Box::new(create(p, "output")?),
+        _ => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     })
+}
+
+/// The dead-letter file, or standard output when it is `-` and the outputs go to a file.
+fn dead_letter_writer(io: &IoArgs) -> Result<Box<dyn Write + Send>> {
+    if !is_stdout(&io.dead_letters) {
+        return Ok(Box::new(create(&io.dead_letters, "dead-letter")?));
+    }
+    if io.output.as_deref().is_none_or(is_stdout) {
+        anyhow::bail!(
+            "outputs and dead letters can't both go to standard output: name a file for one \
+             of them (`--output FILE` or `--dead-letters FILE`)"
+        );
+    }
+    Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())))
+}
+
+/// How the summary names where something was written.
+fn shown(path: &Path) -> String {
+    if is_stdout(path) {
+        "stdout".to_string()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn open_input(input: &str) -> Result<Box<dyn BufRead + Send>> {
@@ -360,10 +389,8 @@ fn finish<O: Write, D: Write>(
         "  {:.0} lines/s over {:.2}s; outputs: {}; dead letters: {}",
         p.counts.lines as f64 / secs.max(1e-9),
         secs,
-        io.output
-            .as_ref()
-            .map_or("stdout".to_string(), |p| p.display().to_string()),
-        io.dead_letters.display()
+        io.output.as_deref().map_or("stdout".to_string(), shown),
+        shown(&io.dead_letters)
     );
     Ok(())
 }
@@ -377,7 +404,7 @@ fn replay(input: String, stream_continues: bool, io: IoArgs) -> Result<()> {
         &roster,
         io.source.as_deref(),
         output_writer(io.output.as_deref())?,
-        create(&io.dead_letters, "dead-letter")?,
+        dead_letter_writer(&io)?,
     )
     .map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();
@@ -611,7 +638,7 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
         &roster,
         io.source.as_deref(),
         output_writer(io.output.as_deref())?,
-        create(&io.dead_letters, "dead-letter")?,
+        dead_letter_writer(&io)?,
     )
     .map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();

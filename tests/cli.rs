@@ -162,6 +162,52 @@ fn a_generated_history_replays_deterministically_from_stdin_and_file() {
 }
 
 #[test]
+fn a_dash_as_an_output_path_means_standard_output() {
+    let dir = temp_dir("dash");
+    let gen = leadguard()
+        .args(["gen", "--seed", "5", "--customers", "50", "--reps", "8"])
+        .args(["--events", "300", "--malformed", "0.05", "-o", "-"])
+        .output()
+        .expect("gen runs");
+    assert!(gen.status.success());
+    assert!(
+        gen.stdout.len() > 10_000,
+        "gen -o - writes the events to stdout"
+    );
+    std::fs::write(dir.join("h.jsonl"), &gen.stdout).unwrap();
+    let replay = |args: &[&str]| {
+        leadguard()
+            .current_dir(&dir)
+            .args(["replay", "--rules"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+            .args(["--input", "h.jsonl"])
+            .args(args)
+            .output()
+            .expect("replay runs")
+    };
+    let to_file = replay(&["-o", "out.jsonl", "--dead-letters", "dead.jsonl"]);
+    assert!(to_file.status.success());
+    let outputs = std::fs::read(dir.join("out.jsonl")).unwrap();
+    let dead = std::fs::read(dir.join("dead.jsonl")).unwrap();
+    assert!(!outputs.is_empty() && !dead.is_empty());
+
+    let o = replay(&["-o", "-", "--dead-letters", "d2.jsonl"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, outputs, "-o - writes the outputs to stdout");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outputs: stdout"));
+    let d = replay(&["-o", "o2.jsonl", "--dead-letters", "-"]);
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    assert_eq!(d.stdout, dead, "--dead-letters - writes them to stdout");
+    assert!(!dir.join("-").exists(), "no file is named -");
+
+    let both = replay(&["-o", "-", "--dead-letters", "-"]);
+    assert!(!both.status.success());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("can't both go to standard output"), "{err}");
+    assert!(both.stdout.is_empty(), "nothing is processed");
+}
+
+#[test]
 fn gen_refuses_out_of_range_values_as_wrong_flags() {
     for (flag, value) in [
         ("--out-of-order", "1.5"),
