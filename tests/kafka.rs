@@ -101,6 +101,14 @@ fn end_to_end_through_the_repartition_topic_equals_replay() {
         "tokens:\n  - {name: ops, env: LEADGUARD_TEST_ADMIN_TOKEN, admin: true}\n",
     )
     .expect("tokens written");
+    // Notifications go to a chat robot standing in for WeCom, once each batch is committed.
+    let (chat, chat_requests) = chat_robot();
+    let notifications = dir.join("notifications.yaml");
+    std::fs::write(
+        &notifications,
+        format!("channels:\n  - {{name: all, platform: wecom, url: 'http://{chat}/wecom'}}\n"),
+    )
+    .expect("notifications written");
     let mut engine = Engine::start_with(
         &setup,
         "a",
@@ -109,12 +117,15 @@ fn end_to_end_through_the_repartition_topic_equals_replay() {
             &api,
             "--api-tokens",
             tokens.to_str().expect("path"),
+            "--notifications",
+            notifications.to_str().expect("path"),
         ],
     );
     wait_until_processed(&broker, "e2e-router", "crm.events", 1, MINUTES(5));
     engine.assert_running();
     wait_until_processed(&broker, "e2e", "lg.repartition", 3, MINUTES(5));
     check_api_in_kafka_mode(&api, &stream);
+    check_notified(&api, &chat_requests);
     engine.stop();
 
     // The router re-keyed every readable input message once, each customer's into one
@@ -218,6 +229,72 @@ fn end_to_end_through_the_repartition_topic_equals_replay() {
             "the original bytes of input offset {offset}"
         );
         assert!(d.header("leadguard_detail").is_some_and(|s| !s.is_empty()));
+    }
+}
+
+/// A chat robot on loopback that accepts every message as WeCom does; counts the requests.
+fn chat_robot() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("address").to_string();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = std::io::BufReader::new(conn);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let reply = r#"{"errcode":0,"errmsg":"ok"}"#;
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (addr, count)
+}
+
+/// The batches' alerts reached the chat robot, each once: none was produced again.
+fn check_notified(api: &str, requests: &std::sync::atomic::AtomicUsize) {
+    let started = std::time::Instant::now();
+    let delivered = "leadguard_notifications_total{outcome=\"delivered\",platform=\"wecom\"}";
+    loop {
+        let (_, metrics) = http_get(api, "/metrics", None);
+        let count = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let sent = count(delivered);
+        if sent > 0 && sent as usize == requests.load(std::sync::atomic::Ordering::Relaxed) {
+            let repeated = count(&delivered.replace("delivered", "repeated"));
+            assert_eq!(repeated, 0, "no alert produced twice:\n{metrics}");
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{sent} notifications delivered, {} requests:\n{metrics}",
+            requests.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

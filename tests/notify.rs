@@ -730,7 +730,7 @@ async fn an_alert_produced_again_is_not_sent_twice_unless_it_was_withdrawn() {
     let (handle, task) = Notifier::start(cfg, &roster());
     let stats = handle.stats();
     assert_eq!(handle.submit(&standard_alert("a1")), Submitted::Queued);
-    // A batch redone after an aborted transaction produces the same alert (the same id) again.
+    // The same alert (the same id) handed over again.
     assert_eq!(handle.submit(&standard_alert("a1")), Submitted::Repeated);
     assert_eq!(p.next().await.path, "/wecom");
     let outcome = handle.submit(&withdrawal("a1"));

@@ -58,6 +58,9 @@ pub trait Stage: Send + 'static {
     fn maintain(&mut self, out: &mut Vec<Record>);
     /// At shutdown: hand everything off.
     fn shutting_down(&mut self, out: &mut Vec<Record>);
+    /// Everything produced so far and the offsets it goes with were committed: what waited
+    /// for that (notifications) may go out.
+    fn committed(&mut self) {}
     /// Next offset to commit per partition.
     fn offsets(&self) -> Vec<(String, i32, i64)>;
     /// One line for the periodic status log.
@@ -487,6 +490,13 @@ impl<S: Stage> Inner<S> {
         }
         let offsets = self.stage.offsets();
         let result = self.io.commit(consumer, &offsets, &self.shutdown);
+        self.settle_commit(result);
+    }
+
+    fn settle_commit(&mut self, result: Result<(), Failure>) {
+        if result.is_ok() {
+            self.stage.committed();
+        }
         self.settle(result);
     }
 
@@ -787,7 +797,7 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
             let offsets = g.stage.offsets();
             let never = AtomicBool::new(false);
             let result = g.io.commit(&consumer, &offsets, &never);
-            g.settle(result);
+            g.settle_commit(result);
         }
         tracing::info!(
             "{name}: stopped; {}; {} records produced, {} commits",

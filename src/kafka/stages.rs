@@ -452,6 +452,12 @@ impl Stage for EngineStage {
         }
     }
 
+    fn committed(&mut self) {
+        for task in self.tasks.values_mut() {
+            task.committed(&self.ctx);
+        }
+    }
+
     fn offsets(&self) -> Vec<(String, i32, i64)> {
         self.tasks
             .values()

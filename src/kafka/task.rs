@@ -9,6 +9,7 @@ use crate::engine::{clock, Engine};
 use crate::event::Event;
 use crate::ingest::{Ingest, RejectReason, Rejection};
 use crate::notify::NotifierHandle;
+use crate::output::{Output, OutputType};
 use crate::telemetry::{Metrics, PartitionReport};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -129,6 +130,9 @@ pub struct Task {
     held_bytes: usize,
     /// While the held messages are applied: where the clock started.
     start_note: clock::StartNote,
+    /// Alerts and withdrawals produced since the last commit, for the notifier: they are sent
+    /// once the commit that makes them visible has landed (see [`Task::committed`]).
+    to_notify: Vec<Output>,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -228,6 +232,7 @@ impl Task {
             held_events: 0,
             held_bytes: 0,
             start_note: clock::StartNote::default(),
+            to_notify: Vec::new(),
         };
         Ok((task, start))
     }
@@ -533,6 +538,26 @@ impl Task {
         self.counts.snapshots += 1;
     }
 
+    /// Everything produced so far was committed: hands the alerts and withdrawals among it to
+    /// the notifier. Not before: a batch whose commit fails is aborted and redone, and a chat
+    /// must not show the redone batch's alerts twice, also after a crash of the process (the
+    /// redo then runs in another process, which remembers nothing of what was sent). A task
+    /// dropped for a rewind drops what it had not handed over; the redo produces it again.
+    pub fn committed(&mut self, ctx: &TaskContext) {
+        let Some(n) = &ctx.observers.notifier else {
+            self.to_notify.clear();
+            return;
+        };
+        for o in self.to_notify.drain(..) {
+            n.submit(&o);
+        }
+    }
+
+    /// Alerts and withdrawals waiting for the commit of the batch that produced them.
+    pub fn waiting_to_notify(&self) -> &[Output] {
+        &self.to_notify
+    }
+
     /// `received`: when the message that caused the outputs was received (none for a tick).
     fn drain(
         &mut self,
@@ -548,8 +573,10 @@ impl Task {
                 if let Some(m) = &ctx.observers.metrics {
                     m.observe_output(&o, received, ctx.clock == Clock::Wall);
                 }
-                if let Some(n) = &ctx.observers.notifier {
-                    n.submit(&o);
+                if ctx.observers.notifier.is_some()
+                    && matches!(o.ty(), OutputType::Collision | OutputType::Withdrawn)
+                {
+                    self.to_notify.push(o.clone());
                 }
                 out.push(records::output_record(
                     &o,
@@ -744,6 +771,98 @@ mod tests {
         assert_eq!(ids(&committed, "alerts"), ids(&reference, "alerts"));
         assert_eq!(ids(&committed, "owners"), ids(&reference, "owners"));
         assert_eq!(committed.len(), reference.len());
+    }
+
+    /// The notifier hears of a batch's alerts once the batch is committed, not before. A batch
+    /// redone after a crash (here: in a new task, as another process would) is notified once.
+    #[test]
+    fn alerts_are_notified_once_their_batch_is_committed() {
+        use crate::notify::{Notifier, NotifyConfig, Platform, Submitted};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        // Nothing listens there: deliveries fail and are retried, which this test doesn't await.
+        let config = NotifyConfig::parse(
+            "channels:\n  - {name: w, platform: wecom, url: 'http://127.0.0.1:9/wecom'}\n",
+            std::path::Path::new("notifications.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        let (notifier, _delivery) = Notifier::start(config, &Roster::default());
+        let mut ctx = context(Clock::Event);
+        ctx.observers.notifier = Some(notifier.clone());
+        let mut stream = Vec::new();
+        let gen = GenConfig {
+            seed: 11,
+            customers: 100,
+            events: 1_500,
+            ..GenConfig::default()
+        };
+        write_events(&gen, &mut stream).unwrap();
+        let lines: Vec<&[u8]> = stream
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let alerts = |t: &Task| -> Vec<Output> {
+            t.waiting_to_notify()
+                .iter()
+                .filter(|o| o.ty() == OutputType::Collision)
+                .cloned()
+                .collect()
+        };
+
+        // A batch processed, then the process crashes before its commit.
+        let (mut first, _) = restore_from(&ctx, &[], None);
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let msg = Message {
+                offset: i as i64,
+                key: None,
+                payload: line,
+                timestamp: None,
+            };
+            first.handle(&ctx, msg, &at(i as i64), &mut out);
+        }
+        let waiting = alerts(&first);
+        assert!(waiting.len() > 5, "the batch raised alerts");
+        drop(first);
+
+        // The batch redone from what was committed (nothing), then committed.
+        let (mut second, _) = restore_from(&ctx, &[], None);
+        for (i, line) in lines.iter().enumerate() {
+            let msg = Message {
+                offset: i as i64,
+                key: None,
+                payload: line,
+                timestamp: None,
+            };
+            second.handle(&ctx, msg, &at(i as i64), &mut out);
+        }
+        let redone = alerts(&second);
+        let ids = |v: &[Output]| v.iter().map(|o| o.id().to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&redone),
+            ids(&waiting),
+            "the same alerts, waiting again"
+        );
+        second.committed(&ctx);
+        assert!(second.waiting_to_notify().is_empty());
+        let stats = notifier.stats().snapshot().get(Platform::WeCom);
+        assert_eq!(
+            stats.repeated, 0,
+            "the crashed batch's alerts were never sent"
+        );
+        // Each was handed over at the commit: the notifier now knows every one.
+        for alert in &redone {
+            assert_eq!(
+                notifier.submit(alert),
+                Submitted::Repeated,
+                "{}",
+                alert.id()
+            );
+        }
     }
 
     #[test]

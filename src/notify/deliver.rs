@@ -34,8 +34,9 @@ pub enum Submitted {
     Dropped,
     /// The delivery task has stopped.
     Closed,
-    /// The same alert was queued or sent by this notifier before and not withdrawn since (a
-    /// batch redone after an aborted transaction): not sent twice, counted (`repeated`).
+    /// The same alert was queued or sent by this notifier before and not withdrawn since: not
+    /// sent twice, counted (`repeated`). A safety net: Kafka mode hands alerts over only once
+    /// their batch is committed, so a redone batch doesn't submit them again.
     Repeated,
 }
 

@@ -116,8 +116,8 @@ impl SentAlerts {
     }
 
     /// Starts tracking an alert about to be queued. `false` when it is tracked already and
-    /// not withdrawn: the same alert (ids are hashes of content) queued or sent before, which
-    /// a batch redone after an aborted transaction produces again. An alert withdrawn and then
+    /// not withdrawn: the same alert (ids are hashes of content) queued or sent before, handed
+    /// over again by whatever runs the engine. An alert withdrawn and then
     /// produced again stands again, and is tracked anew.
     pub fn track(&self, id: &str, customer: &str, rule: &str) -> bool {
         let mut s = self.lock();
