@@ -813,33 +813,29 @@ mod tests {
                 .collect()
         };
 
+        let mut out = Vec::new();
+        let mut process = |t: &mut Task| {
+            for (i, line) in lines.iter().enumerate() {
+                let msg = Message {
+                    offset: i as i64,
+                    key: None,
+                    payload: line,
+                    timestamp: None,
+                };
+                t.handle(&ctx, msg, &at(i as i64), &mut out);
+            }
+        };
+
         // A batch processed, then the process crashes before its commit.
         let (mut first, _) = restore_from(&ctx, &[], None);
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let msg = Message {
-                offset: i as i64,
-                key: None,
-                payload: line,
-                timestamp: None,
-            };
-            first.handle(&ctx, msg, &at(i as i64), &mut out);
-        }
+        process(&mut first);
         let waiting = alerts(&first);
         assert!(waiting.len() > 5, "the batch raised alerts");
         drop(first);
 
         // The batch redone from what was committed (nothing), then committed.
         let (mut second, _) = restore_from(&ctx, &[], None);
-        for (i, line) in lines.iter().enumerate() {
-            let msg = Message {
-                offset: i as i64,
-                key: None,
-                payload: line,
-                timestamp: None,
-            };
-            second.handle(&ctx, msg, &at(i as i64), &mut out);
-        }
+        process(&mut second);
         let redone = alerts(&second);
         let ids = |v: &[Output]| v.iter().map(|o| o.id().to_string()).collect::<Vec<_>>();
         assert_eq!(
