@@ -17,7 +17,9 @@
 //! shared chunk keys the newest manifest could name chunks the other writer had overwritten,
 //! which compaction then removes for good. With these rules the newest manifest's chunks are
 //! always there, so a compacted topic keeps about one snapshot per partition and the newest
-//! is always whole. In exactly-once mode all of it is written in the same transaction as the
+//! is always whole. The exception is a snapshot whose writer stopped before its manifest (a
+//! crash, a rewind, a lost partition): nobody can tell that its manifest will never come, so
+//! its chunks stay; a restore counts them ([`Unfinished`]) and they are logged. In exactly-once mode all of it is written in the same transaction as the
 //! outputs and input offsets it goes with, so the state read back always matches what was
 //! committed.
 //!
@@ -206,6 +208,19 @@ pub struct Restored {
     /// The tick log belonged to another snapshot than the newest manifest's (two writers
     /// interleaved): its ticks could not be re-applied.
     pub ticks_mismatched: bool,
+    /// Chunks of snapshots whose manifest was never read: their writer stopped while writing
+    /// them (a crash, a rewind, or a writer that lost the partition in `at_least_once` mode).
+    /// No state is read from them, and nobody deletes them: a manifest for them may still come
+    /// from a writer that doesn't know it lost the partition (see the module docs).
+    pub unfinished: Unfinished,
+}
+
+/// Chunks of snapshots that were never completed, left in the changelog.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unfinished {
+    pub snapshots: usize,
+    pub chunks: usize,
+    pub bytes: u64,
 }
 
 /// Reads a changelog partition record by record, from the beginning. Works on a compacted
@@ -289,6 +304,19 @@ impl Restorer {
             .filter(|(name, _)| self.seen.contains(name))
             .map(|(name, n)| chunk_key(*name, *n))
             .collect();
+        let mut unfinished = Unfinished::default();
+        let mut last = None;
+        for ((name, _), bytes) in &self.chunks {
+            if self.seen.contains(name) {
+                continue;
+            }
+            if last != Some(*name) {
+                unfinished.snapshots += 1;
+                last = Some(*name);
+            }
+            unfinished.chunks += 1;
+            unfinished.bytes += bytes.len() as u64;
+        }
         let Some(m) = self.manifest else {
             let (ticks, ticks_mismatched) = match self.ticks {
                 Some(t) if t.snapshot.id == 0 => (t.ticks, false),
@@ -300,6 +328,7 @@ impl Restorer {
                 ticks,
                 superseded,
                 ticks_mismatched,
+                unfinished,
             });
         };
         let mut bytes = Vec::with_capacity(m.bytes as usize);
@@ -346,6 +375,7 @@ impl Restorer {
             ticks,
             superseded,
             ticks_mismatched,
+            unfinished,
         })
     }
 }
@@ -453,6 +483,14 @@ mod tests {
         // Pieces of a third snapshot whose manifest never came (an aborted write).
         let (_, r3) = snapshot_records("cl", 2, name(3, A), 400, &first, &chunk_keys(&m2), 300);
         all.extend_from_slice(&r3[..2]);
+        let unfinished = Unfinished {
+            snapshots: 1,
+            chunks: 2,
+            bytes: r3[..2]
+                .iter()
+                .map(|r| r.value.as_ref().unwrap().len() as u64)
+                .sum(),
+        };
         for records in [all.clone(), compacted(&all)] {
             let restored = restore(&records);
             let (m, snap) = restored.snapshot.unwrap();
@@ -461,8 +499,9 @@ mod tests {
             assert_eq!(restored.ticks, ticks.ticks);
             assert!(!restored.ticks_mismatched);
             // The restored snapshot's chunks go after the next manifest; the unfinished
-            // snapshot's stay (a manifest naming them may still come).
+            // snapshot's stay (a manifest naming them may still come), and are reported.
             assert_eq!(restored.superseded, chunk_keys(&m2));
+            assert_eq!(restored.unfinished, unfinished);
         }
     }
 

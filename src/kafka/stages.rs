@@ -207,6 +207,19 @@ impl ChangelogReader {
             "{}[{partition}]: {records} changelog records read",
             self.topic
         );
+        let u = restored.unfinished;
+        if u.chunks > 0 {
+            tracing::warn!(
+                "{}[{partition}]: {} chunk(s), {} bytes, of {} snapshot(s) that were never \
+                 completed stay in the changelog (a writer stopped while writing them); no state \
+                 is read from them, but they are read past at every restore of the partition \
+                 (README \"Kafka\", state and rebalances)",
+                self.topic,
+                u.chunks,
+                u.bytes,
+                u.snapshots
+            );
+        }
         Ok(restored)
     }
 }
