@@ -590,7 +590,8 @@ pub struct RejectedData {
     pub action: &'static str,
     pub rep: RepData,
     /// `claims_per_day`, `max_owned`, `max_locked`, `reclaim_cooldown`, `out_of_territory`,
-    /// `rep_inactive`, `not_owner`.
+    /// `rep_inactive`, `not_owner`, `owned_by_other` (also: a provisional customer's owner
+    /// dropped by a merge).
     pub reason_code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<RepData>,

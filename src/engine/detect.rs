@@ -121,6 +121,19 @@ impl Ctx<'_> {
             tier: self.word(self.attrs.tier),
         }
     }
+    /// The event that made `owner` the owner, as evidence.
+    pub(super) fn owner_evidence(&self, owner: &Owner) -> EvidenceData {
+        EvidenceData {
+            event_id: owner.origin_event.clone(),
+            source: self
+                .word(owner.origin_source)
+                .unwrap_or_else(|| Arc::from("")),
+            kind: owner.origin_kind,
+            direction: owner.origin_direction.map(Direction::as_str),
+            rep: self.reps.get(owner.rep).id.clone(),
+            occurred_at: self.at(owner.since),
+        }
+    }
     pub(super) fn evidence(&self, e: &Entry) -> EvidenceData {
         let occurred = match &e.body {
             Body::Ownership { occurred, .. } => *occurred,
@@ -613,17 +626,7 @@ fn protected_contact(
         ctx.rep_data(c.rep, c.team, c.role),
     ];
     reps.sort();
-    let mut evidence = vec![ctx.evidence(e)];
-    evidence.push(EvidenceData {
-        event_id: owner.origin_event.clone(),
-        source: ctx
-            .word(owner.origin_source)
-            .unwrap_or_else(|| Arc::from("")),
-        kind: owner.origin_kind,
-        direction: owner.origin_direction.map(Direction::as_str),
-        rep: ctx.reps.get(owner.rep).id.clone(),
-        occurred_at: ctx.at(owner.since),
-    });
+    let evidence = vec![ctx.evidence(e), ctx.owner_evidence(owner)];
     let reason = format!(
         "{} {} customer {}, owned by {} since {} ({}) and protected until {}",
         ctx.rep_name(c.rep, c.team),

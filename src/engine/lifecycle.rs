@@ -1542,6 +1542,53 @@ impl Engine {
         self.write_owner_state(slot, after(e));
     }
 
+    /// A merge dropped the owner a provisional customer had, because the customer it turned
+    /// out to be has its own: the claim the CRM was told of under the provisional key is
+    /// withdrawn and not re-issued, and this says why (the provisional key and the owner's
+    /// start). `t`: the event that revealed who the customer is.
+    pub(super) fn reject_dropped_owner(
+        &mut self,
+        slot: u32,
+        dropped: &Owner,
+        provisional_key: &str,
+        t: Timestamp,
+    ) {
+        let action = match dropped.via {
+            Via::Crm | Via::Assigned => "assign",
+            Via::Claim => "claim",
+            Via::FirstTouch => "first_touch",
+            Via::Reassigned => "reassign",
+        };
+        let data = {
+            let cust = self.slots[slot as usize].as_ref().expect("live slot");
+            let ctx = ctx!(self, cust, cust.hold.attrs, true);
+            let owner = cust.hold.owner.as_ref();
+            RejectedData {
+                customer: ctx.customer_data(),
+                action,
+                rep: ctx.rep_data(dropped.rep, dropped.team, self.reps.get(dropped.rep).role),
+                reason_code: "owned_by_other",
+                owner: owner.map(|o| ctx.rep_data(o.rep, o.team, self.reps.get(o.rep).role)),
+                evidence: vec![ctx.owner_evidence(dropped)],
+                reason: format!(
+                    "{} of customer {} by {} since {}, while it was known as customer {}, does \
+                     not carry over: the customer is owned by {}",
+                    action.replace('_', " "),
+                    cust.key,
+                    ctx.rep_name(dropped.rep, dropped.team),
+                    ctx.time(dropped.since),
+                    provisional_key,
+                    owner.map_or_else(
+                        || "another rep".to_string(),
+                        |o| ctx.rep_name(o.rep, o.team)
+                    ),
+                )
+                .into(),
+            }
+        };
+        self.emit_final(slot, OutputType::OwnershipRejected, t, data);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn emit_hold(
         &mut self,

@@ -520,7 +520,7 @@ impl Engine {
         let entry = self.entry_for(event, given, late);
         let absorbed_any = !absorb.is_empty();
         for other in absorb {
-            self.absorb(slot, other);
+            self.absorb(slot, other, entry.t);
         }
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         if cust.contains(entry.tie, entry.source, &entry.event_id) {
@@ -787,7 +787,8 @@ impl Engine {
     }
 
     /// Merges the provisional customer `other` into `slot`.
-    fn absorb(&mut self, slot: u32, other: Handle) {
+    /// `at`: the time of the event that revealed that `other` is this customer.
+    fn absorb(&mut self, slot: u32, other: Handle, at: Timestamp) {
         let other_slot = other.slot;
         if other_slot == slot || status(&self.slots, other).is_none() {
             return;
@@ -865,8 +866,8 @@ impl Engine {
             .relink(&gone.identifiers, other, self.handle(slot));
         self.ledger
             .redirect(other_slot, slot, into_generation, into_hash);
-        if let Some(o) = dropped_owner {
-            self.ledger.drop_rep(&o);
+        if let Some(o) = &dropped_owner {
+            self.ledger.drop_rep(o);
             self.stats.count_change("merged");
         }
         if keep_theirs {
@@ -887,6 +888,11 @@ impl Engine {
         let into_provisional = self.slots[slot as usize]
             .as_ref()
             .is_some_and(|c| c.provisional);
+        // What the lifecycle said of a dropped owner's holding is withdrawn and not re-issued:
+        // the customer stays with its own owner.
+        let dropped = dropped_owner
+            .as_ref()
+            .map(|o| (self.reps.get(o.rep).id.clone(), o.since));
         for f in &gone.finals {
             let g = Emitted {
                 key: (f.time(), 0, 0),
@@ -894,14 +900,20 @@ impl Engine {
                 ty: f.ty(),
                 rule: None,
             };
-            let out = withdrawal(
-                &gone.key,
-                &g,
-                f.time(),
-                &format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key),
-            );
+            let carried = !dropped
+                .as_ref()
+                .is_some_and(|(rep, since)| f.time() >= *since && about_rep(f, rep));
+            let reason = if carried {
+                format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key)
+            } else {
+                format!("customer {} turned out to be customer {into_key}, which has an owner of its own; this holding does not carry over", gone.key)
+            };
+            let out = withdrawal(&gone.key, &g, f.time(), &reason);
             count_output(&mut self.stats, &mut self.alert_counts, &out);
             self.queue.push(out);
+            if !carried {
+                continue;
+            }
             let data = reissued(f.data(), &gone.key, &into_key, into_provisional);
             let out = Output::from_rendered(f.ty(), into_key.clone(), f.time(), data, None);
             if into_provisional {
@@ -910,6 +922,9 @@ impl Engine {
                 }
             }
             self.queue.push(out);
+        }
+        if let Some(o) = &dropped_owner {
+            self.reject_dropped_owner(slot, o, &gone.key, at);
         }
     }
 
@@ -1082,6 +1097,17 @@ fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Ou
         },
         None,
     )
+}
+
+/// Whether a lifecycle output is about `rep`'s holding: it names them as `rep` (the owner, or
+/// who asked) or as `to_rep` (a reassignment to them).
+fn about_rep(out: &Output, rep: &str) -> bool {
+    let Ok(data) = serde_json::from_str::<serde_json::Value>(out.data()) else {
+        return false;
+    };
+    ["rep", "to_rep"]
+        .iter()
+        .any(|k| data[k]["id"].as_str() == Some(rep))
 }
 
 /// A provisional customer's output data, rewritten for the customer it turned out to be.
