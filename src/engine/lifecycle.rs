@@ -1543,9 +1543,9 @@ impl Engine {
     }
 
     /// A merge dropped the owner a provisional customer had, because the customer it turned
-    /// out to be has its own: the claim the CRM was told of under the provisional key is
-    /// withdrawn and not re-issued, and this says why (the provisional key and the owner's
-    /// start). `t`: the event that revealed who the customer is.
+    /// out to be has its own, another rep: the claim the CRM was told of under the provisional
+    /// key is withdrawn and not re-issued, and this says why (the provisional key and the
+    /// owner's start). `t`: the event that revealed who the customer is.
     pub(super) fn reject_dropped_owner(
         &mut self,
         slot: u32,

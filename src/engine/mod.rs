@@ -923,7 +923,12 @@ impl Engine {
             }
             self.queue.push(out);
         }
-        if let Some(o) = &dropped_owner {
+        // Nothing to tell when the customer's own owner is the same rep: they keep it.
+        let kept = self.slots[slot as usize]
+            .as_ref()
+            .and_then(|c| c.hold.owner.as_ref())
+            .map(|o| o.rep);
+        if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != kept) {
             self.reject_dropped_owner(slot, o, &gone.key, at);
         }
     }
