@@ -19,9 +19,10 @@
 //! always there, so a compacted topic keeps about one snapshot per partition and the newest
 //! is always whole. The exception is a snapshot whose writer stopped before its manifest (a
 //! crash, a rewind, a lost partition): nobody can tell that its manifest will never come, so
-//! its chunks stay; a restore counts them ([`Unfinished`]) and they are logged. In exactly-once mode all of it is written in the same transaction as the
-//! outputs and input offsets it goes with, so the state read back always matches what was
-//! committed.
+//! its chunks stay; a restore counts them ([`Unfinished`]) and they are logged. In exactly-once
+//! mode all of it is written in the same transaction as the outputs and input offsets it goes
+//! with, so the state read back always matches what was committed (and an unfinished snapshot
+//! is aborted with its transaction).
 //!
 //! Recovery is "snapshot, then replay": restore the snapshot, re-read the input from the
 //! snapshot's offset, re-apply the logged ticks at their offsets, and drop the outputs of
