@@ -815,6 +815,8 @@ impl Engine {
         // One owner survives: the customer's own, else the provisional one's. The other
         // side's owner states leave the log with it.
         let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
+        // The customer's own owner stays, and with it its ownership history.
+        let keeps_own_owner = into.hold.owner.is_some();
         // The customer's own description wins; the provisional one's fills what it lacks.
         let mut hold_attrs = into.hold.attrs;
         hold_attrs.fill_from(&gone.hold.attrs, &self.rules, &self.words);
@@ -884,15 +886,10 @@ impl Engine {
             self.queue.push(out);
         }
         // The lifecycle's decisions about the provisional customer move with it: withdrawn
-        // under the provisional key, re-issued under the real one.
+        // under the provisional key, re-issued under the real one (but see `carried`).
         let into_provisional = self.slots[slot as usize]
             .as_ref()
             .is_some_and(|c| c.provisional);
-        // What the lifecycle said of a dropped owner's holding is withdrawn and not re-issued:
-        // the customer stays with its own owner.
-        let dropped = dropped_owner
-            .as_ref()
-            .map(|o| (self.reps.get(o.rep).id.clone(), o.since));
         for f in &gone.finals {
             let g = Emitted {
                 key: (f.time(), 0, 0),
@@ -900,13 +897,15 @@ impl Engine {
                 ty: f.ty(),
                 rule: None,
             };
-            let carried = !dropped
-                .as_ref()
-                .is_some_and(|(rep, since)| f.time() >= *since && about_rep(f, rep));
+            // When the customer keeps its own owner, the provisional customer's ownership
+            // history (claims, assignments, releases, and what was said of those holdings) is
+            // not re-issued: interleaved by time with the customer's own, it would leave a CRM
+            // that applies both with another owner than this one. Its refusals stay history.
+            let carried = !keeps_own_owner || f.ty() == OutputType::OwnershipRejected;
             let reason = if carried {
                 format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key)
             } else {
-                format!("customer {} turned out to be customer {into_key}, which has an owner of its own; this holding does not carry over", gone.key)
+                format!("customer {} turned out to be customer {into_key}, which has an owner of its own; what was decided about its ownership does not carry over", gone.key)
             };
             let out = withdrawal(&gone.key, &g, f.time(), &reason);
             count_output(&mut self.stats, &mut self.alert_counts, &out);
@@ -1102,17 +1101,6 @@ fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Ou
         },
         None,
     )
-}
-
-/// Whether a lifecycle output is about `rep`'s holding: it names them as `rep` (the owner, or
-/// who asked) or as `to_rep` (a reassignment to them).
-fn about_rep(out: &Output, rep: &str) -> bool {
-    let Ok(data) = serde_json::from_str::<serde_json::Value>(out.data()) else {
-        return false;
-    };
-    ["rep", "to_rep"]
-        .iter()
-        .any(|k| data[k]["id"].as_str() == Some(rep))
 }
 
 /// A provisional customer's output data, rewritten for the customer it turned out to be.
