@@ -1562,13 +1562,17 @@ impl Engine {
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
             let ctx = ctx!(self, cust, cust.hold.attrs, true);
-            let owner = cust.hold.owner.as_ref();
+            let owner = cust
+                .hold
+                .owner
+                .as_ref()
+                .expect("an owner is dropped only for the customer's own");
             RejectedData {
                 customer: ctx.customer_data(),
                 action,
                 rep: ctx.rep_data(dropped.rep, dropped.team, self.reps.get(dropped.rep).role),
                 reason_code: "owned_by_other",
-                owner: owner.map(|o| ctx.rep_data(o.rep, o.team, self.reps.get(o.rep).role)),
+                owner: Some(ctx.rep_data(owner.rep, owner.team, self.reps.get(owner.rep).role)),
                 evidence: vec![ctx.owner_evidence(dropped)],
                 reason: format!(
                     "{} of customer {} by {} since {}, while it was known as customer {}, does \
@@ -1578,10 +1582,7 @@ impl Engine {
                     ctx.rep_name(dropped.rep, dropped.team),
                     ctx.time(dropped.since),
                     provisional_key,
-                    owner.map_or_else(
-                        || "another rep".to_string(),
-                        |o| ctx.rep_name(o.rep, o.team)
-                    ),
+                    ctx.rep_name(owner.rep, owner.team),
                 )
                 .into(),
             }

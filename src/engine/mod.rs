@@ -816,7 +816,7 @@ impl Engine {
         // side's owner states leave the log with it.
         let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
         // The customer's own owner stays, and with it its ownership history.
-        let keeps_own_owner = into.hold.owner.is_some();
+        let own_owner = into.hold.owner.as_ref().map(|o| o.rep);
         // The customer's own description wins; the provisional one's fills what it lacks.
         let mut hold_attrs = into.hold.attrs;
         hold_attrs.fill_from(&gone.hold.attrs, &self.rules, &self.words);
@@ -901,7 +901,7 @@ impl Engine {
             // history (claims, assignments, releases, and what was said of those holdings) is
             // not re-issued: interleaved by time with the customer's own, it would leave a CRM
             // that applies both with another owner than this one. Its refusals stay history.
-            let carried = !keeps_own_owner || f.ty() == OutputType::OwnershipRejected;
+            let carried = own_owner.is_none() || f.ty() == OutputType::OwnershipRejected;
             let reason = if carried {
                 format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key)
             } else {
@@ -923,11 +923,7 @@ impl Engine {
             self.queue.push(out);
         }
         // Nothing to tell when the customer's own owner is the same rep: they keep it.
-        let kept = self.slots[slot as usize]
-            .as_ref()
-            .and_then(|c| c.hold.owner.as_ref())
-            .map(|o| o.rep);
-        if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != kept) {
+        if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != own_owner) {
             self.reject_dropped_owner(slot, o, &gone.key, at);
         }
     }
