@@ -4,6 +4,8 @@
 //!   stand (emitted and not withdrawn), compared with the same events fed in event-time order.
 //!   Events describe their customer differently over time (region, tier), and the rules read
 //!   those: scopes, pools and territories, protection by tier.
+//! - A CRM that applies leadguard's ownership outputs and its own ownership events by time holds
+//!   leadguard's owners, also when provisional customers turn out to be CRM customers.
 //! - The same input gives the same output bytes.
 //! - Fed in event-time order without provisional customers, the engine never withdraws.
 //! - A first contact with a mistyped year changes nothing but its own refusal, once the clock
@@ -58,6 +60,9 @@ struct Gen {
     rep: u8,
     what: u8,
     id_less: bool,
+    /// An event with the id that doesn't give the phone, so that a CRM customer can have a
+    /// history of its own before an id-less event's provisional customer turns out to be it.
+    phoneless: bool,
     /// Which region and tier the event gives for its customer, if any.
     described: u8,
 }
@@ -68,7 +73,7 @@ fn to_event(g: &Gen, seq: usize) -> Event {
     let t = Timestamp(BASE + g.minute * 60_000 + g.second * 1000);
     let customer = CustomerRef {
         id: (!g.id_less).then(|| format!("C{}", g.customer)),
-        phone: Some(format!("+86138000000{:02}", g.customer)),
+        phone: (g.id_less || !g.phoneless).then(|| format!("+86138000000{:02}", g.customer)),
         region: [None, Some("north"), Some("south")][g.described as usize % 3].map(String::from),
         tier: [None, Some("A"), Some("B")][g.described as usize / 3 % 3].map(String::from),
         ..CustomerRef::default()
@@ -144,6 +149,7 @@ fn gen_event(minutes: i64, customers: u8, id_less: bool) -> impl Strategy<Value 
                 rep,
                 what,
                 id_less,
+                phoneless: false,
                 described,
             },
         )
@@ -157,7 +163,16 @@ fn run(rules: &Arc<Rules>, events: &[Event]) -> (Vec<Output>, usize) {
 /// Rules where every ownership-lifecycle family is on, with tight limits so that refusals,
 /// reclaims, assignments and reassignments are common.
 fn lifecycle_rules(window_min: i64) -> Arc<Rules> {
-    let yaml = format!(
+    rules_from(&lifecycle_yaml(window_min))
+}
+
+fn rules_from(yaml: &str) -> Arc<Rules> {
+    Arc::new(Rules::from_texts([(Path::new("p.yaml"), yaml)]).expect("valid rules"))
+}
+
+/// The text of [`lifecycle_rules`].
+fn lifecycle_yaml(window_min: i64) -> String {
+    format!(
         "settings: {{allowed_lateness: {LATENESS_MIN}m}}
 ownership:
   protection: 30m
@@ -185,8 +200,7 @@ collisions:
   - {{id: territory, type: out_of_territory, cooldown: 5m}}
   - {{id: complaint, type: complaint, window: {window_min}m, cooldown: 5m}}
 "
-    );
-    Arc::new(Rules::from_texts([(Path::new("p.yaml"), yaml.as_str())]).expect("valid rules"))
+    )
 }
 
 fn lifecycle_roster() -> Roster {
@@ -291,6 +305,90 @@ fn deliveries(events: &[Event], delays: &[i64], redeliver: &[usize]) -> Vec<Even
     out
 }
 
+/// A change a CRM applies to a customer's owner.
+enum Change {
+    /// The owner becomes this rep, or nobody.
+    Owner(Option<String>),
+    /// A purchase: the buyer becomes the owner of a customer nobody owns.
+    Won(String),
+}
+
+/// What a CRM holds when it applies, in event-time order, its own ownership events and the
+/// ownership outputs that stand: customer key → owner's rep id. At one millisecond the
+/// lifecycle decides deadlines first (releases, a pool's assignments), then ownership events,
+/// then contacts (claims, reassignments); equal ranks keep the order leadguard decided them.
+/// The CRM undoes an event of its own that leadguard refused.
+fn crm_picture(events: &[Event], outs: &[Output]) -> BTreeMap<String, Option<String>> {
+    let standing = standing(outs);
+    let refused: Vec<String> = standing
+        .values()
+        .filter_map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).expect("json");
+            v.get("action")?;
+            v["evidence"][0]["event_id"].as_str().map(String::from)
+        })
+        .collect();
+    // Sorted by (time, rank, emission order).
+    let mut changes: Vec<((i64, u8, usize), String, Change)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let Event::Ownership(o) = e else { continue };
+        if refused.iter().any(|r| r == o.event_id.as_str()) {
+            continue;
+        }
+        let rep = o.rep.as_ref().map(|r| r.id.clone());
+        let change = match o.action {
+            OwnershipAction::Assign | OwnershipAction::Transfer | OwnershipAction::Claim => {
+                Change::Owner(rep)
+            }
+            OwnershipAction::Release => Change::Owner(None),
+            OwnershipAction::Won => match rep {
+                Some(r) => Change::Won(r),
+                None => continue,
+            },
+            OwnershipAction::Lock | OwnershipAction::Unlock => continue,
+        };
+        let key = o
+            .customer
+            .id
+            .clone()
+            .expect("ownership events name the customer");
+        changes.push(((o.occurred_at.0, 1, i), key, change));
+    }
+    let seq = events.len();
+    for (i, o) in outs.iter().enumerate() {
+        if !standing.contains_key(o.id()) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(o.data()).expect("json");
+        let (rank, owner) = match o.ty() {
+            OutputType::OwnershipReleased => (0, None),
+            OutputType::OwnershipAssigned => (0, v["rep"]["id"].as_str()),
+            OutputType::OwnershipClaimed => (2, v["rep"]["id"].as_str()),
+            OutputType::OwnershipReassigned => (2, v["to_rep"]["id"].as_str()),
+            _ => continue,
+        };
+        changes.push((
+            (o.time().0, rank, seq + i),
+            o.subject().to_string(),
+            Change::Owner(owner.map(String::from)),
+        ));
+    }
+    changes.sort_by_key(|c| c.0);
+    let mut picture: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (_, key, change) in changes {
+        let now = picture.entry(key).or_default();
+        match change {
+            Change::Owner(owner) => *now = owner,
+            Change::Won(buyer) => {
+                if now.is_none() {
+                    *now = Some(buyer);
+                }
+            }
+        }
+    }
+    picture
+}
+
 fn sorted(events: &[Event]) -> Vec<Event> {
     let mut v = events.to_vec();
     v.sort_by_key(leadguard::engine::canonical_order);
@@ -358,7 +456,7 @@ proptest! {
         cooldown in 0i64..40,
     ) {
         let rules = rules(window, cooldown);
-        let seen = (0..4).map(|customer| Gen { minute: 0, second: 0, customer, rep: 0, what: 0, id_less: false, described: 0 });
+        let seen = (0..4).map(|customer| Gen { minute: 0, second: 0, customer, rep: 0, what: 0, id_less: false, phoneless: false, described: 0 });
         let later = gens.iter().map(|g| Gen { minute: g.minute + LATENESS_MIN + 1, ..g.clone() });
         let events: Vec<Event> = seen.chain(later).enumerate().map(|(i, g)| to_event(&g, i)).collect();
         let (reference, _) = run(&rules, &sorted(&events));
@@ -416,6 +514,52 @@ proptest! {
         prop_assert_eq!(outs, reference);
     }
 
+    /// A CRM that applies its own ownership events and leadguard's ownership outputs in
+    /// event-time order holds, for every customer, the owner leadguard holds; customers known
+    /// first by a phone alone turn out to be CRM customers with a history of their own.
+    #[test]
+    fn a_crm_applying_the_ownership_outputs_holds_leadguards_owners(
+        gens in prop::collection::vec(
+            (gen_event(240, 4, true), prop::bool::weighted(0.5))
+                .prop_map(|(g, phoneless)| Gen { phoneless, ..g }),
+            1..80,
+        ),
+        window in 5i64..60,
+        pools_assign in any::<bool>(),
+    ) {
+        // Without automatic assignment, customers stay without an owner after a release, as
+        // merges into them need.
+        let mut yaml = lifecycle_yaml(window);
+        if !pools_assign {
+            for after in ["10m", "12m", "15m"] {
+                for strategy in ["territory", "tier", "workload"] {
+                    yaml = yaml.replace(&format!(", assignment: {{strategy: {strategy}, after: {after}}}"), "");
+                }
+            }
+            assert!(!yaml.contains("assignment"), "{yaml}");
+        }
+        let rules = rules_from(&yaml);
+        let roster = lifecycle_roster();
+        let events = sorted(&gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect::<Vec<_>>());
+        let mut engine = Engine::new(rules.clone(), &roster);
+        let mut outs = Vec::new();
+        for e in &events {
+            let _ = engine.handle_event(e, e.occurred_at());
+            outs.extend(engine.drain_outputs());
+        }
+        engine.finish();
+        outs.extend(engine.drain_outputs());
+        let now = engine.clock().expect("events came");
+        let picture = crm_picture(&events, &outs);
+        for (key, owner) in &picture {
+            let held = engine
+                .customer_view(key, now)
+                .and_then(|v| v.owner)
+                .map(|o| o.rep.id.to_string());
+            prop_assert_eq!(owner, &held, "customer {}", key);
+        }
+    }
+
     /// Same input, same output, byte for byte.
     #[test]
     fn same_input_same_output(
@@ -442,6 +586,7 @@ fn an_event_beyond_the_lateness_is_refused_not_dropped() {
                 rep: 1,
                 what: 0,
                 id_less: false,
+                phoneless: false,
                 described: 0,
             },
             seq,

@@ -362,6 +362,11 @@ pub struct Holding {
     pub released: Option<(RepIdx, Timestamp)>,
     /// Since when the customer waits unowned in a pool with automatic assignment.
     pub waiting_since: Option<Timestamp>,
+    /// The time of the newest final word on the customer's ownership: a change of owner (any
+    /// write of the owner state), or an ownership event from the CRM, even one that changed
+    /// nothing. A merge carries a provisional customer's owner over only when it came later:
+    /// a CRM applying ownership by time would otherwise end with what it decided since.
+    pub ownership_decided: Option<Timestamp>,
 }
 
 /// `Holding::sla_noted`: the first follow-up's deadline was reported.
@@ -383,6 +388,7 @@ impl Holding {
             sla_noted: 0,
             released: None,
             waiting_since: None,
+            ownership_decided: None,
         }
     }
 }

@@ -675,6 +675,7 @@ impl Engine {
         let cust = self.slots[slot as usize].as_mut().expect("live slot");
         let (t, order, tie) = key;
         cust.hold.last = cust.hold.last.max(Some(t));
+        cust.hold.ownership_decided = cust.hold.ownership_decided.max(Some(t));
         let entry = Entry {
             t,
             order,
@@ -704,6 +705,11 @@ impl Engine {
         account_team: &[RepIdx],
     ) {
         let t = e.t;
+        // `t` is never before the CRM's own time for the event (it is the watermark when the
+        // event came too late): what a merge compares with this errs towards the customer's
+        // own history.
+        let hold = self.hold(slot);
+        hold.ownership_decided = hold.ownership_decided.max(Some(t));
         let owner = self.slots[slot as usize]
             .as_ref()
             .and_then(|c| c.hold.owner.as_ref())
@@ -1542,15 +1548,17 @@ impl Engine {
         self.write_owner_state(slot, after(e));
     }
 
-    /// A merge dropped the owner a provisional customer had, because the customer it turned
-    /// out to be has its own, another rep: the claim the CRM was told of under the provisional
-    /// key is withdrawn and not re-issued, and this says why (the provisional key and the
-    /// owner's start). `t`: the event that revealed who the customer is.
+    /// A merge dropped the owner a provisional customer had: the customer it turned out to be
+    /// has its own, another rep, or has none but decided its ownership at `decided`, after
+    /// that owner's start. The claim the CRM was told of under the provisional key is
+    /// withdrawn and not re-issued, and this says why (the provisional key and the owner's
+    /// start). `t`: the event that revealed who the customer is.
     pub(super) fn reject_dropped_owner(
         &mut self,
         slot: u32,
         dropped: &Owner,
         provisional_key: &str,
+        decided: Option<Timestamp>,
         t: Timestamp,
     ) {
         let action = match dropped.via {
@@ -1562,27 +1570,37 @@ impl Engine {
         let data = {
             let cust = self.slots[slot as usize].as_ref().expect("live slot");
             let ctx = ctx!(self, cust, cust.hold.attrs, true);
-            let owner = cust
-                .hold
-                .owner
-                .as_ref()
-                .expect("an owner is dropped only for the customer's own");
+            let owner = cust.hold.owner.as_ref();
+            let (reason_code, why) = match (owner, decided) {
+                (Some(o), _) => (
+                    "owned_by_other",
+                    format!("the customer is owned by {}", ctx.rep_name(o.rep, o.team)),
+                ),
+                (None, d) => (
+                    "decided_later",
+                    format!(
+                        "the customer's own ownership was decided later{}, and it has no owner \
+                         now",
+                        d.map(|d| format!(", at {}", ctx.time(d)))
+                            .unwrap_or_default()
+                    ),
+                ),
+            };
             RejectedData {
                 customer: ctx.customer_data(),
                 action,
                 rep: ctx.rep_data(dropped.rep, dropped.team, self.reps.get(dropped.rep).role),
-                reason_code: "owned_by_other",
-                owner: Some(ctx.rep_data(owner.rep, owner.team, self.reps.get(owner.rep).role)),
+                reason_code,
+                owner: owner.map(|o| ctx.rep_data(o.rep, o.team, self.reps.get(o.rep).role)),
                 evidence: vec![ctx.owner_evidence(dropped)],
                 reason: format!(
                     "{} of customer {} by {} since {}, while it was known as customer {}, does \
-                     not carry over: the customer is owned by {}",
+                     not carry over: {why}",
                     action.replace('_', " "),
                     cust.key,
                     ctx.rep_name(dropped.rep, dropped.team),
                     ctx.time(dropped.since),
                     provisional_key,
-                    ctx.rep_name(owner.rep, owner.team),
                 )
                 .into(),
             }

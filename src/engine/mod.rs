@@ -812,11 +812,27 @@ impl Engine {
         let into = self.slots[slot as usize].as_mut().expect("live slot");
         let into_key = into.key.clone();
         let (into_generation, into_hash) = (into.generation, into.key_hash);
-        // One owner survives: the customer's own, else the provisional one's. The other
-        // side's owner states leave the log with it.
-        let keep_theirs = into.hold.owner.is_none() && gone.hold.owner.is_some();
-        // The customer's own owner stays, and with it its ownership history.
+        // One owner survives: the customer's own, else the provisional one's, if it came after
+        // the customer's own last word on its ownership. Of the provisional customer's
+        // ownership history (its owner states here, its outputs below) only what came after
+        // that word carries over, and nothing when either side's owner is dropped: a CRM that
+        // applies the customer's ownership by time then ends with the owner kept here.
         let own_owner = into.hold.owner.as_ref().map(|o| o.rep);
+        let decided = into.hold.ownership_decided;
+        let after_decided = move |t: Timestamp| decided.is_none_or(|d| t > d);
+        let keep_theirs = own_owner.is_none()
+            && gone
+                .hold
+                .owner
+                .as_ref()
+                .is_some_and(|o| after_decided(o.since));
+        let dropped_owner = if keep_theirs {
+            None
+        } else {
+            gone.hold.owner.clone()
+        };
+        let history_carries = own_owner.is_none() && dropped_owner.is_none();
+        let carries = move |t: Timestamp| history_carries && after_decided(t);
         // The customer's own description wins; the provisional one's fills what it lacks.
         let mut hold_attrs = into.hold.attrs;
         hold_attrs.fill_from(&gone.hold.attrs, &self.rules, &self.words);
@@ -825,27 +841,20 @@ impl Engine {
             .fill_from(&gone.base.attrs, &self.rules, &self.words);
         into.base.last = into.base.last.max(gone.base.last);
         let hold_last = into.hold.last.max(gone.hold.last);
-        let dropped_owner = if keep_theirs {
+        let hold_decided = decided.max(gone.hold.ownership_decided);
+        if keep_theirs {
             into.hold = gone.hold.clone();
-            None
-        } else {
-            gone.hold.owner.clone()
-        };
+        }
         into.hold.attrs = hold_attrs;
         into.hold.last = hold_last;
-        if keep_theirs {
-            let folded_states = into.log[..into.folded]
-                .iter()
-                .filter(|e| matches!(e.body, Body::OwnerState(_)))
-                .count();
-            into.log.retain(|e| !matches!(e.body, Body::OwnerState(_)));
-            into.folded -= folded_states;
-        }
+        into.hold.ownership_decided = hold_decided;
         for e in gone.log {
-            if !keep_theirs && matches!(e.body, Body::OwnerState(_)) {
+            if matches!(e.body, Body::OwnerState(_)) && !carries(e.t) {
                 continue;
             }
-            if !into.contains(e.tie, e.source, &e.event_id) {
+            // Owner states carry no event of their own to repeat.
+            let state = matches!(e.body, Body::OwnerState(_));
+            if state || !into.contains(e.tie, e.source, &e.event_id) {
                 let pos = into.position(e.key());
                 into.log.insert(pos, e);
                 // An entry older than what is already folded joins the window context: it is
@@ -855,7 +864,17 @@ impl Engine {
                 }
             }
         }
-        if into.base.owner.is_none() {
+        // Detection's owner at the compaction cutoff: the provisional customer's, when the
+        // customer had none there, as a re-fold of its first-touch contact would find it;
+        // unless the customer has no owner now and had its own say after that owner's start,
+        // which its log may no longer show.
+        if into.base.owner.is_none()
+            && gone
+                .base
+                .owner
+                .as_ref()
+                .is_some_and(|o| own_owner.is_some() || after_decided(o.since))
+        {
             into.base.owner = gone.base.owner;
         }
         into.base.cooldowns.extend(gone.base.cooldowns);
@@ -897,15 +916,23 @@ impl Engine {
                 ty: f.ty(),
                 rule: None,
             };
-            // When the customer keeps its own owner, the provisional customer's ownership
-            // history (claims, assignments, releases, and what was said of those holdings) is
-            // not re-issued: interleaved by time with the customer's own, it would leave a CRM
+            // The provisional customer's ownership history (claims, assignments, releases, and
+            // what was said of those holdings) is re-issued only where `carries` says: a claim
+            // or release interleaved by time with the customer's own history would leave a CRM
             // that applies both with another owner than this one. Its refusals stay history.
-            let carried = own_owner.is_none() || f.ty() == OutputType::OwnershipRejected;
+            let carried = carries(f.time()) || f.ty() == OutputType::OwnershipRejected;
             let reason = if carried {
                 format!("customer {} turned out to be customer {into_key}; its outputs are re-issued under that id", gone.key)
-            } else {
+            } else if own_owner.is_some() {
                 format!("customer {} turned out to be customer {into_key}, which has an owner of its own; what was decided about its ownership does not carry over", gone.key)
+            } else {
+                let last = decided.map(|d| self.time_text(d)).unwrap_or_default();
+                let p = &gone.key;
+                if after_decided(f.time()) {
+                    format!("customer {p} turned out to be customer {into_key}, whose own ownership was decided at {last}, after the owner of customer {p} got it; what was decided about that holding does not carry over")
+                } else {
+                    format!("customer {p} turned out to be customer {into_key}, whose own ownership was decided later, at {last}; what was decided about the ownership of customer {p} before that does not carry over")
+                }
             };
             let out = withdrawal(&gone.key, &g, f.time(), &reason);
             count_output(&mut self.stats, &mut self.alert_counts, &out);
@@ -924,7 +951,7 @@ impl Engine {
         }
         // Nothing to tell when the customer's own owner is the same rep: they keep it.
         if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != own_owner) {
-            self.reject_dropped_owner(slot, o, &gone.key, at);
+            self.reject_dropped_owner(slot, o, &gone.key, decided, at);
         }
     }
 

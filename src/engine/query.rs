@@ -198,7 +198,7 @@ impl Engine {
         self.words.get(s).cloned()
     }
 
-    fn time_text(&self, t: Timestamp) -> String {
+    pub(super) fn time_text(&self, t: Timestamp) -> String {
         t.to_rfc3339_in(self.rules.settings.time_zone)
     }
 

@@ -149,6 +149,9 @@ struct HoldSnap {
     sla_noted: u8,
     released: Option<(Arc<str>, i64)>,
     waiting_since: Option<i64>,
+    /// Absent in older snapshots: the last release stands in for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ownership_decided: Option<i64>,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -361,6 +364,7 @@ impl Engine {
             sla_noted: h.sla_noted,
             released: h.released.map(|(r, t)| (rep(r), t.0)),
             waiting_since: h.waiting_since.map(|t| t.0),
+            ownership_decided: h.ownership_decided.map(|t| t.0),
         };
         let entry = |e: &Entry| EntrySnap {
             t: e.t.0,
@@ -731,6 +735,10 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
             .as_ref()
             .map(|(r, t)| (e.reps.intern(r), Timestamp(*t))),
         waiting_since: h.waiting_since.map(Timestamp),
+        ownership_decided: h
+            .ownership_decided
+            .or(h.released.as_ref().map(|(_, t)| *t))
+            .map(Timestamp),
     };
     for s in &c.log {
         let body = match &s.body {
@@ -1168,6 +1176,64 @@ mod tests {
         let cust = live.next().expect("one customer");
         assert!(live.next().is_none(), "only one customer");
         cust
+    }
+
+    #[test]
+    fn the_last_word_on_ownership_survives_a_restore_and_is_the_last_release_in_older_snapshots() {
+        let rules = rules_from(
+            "ownership:\n  protection: 10d\n  first_touch: {enabled: true, kinds: [visit]}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let by_phone = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{customer},"source":"s"}}"#
+            )
+        };
+        // r-p develops a customer known by its phone on 11-01; C1, in the CRM, was r-x's until
+        // the CRM released it on 11-03; a later call makes the release final.
+        let history = [
+            c1_event("1", "assign", "01T08:00", "r-x"),
+            by_phone(
+                "2",
+                "visit",
+                "01T09:00",
+                "r-p",
+                r#"{"phone":"13800138000"}"#,
+            ),
+            c1_event("3", "release", "03T09:00", "r-x"),
+            by_phone("4", "call", "03T12:00", "r-y", r#"{"id":"C2"}"#),
+        ];
+        // r-q's call names C1 with that phone: r-p's claim doesn't carry over.
+        let merge = by_phone(
+            "5",
+            "call",
+            "04T09:00",
+            "r-q",
+            r#"{"id":"C1","phone":"13800138000"}"#,
+        );
+        let (snap, json, mut ingest) = snapshot_after(&rules, &history);
+        assert!(json.contains(r#""ownership_decided":"#), "{json}");
+        let mut restored = restored_whole(&rules, &snap);
+        let out = feed(&mut restored, &mut ingest, &[merge.as_bytes()]);
+        assert!(out.iter().any(|o| o.contains("decided_later")), "{out:?}");
+
+        // A snapshot without it (an earlier build's): C1's last release stands in for it.
+        let mut value: serde_json::Value = serde_json::from_str(&json).expect("reads");
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("ownership_decided");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        strip(&mut value);
+        let older: Snapshot = serde_json::from_value(value).expect("reads");
+        assert_ne!(older, snap, "the field was taken out");
+        let mut restored = Engine::restore(rules, &Roster::default(), &older).expect("restores");
+        let out = feed(&mut restored, &mut ingest, &[merge.as_bytes()]);
+        assert!(out.iter().any(|o| o.contains("decided_later")), "{out:?}");
     }
 
     #[test]
