@@ -415,7 +415,7 @@ const ENGINE_METRICS: &[(&str, &str, &[&str], bool)] = &[
     (OUTPUTS_TOTAL, "Output events written", &[], true),
     (CUSTOMERS_TRACKED, "Customers held in memory", &[], false),
     (CUSTOMERS_OWNED, "Customers with an owner", &[], false),
-    (IDENTIFIERS_INDEXED, "Identifiers in the identity index", &[], false),
+    (IDENTIFIERS_INDEXED, "Identifiers in the identity index, from the stream (not those configured as shared)", &[], false),
     (TIMERS_PENDING, "Timers scheduled", &[], false),
     (LOG_ENTRIES, "Events held in per-customer windows", &[], false),
     (

@@ -849,11 +849,12 @@ impl Engine {
         into.hold.last = hold_last;
         into.hold.ownership_decided = hold_decided;
         for e in gone.log {
-            if matches!(e.body, Body::OwnerState(_)) && !carries(e.t) {
+            let state = matches!(e.body, Body::OwnerState(_));
+            if state && !carries(e.t) {
                 continue;
             }
-            // Owner states carry no event of their own to repeat.
-            let state = matches!(e.body, Body::OwnerState(_));
+            // An owner state is no event that both sides could hold: deadline-driven ones even
+            // share one key.
             if state || !into.contains(e.tie, e.source, &e.event_id) {
                 let pos = into.position(e.key());
                 into.log.insert(pos, e);

@@ -230,6 +230,9 @@ pub struct IdentityIndex {
     limit: usize,
     /// Identifiers demoted so far (for metrics and explanations).
     pub shared_count: u64,
+    /// Entries for the identifiers configured as shared up front, which stay for good: not
+    /// counted by [`IdentityIndex::len`], which counts what the stream brought.
+    configured: usize,
 }
 
 impl IdentityIndex {
@@ -241,10 +244,12 @@ impl IdentityIndex {
         for e in shared_emails {
             links[IdentKind::Email as usize].insert(Digested::new(e), Link::Shared);
         }
+        let configured = links.iter().map(|m| m.len()).sum();
         IdentityIndex {
             links,
             limit: limit.max(2),
             shared_count: 0,
+            configured,
         }
     }
 
@@ -514,9 +519,10 @@ impl IdentityIndex {
         self.links[kind as usize].insert(Digested::new(ident), link);
     }
 
-    /// Number of identifiers indexed.
+    /// Number of identifiers indexed from the stream (those configured as shared are not
+    /// counted: an engine that has seen nothing holds none).
     pub fn len(&self) -> usize {
-        self.links.iter().map(|m| m.len()).sum()
+        self.links.iter().map(|m| m.len()).sum::<usize>() - self.configured
     }
 
     pub fn is_empty(&self) -> bool {
@@ -562,6 +568,13 @@ mod tests {
 
     fn phone_of(ix: &IdentityIndex) -> Lookup {
         ix.lookup(IdentKind::Phone, PHONE)
+    }
+
+    #[test]
+    fn identifiers_configured_as_shared_are_not_counted_as_seen() {
+        let index = IdentityIndex::new(3, &["+864008208820".into(), "+864008208820".into()], &[]);
+        assert_eq!(index.len(), 0, "nothing seen yet");
+        assert!(index.is_empty());
     }
 
     #[test]
