@@ -522,7 +522,9 @@ impl IdentityIndex {
     /// Number of identifiers indexed from the stream (those configured as shared are not
     /// counted: an engine that has seen nothing holds none).
     pub fn len(&self) -> usize {
-        self.links.iter().map(|m| m.len()).sum::<usize>() - self.configured
+        let all: usize = self.links.iter().map(|m| m.len()).sum();
+        // Configured entries are never removed; saturating all the same, as a count.
+        all.saturating_sub(self.configured)
     }
 
     pub fn is_empty(&self) -> bool {
