@@ -870,7 +870,7 @@ impl Engine {
     }
 
     /// The customer waits unowned in its pool: schedule automatic assignment if the pool has it.
-    fn enter_pool(&mut self, slot: u32, t: Timestamp) {
+    pub(super) fn enter_pool(&mut self, slot: u32, t: Timestamp) {
         let Some(pool) = self.slots[slot as usize]
             .as_ref()
             .and_then(|c| c.hold.attrs.pool)

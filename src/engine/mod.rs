@@ -842,6 +842,14 @@ impl Engine {
         into.base.last = into.base.last.max(gone.base.last);
         let hold_last = into.hold.last.max(gone.hold.last);
         let hold_decided = decided.max(gone.hold.ownership_decided);
+        // When the provisional customer has waited in its pool longer than the customer (or
+        // the customer doesn't wait), the customer has waited since then, as it would have
+        // had the two been one from the start. The provisional customer's planned assignment
+        // leaves with its slot, so it is planned again below, in the customer's pool.
+        let waited_longer = gone
+            .hold
+            .waiting_since
+            .filter(|g| into.hold.waiting_since.is_none_or(|w| g < &w));
         if keep_theirs {
             into.hold = gone.hold.clone();
         }
@@ -894,6 +902,12 @@ impl Engine {
         }
         if keep_theirs {
             self.schedule_owner_deadlines_after_merge(slot);
+        }
+        let unowned = self.slots[slot as usize]
+            .as_ref()
+            .is_some_and(|c| c.hold.owner.is_none());
+        if let Some(since) = waited_longer.filter(|_| unowned) {
+            self.enter_pool(slot, since);
         }
         for g in &gone.emitted {
             let out = withdrawal(
