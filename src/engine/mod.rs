@@ -850,12 +850,21 @@ impl Engine {
             .hold
             .waiting_since
             .filter(|g| into.hold.waiting_since.is_none_or(|w| g < &w));
+        // The later release names the rep inside the reclaim cooldown, as it would have had
+        // the two been one customer from the start.
+        let released = into
+            .hold
+            .released
+            .into_iter()
+            .chain(gone.hold.released)
+            .max_by_key(|(_, at)| *at);
         if keep_theirs {
             into.hold = gone.hold.clone();
         }
         into.hold.attrs = hold_attrs;
         into.hold.last = hold_last;
         into.hold.ownership_decided = hold_decided;
+        into.hold.released = released;
         for e in gone.log {
             let state = matches!(e.body, Body::OwnerState(_));
             if state && !carries(e.t) {
