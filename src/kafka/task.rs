@@ -545,8 +545,8 @@ impl Task {
     /// dropped for a rewind drops what it had not handed over; the redo produces it again.
     pub fn committed(&mut self, ctx: &TaskContext) {
         // Only filled when there is a notifier.
-        for o in self.to_notify.drain(..) {
-            if let Some(n) = &ctx.observers.notifier {
+        if let Some(n) = &ctx.observers.notifier {
+            for o in self.to_notify.drain(..) {
                 n.submit(&o);
             }
         }
