@@ -170,6 +170,20 @@ fn rules_from(yaml: &str) -> Arc<Rules> {
     Arc::new(Rules::from_texts([(Path::new("p.yaml"), yaml)]).expect("valid rules"))
 }
 
+/// Lifecycle rules whose pools don't assign automatically.
+fn without_assignment(mut yaml: String) -> String {
+    for after in ["10m", "12m", "15m"] {
+        for strategy in ["territory", "tier", "workload"] {
+            yaml = yaml.replace(
+                &format!(", assignment: {{strategy: {strategy}, after: {after}}}"),
+                "",
+            );
+        }
+    }
+    assert!(!yaml.contains("assignment"), "{yaml}");
+    yaml
+}
+
 /// The text of [`lifecycle_rules`].
 fn lifecycle_yaml(window_min: i64) -> String {
     format!(
@@ -534,16 +548,8 @@ proptest! {
     ) {
         // Without automatic assignment, customers stay without an owner after a release, as
         // merges into them need.
-        let mut yaml = lifecycle_yaml(window);
-        if !pools_assign {
-            for after in ["10m", "12m", "15m"] {
-                for strategy in ["territory", "tier", "workload"] {
-                    yaml = yaml.replace(&format!(", assignment: {{strategy: {strategy}, after: {after}}}"), "");
-                }
-            }
-            assert!(!yaml.contains("assignment"), "{yaml}");
-        }
-        let rules = rules_from(&yaml);
+        let yaml = lifecycle_yaml(window);
+        let rules = rules_from(&if pools_assign { yaml } else { without_assignment(yaml) });
         let roster = lifecycle_roster();
         let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
         let events = deliveries(&events, &delays, &redeliver);
@@ -565,6 +571,32 @@ proptest! {
                 .map(|o| o.rep.id.to_string());
             prop_assert_eq!(owner, &held, "customer {}", key);
         }
+    }
+
+    /// As above, with events that name only a phone, so that provisional customers turn out
+    /// to be CRM customers while their lifecycle runs, and a 300-minute window that keeps
+    /// every customer in memory (eviction of provisional customers still depends on arrival
+    /// order: README "Not yet"). Pools don't assign automatically: a merge that reveals a
+    /// customer's pool late makes its assignment after other customers' later ones (README
+    /// "Not yet"), which changes a `workload` or in-turn choice in a few generated streams in
+    /// 10,000.
+    #[test]
+    fn lifecycle_decisions_with_id_less_events_do_not_depend_on_arrival_order(
+        gens in prop::collection::vec(gen_event(240, 5, true), 1..80),
+        delays in prop::collection::vec(0..(LATENESS_MIN * 60_000), 1..40),
+        redeliver in prop::collection::vec(0usize..100, 0..6),
+        window in 5i64..60,
+    ) {
+        let yaml = without_assignment(lifecycle_yaml(window))
+            + "  - {id: memory, type: multi_rep, min_reps: 9, window: 300m}\n";
+        let rules = rules_from(&yaml);
+        let roster = lifecycle_roster();
+        let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
+        let (reference, _) = run_with(&rules, &roster, &sorted(&events));
+        let (shuffled, rej) = run_with(&rules, &roster, &deliveries(&events, &delays, &redeliver));
+        prop_assert_eq!(rej, 0);
+        let (a, b) = (standing(&shuffled), standing(&reference));
+        prop_assert!(a == b, "only in the shuffled run: {:#?}\nonly in the reference: {:#?}", only_in(&a, &b), only_in(&b, &a));
     }
 
     /// Same input, same output, byte for byte.

@@ -92,6 +92,17 @@ pub struct StateSize {
     pub timers: usize,
 }
 
+/// A provisional customer's resolution of one of its alerts, moved by a merge: re-issued once
+/// the merged customer is folded again.
+struct MovedResolution {
+    ty: OutputType,
+    time: Timestamp,
+    /// Already rewritten for the merged customer, but for the alert's id.
+    data: String,
+    /// The alert it settles: its contact, rule and id before the merge.
+    alert: (Key, Option<u16>, String),
+}
+
 /// The collision engine for one partition of the stream.
 pub struct Engine {
     rules: Arc<Rules>,
@@ -119,6 +130,8 @@ pub struct Engine {
     ledger: Ledger,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
+    /// A merge's resolutions waiting for the merged customer's alerts (see [`Engine::absorb`]).
+    resolutions: Vec<MovedResolution>,
     seen: Vec<usize>,
     /// The source of the previous event: most streams come from few sources in runs.
     last_source: Option<Sym>,
@@ -177,6 +190,7 @@ impl Engine {
             ledger,
             queue: Vec::new(),
             scratch: Vec::new(),
+            resolutions: Vec::new(),
             seen: Vec::new(),
             last_source: None,
             event_counts: Vec::new(),
@@ -527,6 +541,7 @@ impl Engine {
             self.stats.duplicates += 1;
             if absorbed_any {
                 self.refold(slot);
+                self.reissue_resolutions(slot);
             }
             return Ok(());
         }
@@ -554,6 +569,9 @@ impl Engine {
                 self.stats.reordered += 1;
             }
             self.refold(slot);
+            if absorbed_any {
+                self.reissue_resolutions(slot);
+            }
         }
         self.schedule_housekeeping(slot);
         Ok(())
@@ -965,6 +983,26 @@ impl Engine {
                 continue;
             }
             let data = reissued(f.data(), &gone.key, &into_key, into_provisional);
+            // A resolution names the alert it settles, and that alert is raised again under
+            // the customer's key by the re-fold that follows the merge: the resolution waits
+            // for it, to name it as a resolution of the merged customer would.
+            if matches!(
+                f.ty(),
+                OutputType::OwnershipReassigned | OutputType::ReassignmentRecommended
+            ) {
+                if let Some(alert) = gone.emitted.iter().find(|g| {
+                    g.ty == OutputType::Collision
+                        && data.contains(&format!("\"collision_id\":\"{}\"", g.id))
+                }) {
+                    self.resolutions.push(MovedResolution {
+                        ty: f.ty(),
+                        time: f.time(),
+                        data,
+                        alert: (alert.key, alert.rule, alert.id.clone()),
+                    });
+                    continue;
+                }
+            }
             let out = Output::from_rendered(f.ty(), into_key.clone(), f.time(), data, None);
             if into_provisional {
                 if let Some(c) = self.slots[slot as usize].as_mut() {
@@ -976,6 +1014,35 @@ impl Engine {
         // Nothing to tell when the customer's own owner is the same rep: they keep it.
         if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != own_owner) {
             self.reject_dropped_owner(slot, o, &gone.key, decided, at);
+        }
+    }
+
+    /// Re-issues the resolutions a merge moved to `slot`, each naming the alert the re-fold
+    /// raised for the same contact and rule (the provisional customer's one was withdrawn).
+    /// When the merged facts raise no such alert, the resolution keeps the old name.
+    fn reissue_resolutions(&mut self, slot: u32) {
+        let moved = std::mem::take(&mut self.resolutions);
+        let Some(cust) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        for m in moved {
+            let (key, rule, old) = &m.alert;
+            let data = match cust
+                .emitted
+                .iter()
+                .find(|g| g.ty == OutputType::Collision && g.key == *key && g.rule == *rule)
+            {
+                Some(alert) => m.data.replace(
+                    &format!("\"collision_id\":\"{old}\""),
+                    &format!("\"collision_id\":\"{}\"", alert.id),
+                ),
+                None => m.data,
+            };
+            let out = Output::from_rendered(m.ty, cust.key.clone(), m.time, data, None);
+            if cust.provisional {
+                cust.finals.push(out.clone());
+            }
+            self.queue.push(out);
         }
     }
 
