@@ -362,6 +362,10 @@ pub struct Holding {
     pub released: Option<(RepIdx, Timestamp)>,
     /// Since when the customer waits unowned in a pool with automatic assignment.
     pub waiting_since: Option<Timestamp>,
+    /// When the pool tries again to assign the customer, after nobody was eligible: the end of
+    /// the reclaim cooldown that excluded the previous owner, or the next day when reps were
+    /// away.
+    pub assign_retry: Option<Timestamp>,
     /// The time of the newest final word on the customer's ownership: a change of owner (any
     /// write of the owner state), or an ownership event from the CRM, even one that changed
     /// nothing. A merge carries a provisional customer's owner over only when it came later:
@@ -388,6 +392,7 @@ impl Holding {
             sla_noted: 0,
             released: None,
             waiting_since: None,
+            assign_retry: None,
             ownership_decided: None,
         }
     }

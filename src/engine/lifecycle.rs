@@ -18,7 +18,7 @@ use super::customer::{Body, Entry, Holding, Key, Owner, Via, SLA_ALL, SLA_FIRST}
 use super::reps::{RepIdx, Sym};
 use super::timers::Wheel;
 use super::Engine;
-use crate::calendar::local_date;
+use crate::calendar::{local_date, next_day_start};
 use crate::config::{CollisionKind, NewLeadSla, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::Handle;
@@ -598,6 +598,7 @@ impl Engine {
         hold.inbound_waiting = None;
         hold.warned_for = None;
         hold.waiting_since = None;
+        hold.assign_retry = None;
         self.write_owner_state(slot, after(e));
         self.schedule_owner_deadlines(slot, e.t);
         if let Some(sla) = self.rules.sla.new_lead {
@@ -1134,7 +1135,9 @@ impl Engine {
                 let Some(a) = self.rules.pools[pool as usize].assignment else {
                     return;
                 };
-                if owner.is_some() || hold.waiting_since.map(|s| s + a.after) != Some(at) {
+                let planned = hold.waiting_since.map(|s| s + a.after) == Some(at)
+                    || hold.assign_retry == Some(at);
+                if owner.is_some() || !planned {
                     return;
                 }
                 self.assign(slot, at, pool, a.strategy);
@@ -1211,13 +1214,24 @@ impl Engine {
         let attrs = &cust.hold.attrs;
         let mut best: Option<(u8, u64, u64, &str, RepIdx)> = None;
         let mut eligible = 0;
+        // Why reps who could take the customer later were left out: they tell when to try
+        // again if nobody is eligible now.
+        let (mut cooling, mut away) = (false, false);
         for &idx in &self.ledger.pool_reps[pool as usize] {
             let info = self.reps.get(idx);
-            if !info.active || info.away_on(date) || previous == Some(idx) {
+            if !info.active {
                 continue;
             }
             let owned = self.ledger.owned(idx);
             if cap.is_some_and(|c| owned >= c) {
+                continue;
+            }
+            if info.away_on(date) {
+                away = true;
+                continue;
+            }
+            if previous == Some(idx) {
+                cooling = true;
                 continue;
             }
             eligible += 1;
@@ -1245,8 +1259,25 @@ impl Engine {
             }
         }
         let Some((not_preferred, _, _, _, rep)) = best else {
+            // Nobody is eligible. When the reclaim cooldown ends, or the next day begins, a
+            // rep left out now may be: the customer keeps waiting, and the pool tries again
+            // then. Otherwise (reps at the ownership cap, inactive, none in the pool's teams)
+            // it waits for its next contact.
+            let cooled = cust
+                .hold
+                .released
+                .filter(|_| cooling)
+                .zip(limits.reclaim_cooldown)
+                .map(|((_, at), c)| at + c);
+            let next_day = away.then(|| next_day_start(t, tz));
+            let retry = cooled.into_iter().chain(next_day).min();
             self.stats.count_change("unassigned");
-            self.hold(slot).waiting_since = None;
+            let hold = self.hold(slot);
+            hold.assign_retry = retry;
+            match retry {
+                Some(r) => self.schedule_due(slot, r, Due::Assign),
+                None => hold.waiting_since = None,
+            }
             return;
         };
         self.ledger.assignments += 1;

@@ -149,6 +149,9 @@ struct HoldSnap {
     sla_noted: u8,
     released: Option<(Arc<str>, i64)>,
     waiting_since: Option<i64>,
+    /// Absent in older snapshots, whose builds never planned a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    assign_retry: Option<i64>,
     /// Absent in older snapshots: the last release stands in for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ownership_decided: Option<i64>,
@@ -364,6 +367,7 @@ impl Engine {
             sla_noted: h.sla_noted,
             released: h.released.map(|(r, t)| (rep(r), t.0)),
             waiting_since: h.waiting_since.map(|t| t.0),
+            assign_retry: h.assign_retry.map(|t| t.0),
             ownership_decided: h.ownership_decided.map(|t| t.0),
         };
         let entry = |e: &Entry| EntrySnap {
@@ -735,6 +739,7 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
             .as_ref()
             .map(|(r, t)| (e.reps.intern(r), Timestamp(*t))),
         waiting_since: h.waiting_since.map(Timestamp),
+        assign_retry: h.assign_retry.map(Timestamp),
         ownership_decided: h
             .ownership_decided
             .or(h.released.as_ref().map(|(_, t)| *t))
@@ -1234,6 +1239,56 @@ mod tests {
         let mut restored = Engine::restore(rules, &Roster::default(), &older).expect("restores");
         let out = feed(&mut restored, &mut ingest, &[merge.as_bytes()]);
         assert!(out.iter().any(|o| o.contains("decided_later")), "{out:?}");
+    }
+
+    #[test]
+    fn a_pools_next_try_survives_a_restore() {
+        let rules = rules_from(
+            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {reclaim_cooldown: 1h}\npools:\n  - {id: leads, teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let roster = Roster::parse(
+            "reps:\n  - {id: r-s, team: t}\n",
+            std::path::Path::new("r.yaml"),
+        )
+        .expect("valid roster");
+        let c9 = |id: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-{at}:00+08:00","rep":{{"id":"r-x"}},"customer":{{"id":"C9"}},"source":"s"}}"#
+            )
+        };
+        // The CRM gives C1 to r-s and takes it back at 10:30. At 10:45 the reclaim cooldown
+        // leaves nobody eligible; the call at 11:00 makes that final. The pool tries again at
+        // 11:30, when the cooldown ends.
+        let history = [
+            c1_event("1", "assign", "04T10:00", "r-s"),
+            c1_event("2", "release", "04T10:30", "r-s"),
+            c9("3", "04T11:00"),
+        ];
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &roster);
+        let lines: Vec<&[u8]> = history.iter().map(|l| l.as_bytes()).collect();
+        let out = feed(&mut engine, &mut ingest, &lines);
+        assert!(
+            !out.iter().any(|o| o.contains(r#""subject":"C1""#)),
+            "{out:?}"
+        );
+        let snap = engine.snapshot();
+        let json = serde_json::to_string(&snap).expect("serializes");
+        assert!(json.contains(r#""assign_retry":"#), "{json}");
+        let mut restored = Engine::restore(rules, &roster, &snap).expect("restores");
+        assert_eq!(
+            restored.snapshot(),
+            snap,
+            "restore then snapshot is the identity"
+        );
+        let later = c9("4", "04T11:45");
+        let out = feed(&mut restored, &mut ingest, &[later.as_bytes()]);
+        assert!(
+            out.iter().any(|o| o.contains(r#""subject":"C1""#)
+                && o.contains("leadguard.ownership.assigned")
+                && o.contains(r#""time":"2026-11-04T11:30:00"#)),
+            "{out:?}"
+        );
     }
 
     #[test]
