@@ -16,10 +16,9 @@ pub fn local_date(t: Timestamp, tz: Tz) -> NaiveDate {
         .unwrap_or_default()
 }
 
-/// The instant the local day after that of `t` begins.
-pub fn next_day_start(t: Timestamp, tz: Tz) -> Timestamp {
-    let next = local_date(t, tz).succ_opt().unwrap_or(NaiveDate::MAX);
-    instant(next.and_time(chrono::NaiveTime::MIN), tz)
+/// The instant the local day `date` begins.
+pub fn day_start(date: NaiveDate, tz: Tz) -> Timestamp {
+    instant(date.and_time(chrono::NaiveTime::MIN), tz)
 }
 
 /// The instant a local wall-clock time happens (the earlier one when clocks go back; the
@@ -79,21 +78,17 @@ mod tests {
     }
 
     #[test]
-    fn the_next_day_begins_at_local_midnight() {
+    fn a_day_begins_at_local_midnight() {
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         assert_eq!(
-            next_day_start(at("2026-11-05T10:00:00+08:00"), tz),
+            day_start(date("2026-11-06"), tz),
             at("2026-11-06T00:00:00+08:00")
-        );
-        // 23:30 UTC is already the next local day in Shanghai.
-        assert_eq!(
-            next_day_start(at("2026-11-05T23:30:00Z"), tz),
-            at("2026-11-07T00:00:00+08:00")
         );
         // Santiago skips midnight when summer time starts (2026-09-06): the day begins at 01:00.
         let tz: Tz = "America/Santiago".parse().unwrap();
         assert_eq!(
-            next_day_start(at("2026-09-05T12:00:00-04:00"), tz),
+            day_start(date("2026-09-06"), tz),
             at("2026-09-06T01:00:00-03:00")
         );
     }

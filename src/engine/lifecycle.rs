@@ -18,7 +18,7 @@ use super::customer::{Body, Entry, Holding, Key, Owner, Via, SLA_ALL, SLA_FIRST}
 use super::reps::{RepIdx, Sym};
 use super::timers::Wheel;
 use super::Engine;
-use crate::calendar::{local_date, next_day_start};
+use crate::calendar::{day_start, local_date};
 use crate::config::{CollisionKind, NewLeadSla, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::Handle;
@@ -286,11 +286,14 @@ impl Engine {
             .take(entry.given, &self.given, &self.rules, &self.words);
         // A contact with a customer nobody owns puts it in line for its pool's assignment
         // (unless a claim below takes it first). This depends only on final events, never
-        // on whether the customer was evicted in between.
+        // on whether the customer was evicted in between. A contact while the pool waits to
+        // try again (nobody was eligible) starts the wait anew, as it would without the retry.
         if hold.owner.is_none()
-            && hold.waiting_since.is_none()
+            && (hold.waiting_since.is_none() || hold.assign_retry.is_some())
             && matches!(entry.body, Body::Contact { .. })
         {
+            hold.assign_retry = None;
+            hold.waiting_since = None;
             self.enter_pool(slot, entry.t);
         }
         match &entry.body {
@@ -879,7 +882,10 @@ impl Engine {
             return;
         };
         if let Some(a) = self.rules.pools[pool as usize].assignment {
-            self.hold(slot).waiting_since = Some(t);
+            // A new wait: it supersedes a retry planned after an earlier one.
+            let hold = self.hold(slot);
+            hold.waiting_since = Some(t);
+            hold.assign_retry = None;
             self.schedule_due(slot, t + a.after, Due::Assign);
         }
     }
@@ -1135,8 +1141,12 @@ impl Engine {
                 let Some(a) = self.rules.pools[pool as usize].assignment else {
                     return;
                 };
-                let planned = hold.waiting_since.map(|s| s + a.after) == Some(at)
-                    || hold.assign_retry == Some(at);
+                // The first try, or the retry planned when it found nobody eligible; never
+                // the first one again after it failed (a second deadline at the same time).
+                let planned = match hold.assign_retry {
+                    Some(retry) => retry == at,
+                    None => hold.waiting_since.map(|s| s + a.after) == Some(at),
+                };
                 if owner.is_some() || !planned {
                     return;
                 }
@@ -1216,7 +1226,8 @@ impl Engine {
         let mut eligible = 0;
         // Why reps who could take the customer later were left out: they tell when to try
         // again if nobody is eligible now.
-        let (mut cooling, mut away) = (false, false);
+        let mut cooling = false;
+        let mut back: Option<chrono::NaiveDate> = None;
         for &idx in &self.ledger.pool_reps[pool as usize] {
             let info = self.reps.get(idx);
             if !info.active {
@@ -1227,7 +1238,7 @@ impl Engine {
                 continue;
             }
             if info.away_on(date) {
-                away = true;
+                back = back.into_iter().chain(info.back_after(date)).min();
                 continue;
             }
             if previous == Some(idx) {
@@ -1259,18 +1270,24 @@ impl Engine {
             }
         }
         let Some((not_preferred, _, _, _, rep)) = best else {
-            // Nobody is eligible. When the reclaim cooldown ends, or the next day begins, a
-            // rep left out now may be: the customer keeps waiting, and the pool tries again
-            // then. Otherwise (reps at the ownership cap, inactive, none in the pool's teams)
-            // it waits for its next contact.
+            // Nobody is eligible. When the reclaim cooldown ends, or the first rep away comes
+            // back, a rep left out now may be: the customer keeps waiting, and the pool tries
+            // again then, unless the customer is forgotten by then (no event for
+            // `forget_after`: memory stays bounded). Otherwise (reps at the ownership cap,
+            // inactive, none in the pool's teams) it waits for its next contact.
             let cooled = cust
                 .hold
                 .released
                 .filter(|_| cooling)
                 .zip(limits.reclaim_cooldown)
                 .map(|((_, at), c)| at + c);
-            let next_day = away.then(|| next_day_start(t, tz));
-            let retry = cooled.into_iter().chain(next_day).min();
+            let returns = back.map(|d| day_start(d, tz));
+            let remembered_until = cust.hold.last.unwrap_or(t) + self.forget_after;
+            let retry = cooled
+                .into_iter()
+                .chain(returns)
+                .min()
+                .filter(|r| *r <= remembered_until);
             self.stats.count_change("unassigned");
             let hold = self.hold(slot);
             hold.assign_retry = retry;

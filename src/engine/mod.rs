@@ -92,15 +92,15 @@ pub struct StateSize {
     pub timers: usize,
 }
 
-/// A provisional customer's resolution of one of its alerts, moved by a merge: re-issued once
-/// the merged customer is folded again.
-struct MovedResolution {
+/// A decision about a provisional customer, moved by a merge: re-issued under the customer it
+/// turned out to be once that customer is folded again.
+struct MovedFinal {
     ty: OutputType,
     time: Timestamp,
-    /// Already rewritten for the merged customer, but for the alert's id.
+    /// Already rewritten for the merged customer, but for a resolution's alert id.
     data: String,
-    /// The alert it settles: its contact, rule and id before the merge.
-    alert: (Key, Option<u16>, String),
+    /// For a resolution: the alert it settles, by its contact, rule and id before the merge.
+    alert: Option<(Key, Option<u16>, String)>,
 }
 
 /// The collision engine for one partition of the stream.
@@ -130,8 +130,8 @@ pub struct Engine {
     ledger: Ledger,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
-    /// A merge's resolutions waiting for the merged customer's alerts (see [`Engine::absorb`]).
-    resolutions: Vec<MovedResolution>,
+    /// A merge's decisions waiting for the merged customer's re-fold (see [`Engine::absorb`]).
+    moved_finals: Vec<MovedFinal>,
     seen: Vec<usize>,
     /// The source of the previous event: most streams come from few sources in runs.
     last_source: Option<Sym>,
@@ -190,7 +190,7 @@ impl Engine {
             ledger,
             queue: Vec::new(),
             scratch: Vec::new(),
-            resolutions: Vec::new(),
+            moved_finals: Vec::new(),
             seen: Vec::new(),
             last_source: None,
             event_counts: Vec::new(),
@@ -541,7 +541,7 @@ impl Engine {
             self.stats.duplicates += 1;
             if absorbed_any {
                 self.refold(slot);
-                self.reissue_resolutions(slot);
+                self.reissue_finals(slot);
             }
             return Ok(());
         }
@@ -570,7 +570,7 @@ impl Engine {
             }
             self.refold(slot);
             if absorbed_any {
-                self.reissue_resolutions(slot);
+                self.reissue_finals(slot);
             }
         }
         self.schedule_housekeeping(slot);
@@ -985,31 +985,26 @@ impl Engine {
             let data = reissued(f.data(), &gone.key, &into_key, into_provisional);
             // A resolution names the alert it settles, and that alert is raised again under
             // the customer's key by the re-fold that follows the merge: the resolution waits
-            // for it, to name it as a resolution of the merged customer would.
-            if matches!(
+            // for it, to name it as a resolution of the merged customer would. The other
+            // decisions wait with it, so that they still come out in time order.
+            let alert = matches!(
                 f.ty(),
                 OutputType::OwnershipReassigned | OutputType::ReassignmentRecommended
-            ) {
-                if let Some(alert) = gone.emitted.iter().find(|g| {
+            )
+            .then(|| {
+                gone.emitted.iter().find(|g| {
                     g.ty == OutputType::Collision
                         && data.contains(&format!("\"collision_id\":\"{}\"", g.id))
-                }) {
-                    self.resolutions.push(MovedResolution {
-                        ty: f.ty(),
-                        time: f.time(),
-                        data,
-                        alert: (alert.key, alert.rule, alert.id.clone()),
-                    });
-                    continue;
-                }
-            }
-            let out = Output::from_rendered(f.ty(), into_key.clone(), f.time(), data, None);
-            if into_provisional {
-                if let Some(c) = self.slots[slot as usize].as_mut() {
-                    c.finals.push(out.clone());
-                }
-            }
-            self.queue.push(out);
+                })
+            })
+            .flatten()
+            .map(|a| (a.key, a.rule, a.id.clone()));
+            self.moved_finals.push(MovedFinal {
+                ty: f.ty(),
+                time: f.time(),
+                data,
+                alert,
+            });
         }
         // Nothing to tell when the customer's own owner is the same rep: they keep it.
         if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != own_owner) {
@@ -1017,27 +1012,26 @@ impl Engine {
         }
     }
 
-    /// Re-issues the resolutions a merge moved to `slot`, each naming the alert the re-fold
-    /// raised for the same contact and rule (the provisional customer's one was withdrawn).
-    /// When the merged facts raise no such alert, the resolution keeps the old name.
-    fn reissue_resolutions(&mut self, slot: u32) {
-        let moved = std::mem::take(&mut self.resolutions);
+    /// Re-issues, in their order, the decisions a merge moved to `slot`. A resolution names
+    /// the alert the re-fold raised for the same contact and rule (the provisional customer's
+    /// one was withdrawn); when the merged facts raise no such alert, it keeps the old name.
+    fn reissue_finals(&mut self, slot: u32) {
+        let moved = std::mem::take(&mut self.moved_finals);
         let Some(cust) = self.slots[slot as usize].as_mut() else {
             return;
         };
         for m in moved {
-            let (key, rule, old) = &m.alert;
-            let data = match cust
-                .emitted
-                .iter()
-                .find(|g| g.ty == OutputType::Collision && g.key == *key && g.rule == *rule)
-            {
-                Some(alert) => m.data.replace(
+            let renamed = m.alert.as_ref().and_then(|(key, rule, old)| {
+                let alert = cust
+                    .emitted
+                    .iter()
+                    .find(|g| g.ty == OutputType::Collision && g.key == *key && g.rule == *rule)?;
+                Some(m.data.replace(
                     &format!("\"collision_id\":\"{old}\""),
                     &format!("\"collision_id\":\"{}\"", alert.id),
-                ),
-                None => m.data,
-            };
+                ))
+            });
+            let data = renamed.unwrap_or(m.data);
             let out = Output::from_rendered(m.ty, cust.key.clone(), m.time, data, None);
             if cust.provisional {
                 cust.finals.push(out.clone());

@@ -80,6 +80,22 @@ impl RepInfo {
     pub fn away_on(&self, date: chrono::NaiveDate) -> bool {
         self.away.iter().any(|(f, t)| *f <= date && date <= *t)
     }
+
+    /// The first date after `date` the rep is not away (ranges that follow on from each other
+    /// count as one leave).
+    pub fn back_after(&self, date: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+        let mut day = date.succ_opt()?;
+        while self.away_on(day) {
+            let end = self
+                .away
+                .iter()
+                .filter(|(f, t)| *f <= day && day <= *t)
+                .map(|(_, t)| *t)
+                .max()?;
+            day = end.succ_opt()?;
+        }
+        Some(day)
+    }
 }
 
 /// Every rep seen, roster first.
@@ -159,5 +175,38 @@ impl Reps {
 
     pub fn lookup(&self, id: &str) -> Option<RepIdx> {
         self.index.get(Digested::new(id)).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn a_rep_is_back_after_leaves_that_follow_on_from_each_other() {
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let mut reps = Reps::default();
+        let idx = reps.insert(Digested::new("r-w"));
+        let info = &mut reps.list[idx.0 as usize];
+        info.away = vec![
+            (date("2026-11-09"), date("2026-11-12")),
+            (date("2026-11-05"), date("2026-11-08")),
+            (date("2026-11-20"), date("2026-11-21")),
+        ]
+        .into();
+        assert_eq!(
+            info.back_after(date("2026-11-05")),
+            Some(date("2026-11-13"))
+        );
+        assert_eq!(
+            info.back_after(date("2026-11-12")),
+            Some(date("2026-11-13"))
+        );
+        // Not away the next day: back then.
+        assert_eq!(
+            info.back_after(date("2026-11-14")),
+            Some(date("2026-11-15"))
+        );
     }
 }
