@@ -578,8 +578,8 @@ proptest! {
     /// every customer in memory (eviction of provisional customers still depends on arrival
     /// order: README "Not yet"). Pools don't assign automatically: a merge that reveals a
     /// customer's pool late makes its assignment after other customers' later ones (README
-    /// "Not yet"), which changes a `workload` or in-turn choice in a few generated streams in
-    /// 10,000.
+    /// "Not yet"), which changes a `workload` or in-turn choice in one or two generated streams
+    /// in 10,000.
     #[test]
     fn lifecycle_decisions_with_id_less_events_do_not_depend_on_arrival_order(
         gens in prop::collection::vec(gen_event(240, 5, true), 1..80),

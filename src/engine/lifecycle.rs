@@ -923,9 +923,8 @@ impl Engine {
                 };
                 o.won && last + d == at && hold.dormant_noted != Some(at)
             }
-            Due::Assign => {
-                hold.attrs.pool.is_some() && owner.is_none() && hold.waiting_since.is_some()
-            }
+            // Also when the customer has left its pool meanwhile: the wait ends then.
+            Due::Assign => owner.is_none() && hold.waiting_since.is_some(),
         }
     }
 
@@ -1137,8 +1136,14 @@ impl Engine {
                 );
             }
             Due::Assign => {
-                let Some(pool) = pool else { return };
-                let Some(a) = self.rules.pools[pool as usize].assignment else {
+                // The customer's description or the rules changed while it waited, and its
+                // pool no longer assigns: it no longer waits (and may be forgotten).
+                let Some((pool, a)) =
+                    pool.and_then(|p| Some((p, self.rules.pools[p as usize].assignment?)))
+                else {
+                    let hold = self.hold(slot);
+                    hold.waiting_since = None;
+                    hold.assign_retry = None;
                     return;
                 };
                 // The first try, or the retry planned when it found nobody eligible; never

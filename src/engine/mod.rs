@@ -863,10 +863,14 @@ impl Engine {
         // When the provisional customer has waited in its pool longer than the customer (or
         // the customer doesn't wait), the customer has waited since then, as it would have
         // had the two been one from the start. The provisional customer's planned assignment
-        // leaves with its slot, so it is planned again below, in the customer's pool.
+        // leaves with its slot, so it is planned again below, in the customer's pool. Not once
+        // it has been tried (nobody was eligible, a retry is planned): planned again, it would
+        // be decided at a time the lifecycle has passed, before the customer's own history up
+        // to now. The customer's own wait stands, or its next contact starts one.
         let waited_longer = gone
             .hold
             .waiting_since
+            .filter(|_| gone.hold.assign_retry.is_none())
             .filter(|g| into.hold.waiting_since.is_none_or(|w| g < &w));
         // The later release names the rep inside the reclaim cooldown, as it would have had
         // the two been one customer from the start.

@@ -283,6 +283,35 @@ mod tests {
     }
 
     #[test]
+    fn a_customer_whose_pool_stops_assigning_no_longer_waits_and_is_forgotten() {
+        let pool = |assignment: &str| {
+            let text = format!(
+                "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\npools:\n  - {{id: leads, teams: [t]{assignment}}}\ncollisions:\n{MULTI}"
+            );
+            Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
+        };
+        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
+            .expect("valid roster");
+        let mut engine = Engine::new(
+            pool(", assignment: {strategy: workload, after: 1h}"),
+            &roster,
+        );
+        // C1 waits in the pool from 09:00, for an assignment at 10:00; the call at 09:20 makes
+        // that final. Then the pool stops assigning automatically.
+        feed(&mut engine, &[&call("1", "r-x", "09:00")]);
+        let other = |id: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"{at}:00+08:00","rep":{{"id":"r-x"}},"customer":{{"id":"C2"}}}}"#
+            )
+        };
+        feed(&mut engine, &[&other("2", "2026-11-02T09:20")]);
+        engine.replace_rules(pool("")).expect("reload");
+        // Weeks later C1 has long been forgotten: no longer waiting, it is evicted.
+        feed(&mut engine, &[&other("3", "2026-11-30T09:00")]);
+        assert!(engine.by_key.get("C1").is_none(), "C1 is still in memory");
+    }
+
+    #[test]
     fn a_changed_time_zone_or_identity_setting_is_refused_and_nothing_changes() {
         let before = rules(MULTI, "  time_zone: Asia/Shanghai");
         let mut engine = Engine::new(before.clone(), &Roster::default());
