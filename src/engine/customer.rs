@@ -363,8 +363,8 @@ pub struct Holding {
     /// Since when the customer waits unowned in a pool with automatic assignment.
     pub waiting_since: Option<Timestamp>,
     /// When the pool tries again to assign the customer, after nobody was eligible: the end of
-    /// the reclaim cooldown that excluded the previous owner, or the next day when reps were
-    /// away.
+    /// the reclaim cooldown that excluded the previous owner, or the day the first rep on leave
+    /// is back. Set, `waiting_since` is the wait that was tried.
     pub assign_retry: Option<Timestamp>,
     /// The time of the newest final word on the customer's ownership: a change of owner (any
     /// write of the owner state), or an ownership event from the CRM, even one that changed
