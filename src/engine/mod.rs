@@ -997,8 +997,7 @@ impl Engine {
             )
             .then(|| {
                 gone.emitted.iter().find(|g| {
-                    g.ty == OutputType::Collision
-                        && data.contains(&format!("\"collision_id\":\"{}\"", g.id))
+                    g.ty == OutputType::Collision && data.contains(&collision_id_field(&g.id))
                 })
             })
             .flatten()
@@ -1030,10 +1029,10 @@ impl Engine {
                     .emitted
                     .iter()
                     .find(|g| g.ty == OutputType::Collision && g.key == *key && g.rule == *rule)?;
-                Some(m.data.replace(
-                    &format!("\"collision_id\":\"{old}\""),
-                    &format!("\"collision_id\":\"{}\"", alert.id),
-                ))
+                Some(
+                    m.data
+                        .replace(&collision_id_field(old), &collision_id_field(&alert.id)),
+                )
             });
             let data = renamed.unwrap_or(m.data);
             let out = Output::from_rendered(m.ty, cust.key.clone(), m.time, data, None);
@@ -1213,6 +1212,11 @@ fn withdrawal(subject: &Arc<str>, g: &Emitted, t: Timestamp, reason: &str) -> Ou
         },
         None,
     )
+}
+
+/// How a resolution's data names the alert it settles (alert ids are hex: no escaping).
+fn collision_id_field(id: &str) -> String {
+    format!("\"collision_id\":\"{id}\"")
 }
 
 /// A provisional customer's output data, rewritten for the customer it turned out to be.
