@@ -28,6 +28,7 @@ use crate::output::{
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// What a lifecycle deadline is for. The order is the firing order at equal times.
@@ -81,6 +82,9 @@ pub(super) type PendingEvent = (u8, u64, u64, u32, u32);
 const PENDING_SHIFT: u32 = 16;
 /// A pending deadline, due at its wheel time: (customer key hash, kind, slot, generation).
 pub(super) type Deadline = (u64, Due, u32, u32);
+/// A customer waiting after its pool found nobody eligible: (waiting since, customer key hash,
+/// slot, generation). The order is the order in which reps who get room are offered them.
+pub(super) type Waiting = (Timestamp, u64, u32, u32);
 
 /// Per-rep bookkeeping across customers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,6 +108,16 @@ pub struct Ledger {
     /// Per pool: the roster's reps who may be assigned its customers (in the pool's teams, not
     /// exempt by role). Activity, leave and caps are checked at each assignment.
     pool_reps: Vec<Vec<RepIdx>>,
+    /// Customers whose pool found nobody eligible and who still wait, longest wait first. A
+    /// rep who gets room is offered the first one their pool may give them. Entries are
+    /// checked when read: one whose customer has since been assigned, started a new wait or
+    /// been forgotten is dropped then, so the set holds every waiting customer and maybe
+    /// some stale entries; a restore rebuilds it from the customers' holdings
+    /// ([`Engine::is_waiting`]).
+    pub(super) waiting: BTreeSet<Waiting>,
+    /// Reps who lost a customer during the decision being made, while customers wait: the
+    /// settle loop offers them the waiting customers at that decision's time.
+    freed: Vec<RepIdx>,
 }
 
 impl Ledger {
@@ -238,6 +252,7 @@ impl Engine {
                     }
                     if self.live(slot, generation) {
                         self.fire_due(slot, at, due);
+                        self.offer_room(at);
                     }
                 }
                 (Some(_), _) => {
@@ -248,6 +263,7 @@ impl Engine {
                     }
                     if self.live(slot, generation) {
                         self.finalize(slot, (t, order, tie));
+                        self.offer_room(t);
                     }
                 }
                 _ => break,
@@ -286,14 +302,13 @@ impl Engine {
             .take(entry.given, &self.given, &self.rules, &self.words);
         // A contact with a customer nobody owns puts it in line for its pool's assignment
         // (unless a claim below takes it first). This depends only on final events, never
-        // on whether the customer was evicted in between. A contact while the pool waits to
-        // try again (nobody was eligible) starts the wait anew, as it would without the retry.
+        // on whether the customer was evicted in between. A customer already waiting keeps
+        // its place, also after a try that found nobody eligible: being contacted again is
+        // no reason to wait longer than customers who were not.
         if hold.owner.is_none()
-            && (hold.waiting_since.is_none() || hold.assign_retry.is_some())
+            && hold.waiting_since.is_none()
             && matches!(entry.body, Body::Contact { .. })
         {
-            hold.assign_retry = None;
-            hold.waiting_since = None;
             self.enter_pool(slot, entry.t);
         }
         match &entry.body {
@@ -620,7 +635,75 @@ impl Engine {
         if o.locked {
             b.locked = b.locked.saturating_sub(1);
         }
+        if !self.ledger.waiting.is_empty() {
+            self.ledger.freed.push(o.rep);
+        }
         Some(o)
+    }
+
+    /// Whether the customer waits in the lifecycle's line of customers its pool found nobody
+    /// for (the state [`Ledger::waiting`] is rebuilt from).
+    pub(super) fn is_waiting(hold: &Holding) -> bool {
+        hold.owner.is_none() && hold.waiting_since.is_some() && hold.assign_retry.is_some()
+    }
+
+    /// A rep lost a customer at `t` (released, reclaimed, transferred): with room under the
+    /// ownership cap, they may take a customer who waits. The pool of the customer who has
+    /// waited longest among those the rep may be given tries again at `t` (its strategy
+    /// still picks among every eligible rep). One customer per rep and loss.
+    fn offer_room(&mut self, t: Timestamp) {
+        if self.ledger.freed.is_empty() {
+            return;
+        }
+        let freed = std::mem::take(&mut self.ledger.freed);
+        let limits = self.rules.ownership.limits;
+        let date = local_date(t, self.rules.settings.time_zone);
+        for rep in freed {
+            let info = self.reps.get(rep);
+            let has_room = limits.max_owned.is_none_or(|c| self.ledger.owned(rep) < c);
+            if !info.active || info.away_on(date) || !has_room {
+                continue;
+            }
+            let mut stale = Vec::new();
+            let mut offered = None;
+            for &w in &self.ledger.waiting {
+                let (since, _, slot, generation) = w;
+                let Some(cust) = super::live(&self.slots, Handle { slot, generation }) else {
+                    stale.push(w);
+                    continue;
+                };
+                let hold = &cust.hold;
+                if !Self::is_waiting(hold) || hold.waiting_since != Some(since) {
+                    stale.push(w);
+                    continue;
+                }
+                let Some(pool) = hold.attrs.pool else {
+                    continue;
+                };
+                // Already trying at `t` (offered to another rep, or its planned retry).
+                if hold.assign_retry == Some(t)
+                    || self.ledger.pool_reps[pool as usize]
+                        .binary_search(&rep)
+                        .is_err()
+                {
+                    continue;
+                }
+                let cooling = hold.released.is_some_and(|(r, at)| {
+                    r == rep && limits.reclaim_cooldown.is_some_and(|c| t < at + c)
+                });
+                if !cooling {
+                    offered = Some(slot);
+                    break;
+                }
+            }
+            for w in stale {
+                self.ledger.waiting.remove(&w);
+            }
+            if let Some(slot) = offered {
+                self.hold(slot).assign_retry = Some(t);
+                self.schedule_due(slot, t, Due::Assign);
+            }
+        }
     }
 
     /// Schedules the reclaim, warning and no-deal deadlines of the current owner.
@@ -1275,11 +1358,12 @@ impl Engine {
             }
         }
         let Some((not_preferred, _, _, _, rep)) = best else {
-            // Nobody is eligible. When the reclaim cooldown ends, or the first rep away comes
-            // back, a rep left out now may be: the customer keeps waiting, and the pool tries
-            // again then, unless the customer is forgotten by then (no event for
-            // `forget_after`: memory stays bounded). Otherwise (reps at the ownership cap,
-            // inactive, none in the pool's teams) it waits for its next contact.
+            // Nobody is eligible. The customer keeps waiting, in line for the first rep of
+            // its pool who gets room under the cap ([`Engine::offer_room`]); and the pool tries
+            // again when the reclaim cooldown that excluded the previous owner ends, or the
+            // first rep away comes back, or, the last time, when the customer would be
+            // forgotten (no event for `forget_after`: memory stays bounded). A try then that
+            // finds nobody ends the wait; the customer's next contact starts a new one.
             let cooled = cust
                 .hold
                 .released
@@ -1291,14 +1375,25 @@ impl Engine {
             let retry = cooled
                 .into_iter()
                 .chain(returns)
+                .chain([remembered_until])
                 .min()
-                .filter(|r| *r <= remembered_until);
+                .filter(|r| *r > t);
+            let line = cust
+                .hold
+                .waiting_since
+                .map(|since| (since, cust.key_hash, slot, cust.generation));
             self.stats.count_change("unassigned");
             let hold = self.hold(slot);
             hold.assign_retry = retry;
-            match retry {
-                Some(r) => self.schedule_due(slot, r, Due::Assign),
-                None => hold.waiting_since = None,
+            match (retry, line) {
+                (Some(r), Some(line)) => {
+                    self.schedule_due(slot, r, Due::Assign);
+                    self.ledger.waiting.insert(line);
+                }
+                _ => {
+                    hold.waiting_since = None;
+                    hold.assign_retry = None;
+                }
             }
             return;
         };
@@ -1307,6 +1402,11 @@ impl Engine {
         self.ledger.book(rep).last_assigned = seq;
         let team = self.reps.get(rep).team;
         let prev_owner = cust.hold.released.map(|(r, _)| r);
+        // A later try says how long the customer waited.
+        let waited = cust
+            .hold
+            .waiting_since
+            .filter(|_| cust.hold.assign_retry.is_some());
         let origin = Entry {
             t,
             order: 0,
@@ -1336,9 +1436,10 @@ impl Engine {
                 }),
                 evidence: Vec::new(),
                 reason: format!(
-                    "pool `{}` assigned customer {} to {} by {}{} among {eligible} eligible rep(s); protected until {}",
+                    "pool `{}` assigned customer {}{} to {} by {}{} among {eligible} eligible rep(s); protected until {}",
                     self.rules.pools[pool as usize].id,
                     cust.key,
+                    waited.map_or(String::new(), |w| format!(", waiting since {}", ctx.time(w))),
                     ctx.rep_name(rep, team),
                     strategy.as_str().replace('_', " "),
                     if not_preferred == 1 && !matches!(strategy, Strategy::RoundRobin | Strategy::Workload) {

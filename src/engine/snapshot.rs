@@ -705,6 +705,16 @@ impl Engine {
         // Reps first seen in events joined the intern table after the engine was built.
         let (rules, reps, words, exempt) = (&e.rules, &e.reps, &e.words, &e.exempt_roles);
         e.ledger.set_pool_reps(rules, reps, words, exempt);
+        // The line of customers waiting for a rep with room is their holdings' state: a
+        // snapshot needs no copy of it.
+        for (slot, cust) in e.slots.iter().enumerate() {
+            if let Some(c) = cust.as_ref().filter(|c| Engine::is_waiting(&c.hold)) {
+                let since = c.hold.waiting_since.expect("a waiting customer");
+                e.ledger
+                    .waiting
+                    .insert((since, c.key_hash, slot as u32, c.generation));
+            }
+        }
         Ok(e)
     }
 }
@@ -1288,6 +1298,61 @@ mod tests {
                 && o.contains("leadguard.ownership.assigned")
                 && o.contains(r#""time":"2026-11-04T11:30:00"#)),
             "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_customer_waiting_for_a_rep_with_room_keeps_its_place_across_a_restore() {
+        let rules = rules_from(
+            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let roster = Roster::parse(
+            "reps:\n  - {id: r-s, team: t}\n",
+            std::path::Path::new("r.yaml"),
+        )
+        .expect("valid roster");
+        let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
+            )
+        };
+        // r-s, the pool's only rep, owns C1 and is at the cap of one. C2 and C3 are contacted
+        // and wait; at 10:20 and 10:25 nobody is eligible. The call at 10:40 makes that final.
+        let history = [
+            event("1", "assign", "10:00", "r-s", "C1"),
+            event("2", "call", "10:05", "r-x", "C2"),
+            event("3", "call", "10:10", "r-x", "C3"),
+            event("4", "call", "10:40", "r-x", "C9"),
+        ];
+        // The CRM takes C1 from r-s at 11:00: r-s has room, and C2 has waited longest.
+        let after = [
+            event("5", "release", "11:00", "r-s", "C1"),
+            event("6", "call", "11:20", "r-x", "C9"),
+        ];
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &roster);
+        let lines: Vec<&[u8]> = history.iter().map(|l| l.as_bytes()).collect();
+        feed(&mut engine, &mut ingest, &lines);
+        assert_eq!(engine.ledger.waiting.len(), 2, "C2 and C3 wait");
+        let snap = engine.snapshot();
+        let mut restored = Engine::restore(rules, &roster, &snap).expect("restores");
+        assert_eq!(restored.ledger.waiting, engine.ledger.waiting);
+        let lines: Vec<&[u8]> = after.iter().map(|l| l.as_bytes()).collect();
+        let mut resumed = ingest.clone();
+        let out = feed(&mut restored, &mut resumed, &lines);
+        let assigned: Vec<&String> = out
+            .iter()
+            .filter(|o| o.contains("leadguard.ownership.assigned"))
+            .collect();
+        assert!(
+            matches!(&assigned[..], [a] if a.contains(r#""subject":"C2""#)
+                && a.contains(r#""time":"2026-11-04T11:00:00"#)),
+            "{out:?}"
+        );
+        assert_eq!(
+            out,
+            feed(&mut engine, &mut ingest, &lines),
+            "as without a restart"
         );
     }
 
