@@ -45,6 +45,7 @@ pub const OUTPUTS_TOTAL: &str = "leadguard_outputs_total";
 // Engine state, reported by each partition.
 pub const CUSTOMERS_TRACKED: &str = "leadguard_customers_tracked";
 pub const CUSTOMERS_OWNED: &str = "leadguard_customers_owned";
+pub const CUSTOMERS_WAITING: &str = "leadguard_customers_waiting";
 pub const IDENTIFIERS_INDEXED: &str = "leadguard_identifiers_indexed";
 pub const TIMERS_PENDING: &str = "leadguard_timers_pending";
 pub const LOG_ENTRIES: &str = "leadguard_window_entries";
@@ -78,6 +79,7 @@ pub const ALL: &[&str] = &[
     OUTPUTS_TOTAL,
     CUSTOMERS_TRACKED,
     CUSTOMERS_OWNED,
+    CUSTOMERS_WAITING,
     IDENTIFIERS_INDEXED,
     TIMERS_PENDING,
     LOG_ENTRIES,
@@ -415,6 +417,12 @@ const ENGINE_METRICS: &[(&str, &str, &[&str], bool)] = &[
     (OUTPUTS_TOTAL, "Output events written", &[], true),
     (CUSTOMERS_TRACKED, "Customers held in memory", &[], false),
     (CUSTOMERS_OWNED, "Customers with an owner", &[], false),
+    (
+        CUSTOMERS_WAITING,
+        "Customers waiting in line after their pool found no eligible rep",
+        &[],
+        false,
+    ),
     (IDENTIFIERS_INDEXED, "Identifiers in the identity index, from the stream (not those configured as shared)", &[], false),
     (TIMERS_PENDING, "Timers scheduled", &[], false),
     (LOG_ENTRIES, "Events held in per-customer windows", &[], false),
@@ -527,6 +535,7 @@ impl Collector for EngineCollector {
                 (OUTPUTS_TOTAL, r.outputs),
                 (CUSTOMERS_TRACKED, r.size.customers as u64),
                 (CUSTOMERS_OWNED, r.size.owned as u64),
+                (CUSTOMERS_WAITING, r.size.waiting as u64),
                 (IDENTIFIERS_INDEXED, r.size.identifiers as u64),
                 (TIMERS_PENDING, r.size.timers as u64),
                 (LOG_ENTRIES, r.size.log_entries as u64),

@@ -106,7 +106,8 @@ pub struct Ledger {
     pub(super) books: Vec<Book>,
     pub(super) assignments: u64,
     /// Per pool: the roster's reps who may be assigned its customers (in the pool's teams, not
-    /// exempt by role). Activity, leave and caps are checked at each assignment.
+    /// exempt by role), in roster order, so sorted. Activity, leave and caps are checked at
+    /// each assignment.
     pool_reps: Vec<Vec<RepIdx>>,
     /// Customers whose pool found nobody eligible and who still wait, longest wait first. A
     /// rep who gets room is offered the first one their pool may give them. Entries are
@@ -1436,10 +1437,9 @@ impl Engine {
                 }),
                 evidence: Vec::new(),
                 reason: format!(
-                    "pool `{}` assigned customer {}{} to {} by {}{} among {eligible} eligible rep(s); protected until {}",
+                    "pool `{}` assigned customer {} to {} by {}{} among {eligible} eligible rep(s){}; protected until {}",
                     self.rules.pools[pool as usize].id,
                     cust.key,
-                    waited.map_or(String::new(), |w| format!(", waiting since {}", ctx.time(w))),
                     ctx.rep_name(rep, team),
                     strategy.as_str().replace('_', " "),
                     if not_preferred == 1 && !matches!(strategy, Strategy::RoundRobin | Strategy::Workload) {
@@ -1447,6 +1447,7 @@ impl Engine {
                     } else {
                         ""
                     },
+                    waited.map_or(String::new(), |w| format!(", after waiting since {}", ctx.time(w))),
                     ctx.time(o.protected_until)
                 )
                 .into(),

@@ -87,6 +87,8 @@ mod lifecycle;
 pub struct StateSize {
     pub customers: usize,
     pub owned: usize,
+    /// Customers waiting in line after their pool found nobody eligible.
+    pub waiting: usize,
     pub log_entries: usize,
     pub identifiers: usize,
     pub timers: usize,
@@ -272,6 +274,9 @@ impl Engine {
             size.log_entries += c.log.len();
             if c.hold.owner.is_some() {
                 size.owned += 1;
+            }
+            if Engine::is_waiting(&c.hold) {
+                size.waiting += 1;
             }
         }
         size
