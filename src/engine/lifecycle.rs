@@ -707,6 +707,28 @@ impl Engine {
         }
     }
 
+    /// New rules may make room the line knows nothing of (a higher `max_owned`, more teams in
+    /// a pool): every waiting customer's pool tries again at the watermark, the time up to
+    /// which the lifecycle has decided. Those still without an eligible rep wait on, in their
+    /// place.
+    pub(super) fn retry_waiting(&mut self) {
+        let Some(w) = self.watermark() else {
+            return;
+        };
+        let line: Vec<Waiting> = self.ledger.waiting.iter().copied().collect();
+        for entry in line {
+            let (since, _, slot, generation) = entry;
+            let valid = super::live(&self.slots, Handle { slot, generation })
+                .is_some_and(|c| Self::is_waiting(&c.hold) && c.hold.waiting_since == Some(since));
+            if !valid {
+                self.ledger.waiting.remove(&entry);
+                continue;
+            }
+            self.hold(slot).assign_retry = Some(w);
+            self.schedule_due(slot, w, Due::Assign);
+        }
+    }
+
     /// Schedules the reclaim, warning and no-deal deadlines of the current owner.
     fn schedule_owner_deadlines(&mut self, slot: u32, now: Timestamp) {
         let Some(o) = self.slots[slot as usize]

@@ -215,6 +215,7 @@ impl Engine {
         for slot in 0..self.slots.len() as u32 {
             self.place_in_pools(slot);
         }
+        self.retry_waiting();
         Ok(summary)
     }
 }
@@ -309,6 +310,56 @@ mod tests {
         // Weeks later C1 has long been forgotten: no longer waiting, it is evicted.
         feed(&mut engine, &[&other("3", "2026-11-30T09:00")]);
         assert!(engine.by_key.get("C1").is_none(), "C1 is still in memory");
+    }
+
+    #[test]
+    fn a_higher_cap_after_a_reload_gives_waiting_customers_a_rep() {
+        let capped = |max: u32| {
+            let text = format!(
+                "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\nownership:\n  protection: 10d\n  limits: {{max_owned: {max}}}\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {{strategy: workload, after: 15m}}}}\ncollisions:\n{MULTI}"
+            );
+            Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
+        };
+        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
+            .expect("valid roster");
+        let mut engine = Engine::new(capped(1), &roster);
+        let event = |id: &str, kind: &str, rep: &str, customer: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            )
+        };
+        // r-t, the pool's only rep, owns C1 and is at the cap. C2 waits from 09:00; at 09:15
+        // nobody is eligible (final once the call at 09:30 arrives).
+        feed(
+            &mut engine,
+            &[
+                &event("1", "assign", "r-t", "C1", "08:00"),
+                &event("2", "call", "r-x", "C2", "09:00"),
+                &event("3", "call", "r-x", "C9", "09:30"),
+            ],
+        );
+        assert_eq!(engine.state_size().waiting, 1, "C2 waits in line");
+        engine.replace_rules(capped(2)).expect("reload");
+        let mut ingest = Ingest::new(engine.rules().clone());
+        let next = ingest
+            .parse(
+                event("4", "call", "r-x", "C9", "09:40").as_bytes(),
+                None,
+                "t",
+            )
+            .expect("valid event");
+        engine
+            .handle_event(&next, next.occurred_at())
+            .expect("accepted");
+        let assigned: Vec<_> = engine
+            .drain_outputs()
+            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
+            .map(|o| (o.subject().to_string(), o.time()))
+            .collect();
+        // At the watermark when the rules changed: the 09:30 call less the allowed lateness.
+        let at = crate::time::Timestamp::parse_rfc3339("2026-11-02T09:20:00+08:00").expect("time");
+        assert_eq!(assigned, [("C2".to_string(), at)]);
+        assert_eq!(engine.state_size().waiting, 0);
     }
 
     #[test]
