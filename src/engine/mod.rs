@@ -33,8 +33,8 @@ mod stats;
 mod timers;
 
 pub use query::{
-    CheckAnswer, CheckError, ContactView, CustomerIdentifiers, CustomerView, Decision,
-    IdentifierView, OwnerView, RepView,
+    AssignmentWait, CheckAnswer, CheckError, ContactView, CustomerIdentifiers, CustomerView,
+    Decision, IdentifierView, OwnerView, RepView,
 };
 pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use stats::Stats;

@@ -78,12 +78,27 @@ pub struct CustomerView {
     pub owner: Option<OwnerView>,
     /// The public pool the customer is in, when it has no owner.
     pub pool: Option<Arc<str>>,
+    /// The customer's wait for its pool's automatic assignment, as far as the lifecycle has
+    /// decided; absent when it has an owner or its pool doesn't assign.
+    pub assignment: Option<AssignmentWait>,
     pub identifiers: Vec<IdentifierView>,
     /// The newest contacts the engine still holds (those within the longest rule window),
     /// newest first, at most `RECENT_CONTACTS` (20).
     pub recent_contacts: Vec<ContactView>,
     /// The time the answer is about.
     pub as_of: String,
+}
+
+/// A customer waiting for its pool to assign it a rep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssignmentWait {
+    /// Since when it waits (it entered the pool: a contact or a release).
+    pub waiting_since: String,
+    /// When its pool tries next. In line, it may be sooner: when a rep of the pool gets room.
+    pub next_try: Option<String>,
+    /// A try found no eligible rep (all at `max_owned`, away, inactive, or the previous owner
+    /// inside the reclaim cooldown): the customer waits in line, longest wait first.
+    pub in_line: bool,
 }
 
 /// May the rep contact the customer? Ordered from least to most restrictive.
@@ -262,6 +277,27 @@ impl Engine {
             .map(|p| Arc::from(self.rules.pools[p as usize].id.as_str()))
     }
 
+    fn assignment_wait(&self, cust: &Customer) -> Option<AssignmentWait> {
+        let hold = &cust.hold;
+        let since = hold.waiting_since.filter(|_| hold.owner.is_none())?;
+        let after = hold
+            .attrs
+            .pool
+            .and_then(|p| self.rules.pools[p as usize].assignment)
+            .map(|a| a.after)?;
+        let in_line = Engine::is_waiting(hold);
+        let next = if in_line {
+            hold.assign_retry
+        } else {
+            Some(since + after)
+        };
+        Some(AssignmentWait {
+            waiting_since: self.time_text(since),
+            next_try: next.map(|t| self.time_text(t)),
+            in_line,
+        })
+    }
+
     /// Why `rep` may not work the customer because of territories: their team is not among
     /// the teams of the customer's pool. This is the one place that decision lives for the API
     /// (detection and claims use the same `Pool::admits_team`).
@@ -306,14 +342,17 @@ impl Engine {
             })
             .take(RECENT_CONTACTS)
             .collect();
+        let owner = self.owner_at(cust, now).map(|o| self.owner_view(o, now));
+        let assignment = self.assignment_wait(cust).filter(|_| owner.is_none());
         Some(CustomerView {
             id: cust.key.clone(),
             provisional: cust.provisional,
             region: self.word(cust.head.attrs.region),
             industry: self.word(cust.head.attrs.industry),
             tier: self.word(cust.head.attrs.tier),
-            owner: self.owner_at(cust, now).map(|o| self.owner_view(o, now)),
+            owner,
             pool: self.pool_of(cust),
+            assignment,
             identifiers: cust
                 .identifiers
                 .iter()
@@ -631,6 +670,63 @@ mod tests {
             .check("r-li", &ids(None, Some("C9")), now)
             .expect("answer");
         assert_eq!(a.decision, Decision::Allowed, "{}", a.reason);
+    }
+
+    #[test]
+    fn the_view_tells_a_customer_waiting_in_its_pools_line() {
+        let rules = Arc::new(rules_from(
+            "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        ));
+        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
+            .expect("roster");
+        let event = |id: &str, kind: &str, rep: &str, customer: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            )
+        };
+        let mut ingest = Ingest::new(rules.clone());
+        let mut e = Engine::new(rules, &roster);
+        let mut feed = |e: &mut Engine, lines: &[String]| {
+            for line in lines {
+                let ev = ingest.parse(line.as_bytes(), None, "t").expect("valid");
+                e.handle_event(&ev, ev.occurred_at()).expect("accepted");
+            }
+        };
+        // r-t is at the cap with C1; C2 waits from 09:00 (final after the call at 09:12),
+        // first try at 09:15.
+        feed(
+            &mut e,
+            &[
+                event("1", "assign", "r-t", "C1", "08:00"),
+                event("2", "call", "r-x", "C2", "09:00"),
+                event("3", "call", "r-x", "C9", "09:12"),
+            ],
+        );
+        let now = at("2026-11-02T09:12:00+08:00");
+        let wait = e.customer_view("C2", now).and_then(|v| v.assignment);
+        assert_eq!(
+            wait,
+            Some(AssignmentWait {
+                waiting_since: "2026-11-02T09:00:00+08:00".into(),
+                next_try: Some("2026-11-02T09:15:00+08:00".into()),
+                in_line: false,
+            })
+        );
+        // The 09:15 try finds nobody eligible (final after the call at 09:30): in line until
+        // the last try, when C2 would be forgotten.
+        feed(&mut e, &[event("4", "call", "r-x", "C9", "09:30")]);
+        let wait = e
+            .customer_view("C2", at("2026-11-02T09:30:00+08:00"))
+            .and_then(|v| v.assignment)
+            .expect("waits");
+        assert!(wait.in_line, "{wait:?}");
+        assert_eq!(wait.waiting_since, "2026-11-02T09:00:00+08:00");
+        assert!(wait.next_try.is_some(), "{wait:?}");
+        let owned = e.customer_view("C1", now).expect("tracked");
+        assert_eq!(
+            owned.assignment, None,
+            "an owned customer waits for nothing"
+        );
     }
 
     #[test]
