@@ -110,11 +110,9 @@ pub struct Ledger {
     /// each assignment.
     pool_reps: Vec<Vec<RepIdx>>,
     /// Customers whose pool found nobody eligible and who still wait, longest wait first. A
-    /// rep who gets room is offered the first one their pool may give them. Entries are
-    /// checked when read: one whose customer has since been assigned, started a new wait or
-    /// been forgotten is dropped then, so the set holds every waiting customer and maybe
-    /// some stale entries; a restore rebuilds it from the customers' holdings
-    /// ([`Engine::is_waiting`]).
+    /// rep who gets room is offered the first one their pool may give them. Exactly the
+    /// customers [`Engine::is_waiting`] holds for: every change to a wait leaves the line
+    /// first ([`Engine::leave_line`]), and a restore rebuilds it from the holdings.
     pub(super) waiting: BTreeSet<Waiting>,
     /// Reps who lost a customer during the decision being made, while customers wait: the
     /// settle loop offers them the waiting customers at that decision's time.
@@ -293,11 +291,13 @@ impl Engine {
         let entry = cust.log[i].clone();
         // Decisions see the customer as described at the event's time. A customer forgotten
         // by then starts afresh, as it does when memory housekeeping has evicted it.
-        let hold = &mut self.slots[slot as usize].as_mut().expect("live slot").hold;
-        let owned = hold.owner.is_some();
-        if super::attrs::forgotten(hold.last, entry.t, owned, self.forget_after) {
-            *hold = Holding::new(self.blank);
+        let hold = &self.slots[slot as usize].as_ref().expect("live slot").hold;
+        if super::attrs::forgotten(hold.last, entry.t, hold.owner.is_some(), self.forget_after) {
+            self.leave_line(slot);
+            let fresh = Holding::new(self.blank);
+            *self.hold(slot) = fresh;
         }
+        let hold = &mut self.slots[slot as usize].as_mut().expect("live slot").hold;
         hold.last = Some(entry.t);
         hold.attrs
             .take(entry.given, &self.given, &self.rules, &self.words);
@@ -606,6 +606,7 @@ impl Engine {
             Body::Ownership { occurred, .. } => (*occurred).min(e.t),
             _ => e.t,
         };
+        self.leave_line(slot);
         self.drop_owner(slot);
         let p = self.protection(slot);
         let owner = Owner::acquired(&p, rep, team, t, via, e, account_team, won);
@@ -643,66 +644,94 @@ impl Engine {
     }
 
     /// Whether the customer waits in the lifecycle's line of customers its pool found nobody
-    /// for (the state [`Ledger::waiting`] is rebuilt from).
+    /// for: [`Ledger::waiting`] holds exactly these (a restore rebuilds it from them).
     pub(super) fn is_waiting(hold: &Holding) -> bool {
         hold.owner.is_none() && hold.waiting_since.is_some() && hold.assign_retry.is_some()
+    }
+
+    /// The line as the customers' holdings give it (what a restore rebuilds).
+    pub(super) fn line_from_holdings(&self) -> BTreeSet<Waiting> {
+        (0..self.slots.len() as u32)
+            .filter_map(|slot| self.place_in_line(slot))
+            .collect()
+    }
+
+    /// The customer's place in line, if it waits in it.
+    fn place_in_line(&self, slot: u32) -> Option<Waiting> {
+        let c = self.slots[slot as usize].as_ref()?;
+        let since = c.hold.waiting_since.filter(|_| Self::is_waiting(&c.hold))?;
+        Some((since, c.key_hash, slot, c.generation))
+    }
+
+    /// Takes the customer out of the line before its wait changes (it ends, starts anew, or
+    /// a merge rewrites it); [`Engine::join_line`] puts it back if it still waits after.
+    pub(super) fn leave_line(&mut self, slot: u32) {
+        if let Some(place) = self.place_in_line(slot) {
+            self.ledger.waiting.remove(&place);
+        }
+    }
+
+    pub(super) fn join_line(&mut self, slot: u32) {
+        if let Some(place) = self.place_in_line(slot) {
+            self.ledger.waiting.insert(place);
+        }
     }
 
     /// A rep lost a customer at `t` (released, reclaimed, transferred): with room under the
     /// ownership cap, they may take a customer who waits. The pool of the customer who has
     /// waited longest among those the rep may be given tries again at `t` (its strategy
-    /// still picks among every eligible rep). One customer per rep and loss.
+    /// still picks among every eligible rep), or, when the rep is away, on the day they are
+    /// back. One customer per rep and loss.
     fn offer_room(&mut self, t: Timestamp) {
         if self.ledger.freed.is_empty() {
             return;
         }
         let freed = std::mem::take(&mut self.ledger.freed);
         let limits = self.rules.ownership.limits;
-        let date = local_date(t, self.rules.settings.time_zone);
+        let tz = self.rules.settings.time_zone;
+        let date = local_date(t, tz);
         for rep in freed {
             let info = self.reps.get(rep);
             let has_room = limits.max_owned.is_none_or(|c| self.ledger.owned(rep) < c);
-            if !info.active || info.away_on(date) || !has_room {
+            let in_a_pool = self
+                .ledger
+                .pool_reps
+                .iter()
+                .any(|p| p.binary_search(&rep).is_ok());
+            if !info.active || !has_room || !in_a_pool {
                 continue;
             }
-            let mut stale = Vec::new();
-            let mut offered = None;
-            for &w in &self.ledger.waiting {
-                let (since, _, slot, generation) = w;
-                let Some(cust) = super::live(&self.slots, Handle { slot, generation }) else {
-                    stale.push(w);
-                    continue;
-                };
-                let hold = &cust.hold;
-                if !Self::is_waiting(hold) || hold.waiting_since != Some(since) {
-                    stale.push(w);
-                    continue;
+            let when = if info.away_on(date) {
+                match info.back_after(date) {
+                    Some(d) => day_start(d, tz),
+                    None => continue,
                 }
-                let Some(pool) = hold.attrs.pool else {
-                    continue;
-                };
-                // Already trying at `t` (offered to another rep, or its planned retry).
-                if hold.assign_retry == Some(t)
-                    || self.ledger.pool_reps[pool as usize]
+            } else {
+                t
+            };
+            let offered = self
+                .ledger
+                .waiting
+                .iter()
+                .find_map(|&(since, _, slot, generation)| {
+                    let cust = super::live(&self.slots, Handle { slot, generation })?;
+                    let hold = &cust.hold;
+                    debug_assert!(Self::is_waiting(hold) && hold.waiting_since == Some(since));
+                    let pool = hold.attrs.pool?;
+                    self.rules.pools[pool as usize].assignment?;
+                    let cooling = hold.released.is_some_and(|(r, at)| {
+                        r == rep && limits.reclaim_cooldown.is_some_and(|c| when < at + c)
+                    });
+                    // Trying by then anyway (offered to another rep, or a retry planned).
+                    let tries_by_then = hold.assign_retry.is_some_and(|r| r <= when);
+                    let may_get = self.ledger.pool_reps[pool as usize]
                         .binary_search(&rep)
-                        .is_err()
-                {
-                    continue;
-                }
-                let cooling = hold.released.is_some_and(|(r, at)| {
-                    r == rep && limits.reclaim_cooldown.is_some_and(|c| t < at + c)
+                        .is_ok();
+                    (may_get && !cooling && !tries_by_then).then_some(slot)
                 });
-                if !cooling {
-                    offered = Some(slot);
-                    break;
-                }
-            }
-            for w in stale {
-                self.ledger.waiting.remove(&w);
-            }
             if let Some(slot) = offered {
-                self.hold(slot).assign_retry = Some(t);
-                self.schedule_due(slot, t, Due::Assign);
+                self.hold(slot).assign_retry = Some(when);
+                self.schedule_due(slot, when, Due::Assign);
             }
         }
     }
@@ -716,14 +745,7 @@ impl Engine {
             return;
         };
         let line: Vec<Waiting> = self.ledger.waiting.iter().copied().collect();
-        for entry in line {
-            let (since, _, slot, generation) = entry;
-            let valid = super::live(&self.slots, Handle { slot, generation })
-                .is_some_and(|c| Self::is_waiting(&c.hold) && c.hold.waiting_since == Some(since));
-            if !valid {
-                self.ledger.waiting.remove(&entry);
-                continue;
-            }
+        for (_, _, slot, _) in line {
             self.hold(slot).assign_retry = Some(w);
             self.schedule_due(slot, w, Due::Assign);
         }
@@ -989,6 +1011,7 @@ impl Engine {
         };
         if let Some(a) = self.rules.pools[pool as usize].assignment {
             // A new wait: it supersedes a retry planned after an earlier one.
+            self.leave_line(slot);
             let hold = self.hold(slot);
             hold.waiting_since = Some(t);
             hold.assign_retry = None;
@@ -1244,26 +1267,86 @@ impl Engine {
             Due::Assign => {
                 // The customer's description or the rules changed while it waited, and its
                 // pool no longer assigns: it no longer waits (and may be forgotten).
-                let Some((pool, a)) =
-                    pool.and_then(|p| Some((p, self.rules.pools[p as usize].assignment?)))
-                else {
+                if pool
+                    .and_then(|p| self.rules.pools[p as usize].assignment)
+                    .is_none()
+                {
+                    self.leave_line(slot);
                     let hold = self.hold(slot);
                     hold.waiting_since = None;
                     hold.assign_retry = None;
                     return;
-                };
-                // The first try, or the retry planned when it found nobody eligible; never
-                // the first one again after it failed (a second deadline at the same time).
-                let planned = match hold.assign_retry {
-                    Some(retry) => retry == at,
-                    None => hold.waiting_since.map(|s| s + a.after) == Some(at),
-                };
-                if owner.is_some() || !planned {
+                }
+                if let Some(due) = self.first_try_later(slot, at) {
+                    self.schedule_due(slot, due, Due::Assign);
                     return;
                 }
-                self.assign(slot, at, pool, a.strategy);
+                // Every try planned for this moment is made now, longest wait first (then by
+                // customer key, as other deadlines): a rep with room goes to the customer who
+                // has waited longest, not to the one whose deadline sorts first. The deadlines
+                // of the others find their try made when they pop.
+                let mut batch: Vec<(Timestamp, u64, u32)> = Vec::new();
+                let mut planned = |e: &Engine, s: u32| {
+                    if e.assign_planned(s, at).is_some() {
+                        let c = e.slots[s as usize].as_ref().expect("live slot");
+                        let since = c.hold.waiting_since.expect("a planned try waits");
+                        batch.push((since, c.key_hash, s));
+                    }
+                };
+                planned(self, slot);
+                let mut n = 0;
+                while let Some(&(t, (_, d, s, g))) = self.ledger.deadlines.ahead(n) {
+                    if t != at {
+                        break;
+                    }
+                    if d == Due::Assign && self.live(s, g) {
+                        planned(self, s);
+                    }
+                    n += 1;
+                }
+                batch.sort_unstable();
+                batch.dedup();
+                for (_, _, s) in batch {
+                    if let Some((pool, strategy)) = self.assign_planned(s, at) {
+                        self.assign(s, at, pool, strategy);
+                    }
+                }
             }
         }
+    }
+
+    /// The customer's pool and strategy when a try to assign it is planned for `at`: it waits
+    /// without an owner, its pool assigns, and `at` is its first try or the retry planned
+    /// since — never the first one again after it failed (a second deadline at the same time).
+    fn assign_planned(&self, slot: u32, at: Timestamp) -> Option<(u16, Strategy)> {
+        let hold = &self.slots[slot as usize].as_ref()?.hold;
+        if hold.owner.is_some() {
+            return None;
+        }
+        let since = hold.waiting_since?;
+        let pool = hold.attrs.pool?;
+        let a = self.rules.pools[pool as usize].assignment?;
+        let planned = match hold.assign_retry {
+            Some(retry) => retry == at,
+            // Not before the first try is due in the customer's pool as it is now (a change
+            // of description or rules may have moved it to a pool that waits longer, see
+            // `first_try_later`), and once only.
+            None => since + a.after <= at,
+        };
+        planned.then_some((pool, a.strategy))
+    }
+
+    /// When the customer's first try is due later than `at`, in its pool as it is now: its
+    /// description or the rules changed while it waited, to a pool that waits longer than the
+    /// one that planned `at`. Never tried, it would wait for ever (and never be forgotten).
+    fn first_try_later(&self, slot: u32, at: Timestamp) -> Option<Timestamp> {
+        let hold = &self.slots[slot as usize].as_ref()?.hold;
+        if hold.owner.is_some() || hold.assign_retry.is_some() {
+            return None;
+        }
+        let pool = hold.attrs.pool?;
+        let due = hold.waiting_since? + self.rules.pools[pool as usize].assignment?.after;
+        (due > at).then_some(due)
     }
 
     /// The owner loses the customer to its pool.
@@ -1406,6 +1489,7 @@ impl Engine {
                 .waiting_since
                 .map(|since| (since, cust.key_hash, slot, cust.generation));
             self.stats.count_change("unassigned");
+            self.leave_line(slot);
             let hold = self.hold(slot);
             hold.assign_retry = retry;
             match (retry, line) {

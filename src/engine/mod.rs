@@ -227,6 +227,11 @@ impl Engine {
             self.drained_to = Some(c);
             self.fire_timers();
         }
+        debug_assert_eq!(
+            self.ledger.waiting,
+            self.line_from_holdings(),
+            "the pools' line is exactly the customers waiting in it"
+        );
     }
 
     /// When the driver should call [`Engine::handle_timeout`] at the latest (in driver time: a
@@ -826,6 +831,10 @@ impl Engine {
                 self.compact(other_slot, cutoff);
             }
         }
+        // Both waits may change below: each leaves the pools' line, and the merged customer
+        // takes its place again at the end if it still waits in it.
+        self.leave_line(other_slot);
+        self.leave_line(slot);
         let Some(gone) = self.slots[other_slot as usize].take() else {
             return;
         };
@@ -945,6 +954,7 @@ impl Engine {
         if let Some(since) = waited_longer.filter(|_| unowned) {
             self.enter_pool(slot, since);
         }
+        self.join_line(slot);
         for g in &gone.emitted {
             let out = withdrawal(
                 &gone.key,

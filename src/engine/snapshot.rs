@@ -181,6 +181,13 @@ struct FoldSnap {
     /// owner's counts are then unknown, and no SLA release is assumed for that owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     follow_ups: Option<(u32, u32)>,
+    /// Whose follow-ups `follow_ups` counts when they are not the fold's owner's: (rep,
+    /// owner since). Detection assumes a CRM ownership change before the lifecycle decides
+    /// it; when the lifecycle refuses it, the owner before it is the fold's owner again, with
+    /// the follow-ups counted for it until then. Absent in earlier builds' snapshots (those
+    /// counts are then lost, as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    follow_ups_of: Option<(Arc<str>, i64)>,
     /// (rule id, hash of the rep set, time of the last alert).
     cooldowns: Vec<(Arc<str>, u64, i64)>,
 }
@@ -317,6 +324,11 @@ fn output_type(s: &str) -> Result<OutputType, RestoreError> {
 impl Engine {
     /// The engine's whole state (outputs not yet drained are not part of it: drain first).
     pub fn snapshot(&self) -> Snapshot {
+        debug_assert_eq!(
+            self.ledger.waiting,
+            self.line_from_holdings(),
+            "the pools' line is exactly the customers waiting in it"
+        );
         let word = |s: Sym| self.words.get(s).cloned();
         let rep = |r: RepIdx| self.reps.get(r).id.clone();
         let rule_id =
@@ -348,7 +360,14 @@ impl Engine {
             attrs: attrs(f.attrs.fields()),
             last: f.last.map(|t| t.0),
             owner: f.owner.as_ref().map(owner),
-            follow_ups: f.owner.as_ref().map(|o| f.follow_ups.of(o)),
+            follow_ups: match &f.owner {
+                Some(o) if f.follow_ups.of(o) != (0, 0) || !counts_another(f) => {
+                    Some(f.follow_ups.of(o))
+                }
+                _ if counts_another(f) => Some((f.follow_ups.first, f.follow_ups.within)),
+                _ => None,
+            },
+            follow_ups_of: counts_another(f).then(|| (rep(f.follow_ups.rep), f.follow_ups.since.0)),
             cooldowns: f
                 .cooldowns
                 .iter()
@@ -707,14 +726,7 @@ impl Engine {
         e.ledger.set_pool_reps(rules, reps, words, exempt);
         // The line of customers waiting for a rep with room is their holdings' state: a
         // snapshot needs no copy of it.
-        for (slot, cust) in e.slots.iter().enumerate() {
-            if let Some(c) = cust.as_ref().filter(|c| Engine::is_waiting(&c.hold)) {
-                let since = c.hold.waiting_since.expect("a waiting customer");
-                e.ledger
-                    .waiting
-                    .insert((since, c.key_hash, slot as u32, c.generation));
-            }
-        }
+        e.ledger.waiting = e.line_from_holdings();
         Ok(e)
     }
 }
@@ -900,10 +912,27 @@ fn restore_owner(e: &mut Engine, o: &OwnerSnap) -> Result<Owner, RestoreError> {
     })
 }
 
+/// Whether the fold keeps follow-up counts of an owner other than its own (see
+/// `FoldSnap::follow_ups_of`).
+fn counts_another(f: &Fold) -> bool {
+    let counted = f.follow_ups.first > 0 || f.follow_ups.within > 0;
+    counted
+        && f.follow_ups.rep != FollowUps::NONE.rep
+        && f.owner
+            .as_ref()
+            .is_none_or(|o| f.follow_ups.of(o) == (0, 0))
+}
+
 fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
     let owner = f.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?;
-    let follow_ups = match (&owner, f.follow_ups) {
-        (Some(o), counts) => {
+    let follow_ups = match (&owner, f.follow_ups, &f.follow_ups_of) {
+        (_, Some((first, within)), Some((rep, since))) => FollowUps {
+            rep: e.reps.intern(rep),
+            since: Timestamp(*since),
+            first,
+            within,
+        },
+        (Some(o), counts, _) => {
             let (first, within) = counts.unwrap_or((FollowUps::UNKNOWN, FollowUps::UNKNOWN));
             FollowUps {
                 rep: o.rep,
@@ -912,7 +941,7 @@ fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
                 within,
             }
         }
-        (None, _) => FollowUps::NONE,
+        (None, _, _) => FollowUps::NONE,
     };
     Ok(Fold {
         attrs: restore_described(e, &f.attrs),
