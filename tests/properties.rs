@@ -617,8 +617,8 @@ proptest! {
     /// stores it) continues exactly as the engine that was never stopped: every ownership
     /// lifecycle family on, pools that assign and customers left waiting in line at the
     /// ownership cap, id-less events that merge, out-of-order delivery and redeliveries.
-    /// (Measured over 1,014 generated streams: 772 had customers in line at some point, 106
-    /// at the cut.)
+    /// (With one customer per rep, measured over 1,014 generated streams: 772 had customers
+    /// in line at some point, 106 at the cut.)
     #[test]
     fn a_restore_between_any_two_events_changes_no_output(
         gens in prop::collection::vec(gen_event(240, 5, true), 1..80),
@@ -626,9 +626,11 @@ proptest! {
         redeliver in prop::collection::vec(0usize..100, 0..6),
         window in 5i64..60,
         cut in any::<prop::sample::Index>(),
+        one_each in prop::bool::weighted(0.75),
     ) {
-        // One customer per rep: three reps may be assigned, and customers wait in line.
-        let rules = rules_from(&lifecycle_yaml(window).replace("max_owned: 2", "max_owned: 1"));
+        // Mostly one customer per rep: three reps may be assigned, and customers wait in line.
+        let yaml = lifecycle_yaml(window);
+        let rules = rules_from(&if one_each { yaml.replace("max_owned: 2", "max_owned: 1") } else { yaml });
         let roster = lifecycle_roster();
         let events: Vec<Event> = gens.iter().enumerate().map(|(i, g)| to_event(g, i)).collect();
         let stream = deliveries(&events, &delays, &redeliver);

@@ -1281,10 +1281,15 @@ impl Engine {
                     self.schedule_due(slot, due, Due::Assign);
                     return;
                 }
-                // Every try planned for this moment is made now, longest wait first (then by
-                // customer key, as other deadlines): a rep with room goes to the customer who
-                // has waited longest, not to the one whose deadline sorts first. The deadlines
-                // of the others find their try made when they pop.
+                // A deadline whose try was made (by the batch below) or superseded: nothing to
+                // do, and no scan of the moment's other deadlines.
+                if self.assign_planned(slot, at).is_none() {
+                    return;
+                }
+                // Every try planned for this moment is made now, when the first of them comes
+                // up, longest wait first (then by customer key): a rep with room goes to the
+                // customer who has waited longest, not to the one whose deadline sorts first.
+                // The deadlines of the others find their try made when they pop.
                 let mut batch: Vec<(Timestamp, u64, u32)> = Vec::new();
                 let mut planned = |e: &Engine, s: u32| {
                     if e.assign_planned(s, at).is_some() {
@@ -1952,14 +1957,12 @@ fn new_lead_missed(sla: NewLeadSla, due: Due, hold: &Holding, at: Timestamp) -> 
     o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
 }
 
-/// Whether the lifecycle still needs this customer in memory.
-pub(super) fn idle(rules: &crate::config::Rules, hold: &Holding, cutoff: Timestamp) -> bool {
-    let cooldown = rules.ownership.limits.reclaim_cooldown;
-    hold.owner.is_none()
-        && hold.waiting_since.is_none()
-        && hold
-            .released
-            .is_none_or(|(_, at)| cooldown.is_none_or(|c| cutoff >= at + c))
+/// Whether the lifecycle still needs this customer in memory. Housekeeping asks only once the
+/// customer is forgotten in event time (no event for `forget_after`): every later event reads
+/// it afresh, a reclaim cooldown's previous owner included, so only an owner or a wait for the
+/// pool's assignment keeps it.
+pub(super) fn idle(hold: &Holding) -> bool {
+    hold.owner.is_none() && hold.waiting_since.is_none()
 }
 
 fn day_number(d: chrono::NaiveDate) -> i64 {

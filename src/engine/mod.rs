@@ -833,11 +833,12 @@ impl Engine {
         }
         // Both waits may change below: each leaves the pools' line, and the merged customer
         // takes its place again at the end if it still waits in it.
+        if self.slots[other_slot as usize].is_none() {
+            return;
+        }
         self.leave_line(other_slot);
         self.leave_line(slot);
-        let Some(gone) = self.slots[other_slot as usize].take() else {
-            return;
-        };
+        let gone = self.slots[other_slot as usize].take().expect("live slot");
         self.by_key.remove(&gone.key);
         self.free.push(other_slot);
         self.stats.merges += 1;
@@ -1174,7 +1175,7 @@ impl Engine {
             && cust.base.last.max(cust.hold.last) < Some(forgotten_by)
             && cust.base.owner.is_none()
             && cust.base.cooldowns.is_empty()
-            && lifecycle::idle(&self.rules, &cust.hold, cutoff)
+            && lifecycle::idle(&cust.hold)
         {
             let gone = self.slots[slot as usize].take().expect("live slot");
             self.by_key.remove(&gone.key);

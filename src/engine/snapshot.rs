@@ -181,13 +181,14 @@ struct FoldSnap {
     /// owner's counts are then unknown, and no SLA release is assumed for that owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     follow_ups: Option<(u32, u32)>,
-    /// Whose follow-ups `follow_ups` counts when they are not the fold's owner's: (rep,
-    /// owner since). Detection assumes a CRM ownership change before the lifecycle decides
-    /// it; when the lifecycle refuses it, the owner before it is the fold's owner again, with
-    /// the follow-ups counted for it until then. Absent in earlier builds' snapshots (those
-    /// counts are then lost, as they were).
+    /// Follow-ups counted for another owner than the fold's: (rep, owner since, before the
+    /// first deadline, before the last). Detection assumes a CRM ownership change before the
+    /// lifecycle decides it; when the lifecycle refuses it, the owner before it is the fold's
+    /// owner again, with the follow-ups counted for it until then. Absent in earlier builds'
+    /// snapshots (those counts are then lost, as they were); `follow_ups` stays the fold
+    /// owner's, so earlier builds reading this one's snapshots credit nobody wrongly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    follow_ups_of: Option<(Arc<str>, i64)>,
+    follow_ups_of: Option<(Arc<str>, i64, u32, u32)>,
     /// (rule id, hash of the rep set, time of the last alert).
     cooldowns: Vec<(Arc<str>, u64, i64)>,
 }
@@ -360,14 +361,11 @@ impl Engine {
             attrs: attrs(f.attrs.fields()),
             last: f.last.map(|t| t.0),
             owner: f.owner.as_ref().map(owner),
-            follow_ups: match &f.owner {
-                Some(o) if f.follow_ups.of(o) != (0, 0) || !counts_another(f) => {
-                    Some(f.follow_ups.of(o))
-                }
-                _ if counts_another(f) => Some((f.follow_ups.first, f.follow_ups.within)),
-                _ => None,
-            },
-            follow_ups_of: counts_another(f).then(|| (rep(f.follow_ups.rep), f.follow_ups.since.0)),
+            follow_ups: f.owner.as_ref().map(|o| f.follow_ups.of(o)),
+            follow_ups_of: counts_another(f).then(|| {
+                let c = &f.follow_ups;
+                (rep(c.rep), c.since.0, c.first, c.within)
+            }),
             cooldowns: f
                 .cooldowns
                 .iter()
@@ -926,11 +924,11 @@ fn counts_another(f: &Fold) -> bool {
 fn restore_fold(e: &mut Engine, f: &FoldSnap) -> Result<Fold, RestoreError> {
     let owner = f.owner.as_ref().map(|o| restore_owner(e, o)).transpose()?;
     let follow_ups = match (&owner, f.follow_ups, &f.follow_ups_of) {
-        (_, Some((first, within)), Some((rep, since))) => FollowUps {
+        (_, _, Some((rep, since, first, within))) => FollowUps {
             rep: e.reps.intern(rep),
             since: Timestamp(*since),
-            first,
-            within,
+            first: *first,
+            within: *within,
         },
         (Some(o), counts, _) => {
             let (first, within) = counts.unwrap_or((FollowUps::UNKNOWN, FollowUps::UNKNOWN));

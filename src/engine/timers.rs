@@ -138,8 +138,9 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     }
 
     /// The entry `n` places behind the next one to pop (`ahead(0)` is the next), when it is in
-    /// the bucket being drained, else `None`. Whether it is due is not checked: it is for
-    /// prefetching what timers will visit.
+    /// the bucket being drained, else `None`. Whether it is due is not checked. Right after a
+    /// pop, every entry due at the popped time is among them (one time, one bucket, sorted):
+    /// the lifecycle reads a moment's other assignment tries this way.
     pub fn ahead(&self, n: usize) -> Option<&(Timestamp, T)> {
         match &self.front {
             Some((_, v)) if self.front_sorted => v.len().checked_sub(n + 1).map(|i| &v[i]),
