@@ -1068,7 +1068,6 @@ impl Engine {
         );
         let cust = self.slots[slot as usize].as_ref().expect("live slot");
         let hold = cust.hold.clone();
-        let pool = hold.attrs.pool;
         let owner = hold.owner.as_ref();
         let holds = |o: &Owner| !o.won && !o.locked && release_on_expiry;
         match due {
@@ -1267,10 +1266,7 @@ impl Engine {
             Due::Assign => {
                 // The customer's description or the rules changed while it waited, and its
                 // pool no longer assigns: it no longer waits (and may be forgotten).
-                if pool
-                    .and_then(|p| self.rules.pools[p as usize].assignment)
-                    .is_none()
-                {
+                if pool_wait(&self.rules, &hold).is_none() {
                     self.leave_line(slot);
                     let hold = self.hold(slot);
                     hold.waiting_since = None;
@@ -1325,12 +1321,7 @@ impl Engine {
     /// since — never the first one again after it failed (a second deadline at the same time).
     fn assign_planned(&self, slot: u32, at: Timestamp) -> Option<(u16, Strategy)> {
         let hold = &self.slots[slot as usize].as_ref()?.hold;
-        if hold.owner.is_some() {
-            return None;
-        }
-        let since = hold.waiting_since?;
-        let pool = hold.attrs.pool?;
-        let a = self.rules.pools[pool as usize].assignment?;
+        let (since, pool, a) = pool_wait(&self.rules, hold)?;
         let planned = match hold.assign_retry {
             Some(retry) => retry == at,
             // Not before the first try is due in the customer's pool as it is now (a change
@@ -1346,11 +1337,11 @@ impl Engine {
     /// one that planned `at`. Never tried, it would wait for ever (and never be forgotten).
     fn first_try_later(&self, slot: u32, at: Timestamp) -> Option<Timestamp> {
         let hold = &self.slots[slot as usize].as_ref()?.hold;
-        if hold.owner.is_some() || hold.assign_retry.is_some() {
+        if hold.assign_retry.is_some() {
             return None;
         }
-        let pool = hold.attrs.pool?;
-        let due = hold.waiting_since? + self.rules.pools[pool as usize].assignment?.after;
+        let (since, _, a) = pool_wait(&self.rules, hold)?;
+        let due = since + a.after;
         (due > at).then_some(due)
     }
 
@@ -1489,23 +1480,16 @@ impl Engine {
                 .chain([remembered_until])
                 .min()
                 .filter(|r| *r > t);
-            let line = cust
-                .hold
-                .waiting_since
-                .map(|since| (since, cust.key_hash, slot, cust.generation));
             self.stats.count_change("unassigned");
             self.leave_line(slot);
             let hold = self.hold(slot);
             hold.assign_retry = retry;
-            match (retry, line) {
-                (Some(r), Some(line)) => {
+            match retry {
+                Some(r) => {
                     self.schedule_due(slot, r, Due::Assign);
-                    self.ledger.waiting.insert(line);
+                    self.join_line(slot);
                 }
-                _ => {
-                    hold.waiting_since = None;
-                    hold.assign_retry = None;
-                }
+                None => hold.waiting_since = None,
             }
             return;
         };
@@ -1955,6 +1939,20 @@ fn new_lead_missed(sla: NewLeadSla, due: Due, hold: &Holding, at: Timestamp) -> 
     };
     let (span, need, bit, _) = new_lead_deadline(sla, due);
     o.since + span == at && hold.follow_ups < need && hold.sla_noted & bit == 0
+}
+
+/// The customer's wait for its pool's automatic assignment: (since when, the pool, its
+/// assignment), when it has no owner and its pool assigns.
+pub(super) fn pool_wait(
+    rules: &crate::config::Rules,
+    hold: &Holding,
+) -> Option<(Timestamp, u16, crate::config::Assignment)> {
+    if hold.owner.is_some() {
+        return None;
+    }
+    let since = hold.waiting_since?;
+    let pool = hold.attrs.pool?;
+    Some((since, pool, rules.pools[pool as usize].assignment?))
 }
 
 /// Whether the lifecycle still needs this customer in memory. Housekeeping asks only once the

@@ -279,17 +279,12 @@ impl Engine {
 
     fn assignment_wait(&self, cust: &Customer) -> Option<AssignmentWait> {
         let hold = &cust.hold;
-        let since = hold.waiting_since.filter(|_| hold.owner.is_none())?;
-        let after = hold
-            .attrs
-            .pool
-            .and_then(|p| self.rules.pools[p as usize].assignment)
-            .map(|a| a.after)?;
+        let (since, _, a) = super::lifecycle::pool_wait(&self.rules, hold)?;
         let in_line = Engine::is_waiting(hold);
         let next = if in_line {
             hold.assign_retry
         } else {
-            Some(since + after)
+            Some(since + a.after)
         };
         Some(AssignmentWait {
             waiting_since: self.time_text(since),
