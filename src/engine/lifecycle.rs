@@ -170,12 +170,16 @@ impl Ledger {
     fn owned(&self, rep: RepIdx) -> u32 {
         self.books.get(rep.0 as usize).map_or(0, |b| b.owned)
     }
-    /// Takes an owner off the books when their customer disappears in a merge.
+    /// Takes an owner off the books when their customer disappears in a merge. The rep may
+    /// have room now, as after any other loss ([`Engine::offer_room`]).
     pub(super) fn drop_rep(&mut self, o: &Owner) {
         let b = self.book(o.rep);
         b.owned = b.owned.saturating_sub(1);
         if o.locked {
             b.locked = b.locked.saturating_sub(1);
+        }
+        if !self.waiting.is_empty() {
+            self.freed.push(o.rep);
         }
     }
 
@@ -682,7 +686,7 @@ impl Engine {
     /// waited longest among those the rep may be given tries again at `t` (its strategy
     /// still picks among every eligible rep), or, when the rep is away, on the day they are
     /// back. One customer per rep and loss.
-    fn offer_room(&mut self, t: Timestamp) {
+    pub(super) fn offer_room(&mut self, t: Timestamp) {
         if self.ledger.freed.is_empty() {
             return;
         }

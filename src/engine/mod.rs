@@ -1029,6 +1029,10 @@ impl Engine {
         if let Some(o) = dropped_owner.as_ref().filter(|o| Some(o.rep) != own_owner) {
             self.reject_dropped_owner(slot, o, &gone.key, decided, at);
         }
+        // A dropped provisional owner lost a customer: one who waits for a rep with room may
+        // be theirs now, from the time of the event that revealed the merge (not before it).
+        let w = self.watermark().unwrap_or(at);
+        self.offer_room(at.max(w));
     }
 
     /// Re-issues, in their order, the decisions a merge moved to `slot`. A resolution names
