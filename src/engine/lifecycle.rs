@@ -301,10 +301,15 @@ impl Engine {
             let fresh = Holding::new(self.blank);
             *self.hold(slot) = fresh;
         }
+        let first_try = self.untried_due(slot);
         let hold = &mut self.slots[slot as usize].as_mut().expect("live slot").hold;
         hold.last = Some(entry.t);
         hold.attrs
             .take(entry.given, &self.given, &self.rules, &self.words);
+        // A try this event brings forward comes after it: an owner it gives the customer
+        // must not make the event itself an intrusion.
+        self.first_try_sooner(slot, first_try, entry.t + Span(1));
+        let hold = &mut self.slots[slot as usize].as_mut().expect("live slot").hold;
         // A contact with a customer nobody owns puts it in line for its pool's assignment
         // (unless a claim below takes it first). This depends only on final events, never
         // on whether the customer was evicted in between. A customer already waiting keeps
@@ -1340,13 +1345,29 @@ impl Engine {
     /// description or the rules changed while it waited, to a pool that waits longer than the
     /// one that planned `at`. Never tried, it would wait for ever (and never be forgotten).
     fn first_try_later(&self, slot: u32, at: Timestamp) -> Option<Timestamp> {
+        self.untried_due(slot).filter(|&due| due > at)
+    }
+
+    /// When the customer's first try is due, if it waits for one: the try the pool it is in
+    /// now plans, which a change of description or rules may move.
+    pub(super) fn untried_due(&self, slot: u32) -> Option<Timestamp> {
         let hold = &self.slots[slot as usize].as_ref()?.hold;
         if hold.assign_retry.is_some() {
             return None;
         }
         let (since, _, a) = pool_wait(&self.rules, hold)?;
-        let due = since + a.after;
-        (due > at).then_some(due)
+        Some(since + a.after)
+    }
+
+    /// The customer's description or the rules changed while it waited for its first try
+    /// (due at `was`), to a pool that waits less: the try is made when that pool's delay is
+    /// up, or at once (`after`) if it already is. (A pool that waits longer is handled when
+    /// the earlier try comes up: [`Engine::first_try_later`].)
+    pub(super) fn first_try_sooner(&mut self, slot: u32, was: Option<Timestamp>, after: Timestamp) {
+        let Some(was) = was else { return };
+        if let Some(due) = self.untried_due(slot).filter(|&due| due < was) {
+            self.schedule_due(slot, due.max(after), Due::Assign);
+        }
     }
 
     /// The owner loses the customer to its pool.

@@ -821,6 +821,7 @@ impl Engine {
         if other_slot == slot || status(&self.slots, other).is_none() {
             return;
         }
+        let first_try = self.untried_due(slot);
         // What a merge re-issues must not depend on when housekeeping last ran: both sides
         // are first compacted to the same event-time cutoff, so exactly the outputs of events
         // within one horizon of the watermark are folded again.
@@ -1033,6 +1034,9 @@ impl Engine {
         // be theirs now, from the time of the event that revealed the merge (not before it).
         let w = self.watermark().unwrap_or(at);
         self.offer_room(at.max(w));
+        // The provisional customer's description may have put the customer in a pool that
+        // waits less; a try it brings forward comes after the revealing event.
+        self.first_try_sooner(slot, first_try, (at + Span(1)).max(w));
     }
 
     /// Re-issues, in their order, the decisions a merge moved to `slot`. A resolution names

@@ -207,6 +207,11 @@ impl Engine {
         self.scopes = super::detect::ScopeSyms::compile(&new, &mut self.words);
         self.horizon = new.horizon();
         self.forget_after = new.forget_after();
+        // First tries as the old rules plan them, to bring forward those the new ones plan
+        // sooner.
+        let first_tries: Vec<(u32, crate::time::Timestamp)> = (0..self.slots.len() as u32)
+            .filter_map(|slot| Some((slot, self.untried_due(slot)?)))
+            .collect();
         // Pools may have changed: every customer's pool, and who may be assigned from each.
         self.ledger
             .set_pool_reps(&new, &self.reps, &self.words, &self.exempt_roles);
@@ -214,6 +219,11 @@ impl Engine {
         self.blank = super::attrs::Attrs::blank(&self.rules, &self.words);
         for slot in 0..self.slots.len() as u32 {
             self.place_in_pools(slot);
+        }
+        if let Some(w) = self.watermark() {
+            for (slot, was) in first_tries {
+                self.first_try_sooner(slot, Some(was), w);
+            }
         }
         self.retry_waiting();
         Ok(summary)
@@ -360,6 +370,62 @@ mod tests {
         let at = crate::time::Timestamp::parse_rfc3339("2026-11-02T09:20:00+08:00").expect("time");
         assert_eq!(assigned, [("C2".to_string(), at)]);
         assert_eq!(engine.state_size().waiting, 0);
+    }
+
+    #[test]
+    fn a_shorter_delay_after_a_reload_brings_the_first_try_forward() {
+        let after = |delay: &str| {
+            let text = format!(
+                "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\nownership:\n  protection: 10d\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {{strategy: workload, after: {delay}}}}}\ncollisions:\n{MULTI}"
+            );
+            Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
+        };
+        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
+            .expect("valid roster");
+        let mut engine = Engine::new(after("1d"), &roster);
+        let event = |id: &str, customer: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"r-x"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            )
+        };
+        // C1 waits from 09:00 and C2 from 09:40, for tries the next day. The call at 10:00
+        // makes both final (the watermark is at 09:50).
+        feed(
+            &mut engine,
+            &[
+                &event("1", "C1", "09:00"),
+                &event("2", "C2", "09:40"),
+                &event("3", "C9", "10:00"),
+            ],
+        );
+        engine.replace_rules(after("30m")).expect("reload");
+        // The call at 10:40 moves the watermark to 10:30: C1's wait of 30 minutes was up at
+        // 09:30, so it is tried at the watermark of the reload; C2's is up at 10:10. (C9
+        // waits from 10:00, under the new rules from the start.)
+        let mut ingest = Ingest::new(engine.rules().clone());
+        let next = ingest
+            .parse(event("4", "C9", "10:40").as_bytes(), None, "t")
+            .expect("valid event");
+        engine
+            .handle_event(&next, next.occurred_at())
+            .expect("accepted");
+        let assigned: Vec<_> = engine
+            .drain_outputs()
+            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
+            .map(|o| (o.subject().to_string(), o.time()))
+            .collect();
+        let at = |hm: &str| {
+            crate::time::Timestamp::parse_rfc3339(&format!("2026-11-02T{hm}:00+08:00"))
+                .expect("time")
+        };
+        assert_eq!(
+            assigned,
+            [
+                ("C1".to_string(), at("09:50")),
+                ("C2".to_string(), at("10:10")),
+                ("C9".to_string(), at("10:30"))
+            ]
+        );
     }
 
     #[test]
