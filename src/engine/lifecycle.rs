@@ -760,6 +760,48 @@ impl Engine {
         }
     }
 
+    /// A digest of what decides whom the pools may assign and when: the pools, the ownership
+    /// limits, the roles that don't sell, and the roster. A restart whose rules or roster
+    /// differ in these gives the line the tries a rules reload gives it
+    /// ([`Engine::try_line_again`]): room it made would otherwise wait for the next try.
+    pub(super) fn room_digest(&self) -> u64 {
+        let r = &self.rules;
+        let pools: Vec<_> = r
+            .pools
+            .iter()
+            .map(|p| {
+                (
+                    &p.id,
+                    &p.regions,
+                    &p.industries,
+                    &p.tiers,
+                    &p.teams,
+                    p.assignment,
+                )
+            })
+            .collect();
+        let text = format!(
+            "{pools:?} {:?} {:?} {}",
+            r.ownership.limits, r.exemptions.roles, self.roster_digest
+        );
+        crate::digest::text(&text)
+    }
+
+    /// What a rules reload does for the line: every waiting customer is tried again at the
+    /// watermark, and a first try the pool now plans sooner is brought forward (a try planned
+    /// earlier stands; the later one then finds it made).
+    pub(super) fn try_line_again(&mut self) {
+        let Some(w) = self.watermark() else {
+            return;
+        };
+        for slot in 0..self.slots.len() as u32 {
+            if let Some(due) = self.untried_due(slot) {
+                self.schedule_due(slot, due.max(w), Due::Assign);
+            }
+        }
+        self.retry_waiting();
+    }
+
     /// Schedules the reclaim, warning and no-deal deadlines of the current owner.
     fn schedule_owner_deadlines(&mut self, slot: u32, now: Timestamp) {
         let Some(o) = self.slots[slot as usize]
@@ -1978,6 +2020,29 @@ pub(super) fn pool_wait(
     let since = hold.waiting_since?;
     let pool = hold.attrs.pool?;
     Some((since, pool, rules.pools[pool as usize].assignment?))
+}
+
+/// The part of [`Engine::room_digest`] the roster gives: the reps (as the roster lists them)
+/// and what makes them eligible for a pool's assignment.
+pub(super) fn roster_digest(roster: &crate::config::Roster) -> u64 {
+    let reps: Vec<_> = roster
+        .reps
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                &r.team,
+                &r.role,
+                r.active,
+                &r.away,
+                r.capacity,
+                &r.industries,
+                &r.tiers,
+                &r.product_lines,
+            )
+        })
+        .collect();
+    crate::digest::text(&format!("{reps:?}"))
 }
 
 /// Whether the lifecycle still needs this customer in memory. Housekeeping asks only once the

@@ -130,6 +130,9 @@ pub struct Engine {
     /// [`Rules::forget_after`].
     forget_after: Span,
     ledger: Ledger,
+    /// Digest of what the roster says that decides whom a pool may assign
+    /// ([`Engine::room_digest`]).
+    roster_digest: u64,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
     /// A merge's decisions waiting for the merged customer's re-fold (see [`Engine::absorb`]).
@@ -171,6 +174,7 @@ impl Engine {
         let forget_after = rules.forget_after();
         let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
         let blank = Attrs::blank(&rules, &words);
+        let roster_digest = lifecycle::roster_digest(roster);
         Engine {
             rules,
             words,
@@ -190,6 +194,7 @@ impl Engine {
             horizon,
             forget_after,
             ledger,
+            roster_digest,
             queue: Vec::new(),
             scratch: Vec::new(),
             moved_finals: Vec::new(),

@@ -67,6 +67,11 @@ pub struct Snapshot {
     alert_counts: Vec<(Arc<str>, String, u64)>,
     stats: StatsSnap,
     ledger: LedgerSnap,
+    /// What the pools could assign with when this was taken (`Engine::room_digest`): a
+    /// restore under rules or a roster that differ tries the waiting customers again. Absent
+    /// in earlier builds' snapshots, which are then tried again once.
+    #[serde(default)]
+    room: Option<u64>,
 }
 
 /// What an identifier points at, by customer key ([`Link`] holds slot handles, which only mean
@@ -577,6 +582,7 @@ impl Engine {
                     .collect(),
             },
             ledger,
+            room: Some(self.room_digest()),
         }
     }
 
@@ -725,6 +731,11 @@ impl Engine {
         // The line of customers waiting for a rep with room is their holdings' state: a
         // snapshot needs no copy of it.
         e.ledger.waiting = e.line_from_holdings();
+        // Other pools, limits or reps than when the snapshot was taken (a restart with new
+        // reps in the roster, say) may have made room: as after a rules reload.
+        if snap.room != Some(e.room_digest()) {
+            e.try_line_again();
+        }
         Ok(e)
     }
 }
@@ -1381,6 +1392,60 @@ mod tests {
             feed(&mut engine, &mut ingest, &lines),
             "as without a restart"
         );
+    }
+
+    #[test]
+    fn a_restart_with_a_new_rep_in_the_roster_gives_waiting_customers_a_try() {
+        let rules = rules_from(
+            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let roster = |reps: &str| {
+            Roster::parse(&format!("reps:\n{reps}"), std::path::Path::new("r.yaml"))
+                .expect("valid roster")
+        };
+        let before = roster("  - {id: r-s, team: t}\n");
+        let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
+            )
+        };
+        // r-s, the pool's only rep, owns C1 and is at the cap of one. C2 waits: at 10:20
+        // nobody is eligible (final once the call at 10:40 arrives).
+        let history = [
+            event("1", "assign", "10:00", "r-s", "C1"),
+            event("2", "call", "10:05", "r-x", "C2"),
+            event("3", "call", "10:40", "r-x", "C9"),
+        ];
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &before);
+        let lines: Vec<&[u8]> = history.iter().map(|l| l.as_bytes()).collect();
+        feed(&mut engine, &mut ingest, &lines);
+        assert_eq!(engine.ledger.waiting.len(), 1, "C2 waits");
+        let snap = engine.snapshot();
+        let later = event("4", "call", "11:00", "r-x", "C9");
+        // The same roster: nothing new to try.
+        let mut same = Engine::restore(rules.clone(), &before, &snap).expect("restores");
+        let out = feed(&mut same, &mut ingest.clone(), &[later.as_bytes()]);
+        assert!(
+            !out.iter()
+                .any(|o| o.contains("leadguard.ownership.assigned")),
+            "{out:?}"
+        );
+        // r-n joins the team: C2 is tried at the watermark of the restart (10:30).
+        let after = roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n");
+        let mut restored = Engine::restore(rules, &after, &snap).expect("restores");
+        let out = feed(&mut restored, &mut ingest, &[later.as_bytes()]);
+        let assigned: Vec<&String> = out
+            .iter()
+            .filter(|o| o.contains("leadguard.ownership.assigned"))
+            .collect();
+        assert!(
+            matches!(&assigned[..], [a] if a.contains(r#""subject":"C2""#)
+                && a.contains(r#""id":"r-n""#)
+                && a.contains(r#""time":"2026-11-04T10:30:00"#)),
+            "{out:?}"
+        );
+        assert_eq!(restored.ledger.waiting.len(), 0);
     }
 
     #[test]
