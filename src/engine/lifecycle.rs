@@ -167,7 +167,7 @@ impl Ledger {
         }
         &mut self.books[i]
     }
-    fn owned(&self, rep: RepIdx) -> u32 {
+    pub(super) fn owned(&self, rep: RepIdx) -> u32 {
         self.books.get(rep.0 as usize).map_or(0, |b| b.owned)
     }
     /// Takes an owner off the books when their customer disappears in a merge. The rep may

@@ -713,17 +713,32 @@ impl Engine {
                 .deadlines
                 .schedule(Timestamp(*t), (*hash, due, *slot, *gen));
         }
-        e.ledger.books = l
-            .books
-            .iter()
-            .map(|&(owned, locked, claim_day, claims, last_assigned)| Book {
+        // A rep's books are at its place in `snap.reps`, which is this engine's place for the
+        // same rep only when the roster is the same: a roster with a new hire numbers the
+        // reps first seen in events differently. Each book goes to its rep by id.
+        if l.books.len() > snap.reps.len() {
+            return Err(RestoreError(format!(
+                "{} reps have books, but only {} reps are recorded",
+                l.books.len(),
+                snap.reps.len()
+            )));
+        }
+        for (id, &(owned, locked, claim_day, claims, last_assigned)) in
+            snap.reps.iter().zip(&l.books)
+        {
+            let i = e.reps.intern(id).0 as usize;
+            let books = &mut e.ledger.books;
+            if books.len() <= i {
+                books.resize(i + 1, Book::default());
+            }
+            books[i] = Book {
                 owned,
                 locked,
                 claim_day,
                 claims,
                 last_assigned,
-            })
-            .collect();
+            };
+        }
         e.ledger.assignments = l.assignments;
         // Reps first seen in events joined the intern table after the engine was built.
         let (rules, reps, words, exempt) = (&e.rules, &e.reps, &e.words, &e.exempt_roles);
@@ -1409,11 +1424,13 @@ mod tests {
                 r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
             )
         };
-        // r-s, the pool's only rep, owns C1 and is at the cap of one. C2 waits: at 10:20
-        // nobody is eligible (final once the call at 10:40 arrives).
+        // r-s, the pool's first rep, owns C1 and is at the cap of one; so is r-e, a rep of
+        // the team the roster doesn't list (its team comes with the CRM's event), who owns C5.
+        // C2 waits: at 10:20 nobody is eligible (final once the call at 10:40 arrives).
         let history = [
             event("1", "assign", "10:00", "r-s", "C1"),
             event("2", "call", "10:05", "r-x", "C2"),
+            r#"{"event_id":"5","kind":"assign","occurred_at":"2026-11-04T10:06:00+08:00","rep":{"id":"r-e","team":"t"},"customer":{"id":"C5","region":"south"},"source":"s"}"#.to_string(),
             event("3", "call", "10:40", "r-x", "C9"),
         ];
         let mut ingest = Ingest::new(rules.clone());
@@ -1423,17 +1440,22 @@ mod tests {
         assert_eq!(engine.ledger.waiting.len(), 1, "C2 waits");
         let snap = engine.snapshot();
         let later = event("4", "call", "11:00", "r-x", "C9");
-        // The same roster: nothing new to try.
+        // The same roster: nothing new to try (a try would count as `unassigned`).
         let mut same = Engine::restore(rules.clone(), &before, &snap).expect("restores");
+        assert_eq!(same.snapshot(), snap, "nothing tried again");
         let out = feed(&mut same, &mut ingest.clone(), &[later.as_bytes()]);
         assert!(
             !out.iter()
                 .any(|o| o.contains("leadguard.ownership.assigned")),
             "{out:?}"
         );
-        // r-n joins the team: C2 is tried at the watermark of the restart (10:30).
+        // r-n joins the team: C2 is tried at the watermark of the restart (10:30). The new
+        // hire numbers r-e differently; its books stay its own.
         let after = roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n");
         let mut restored = Engine::restore(rules, &after, &snap).expect("restores");
+        let owned = |e: &Engine, id: &str| e.ledger.owned(e.reps.lookup(id).expect("known rep"));
+        let counts = ["r-s", "r-x", "r-e", "r-n"].map(|r| owned(&restored, r));
+        assert_eq!(counts, [1, 0, 1, 0], "owned by r-s, r-x, r-e, r-n");
         let out = feed(&mut restored, &mut ingest, &[later.as_bytes()]);
         let assigned: Vec<&String> = out
             .iter()
