@@ -114,8 +114,9 @@ pub struct Ledger {
     /// customers [`Engine::is_waiting`] holds for: every change to a wait leaves the line
     /// first ([`Engine::leave_line`]), and a restore rebuilds it from the holdings.
     pub(super) waiting: BTreeSet<Waiting>,
-    /// Reps who lost a customer during the decision being made, while customers wait: the
-    /// settle loop offers them the waiting customers at that decision's time.
+    /// Reps who lost a customer, while customers wait (or in a merge, whose customer may be
+    /// out of the line for a moment): the settle loop offers them the waiting customers at the
+    /// time of the decision that freed them, a merge at the time of its revealing event.
     freed: Vec<RepIdx>,
 }
 
@@ -178,9 +179,9 @@ impl Ledger {
         if o.locked {
             b.locked = b.locked.saturating_sub(1);
         }
-        if !self.waiting.is_empty() {
-            self.freed.push(o.rep);
-        }
+        // Whatever the line holds now: the merge has taken its customer out of it for the
+        // moment, and offers the room once the customer is back.
+        self.freed.push(o.rep);
     }
 
     /// Moves the pending entries of one customer slot to another (after a merge).
@@ -686,7 +687,8 @@ impl Engine {
         }
     }
 
-    /// A rep lost a customer at `t` (released, reclaimed, transferred): with room under the
+    /// A rep lost a customer at `t` (released, reclaimed, transferred, or dropped as a
+    /// provisional customer's owner by a merge): with room under the
     /// ownership cap, they may take a customer who waits. The pool of the customer who has
     /// waited longest among those the rep may be given tries again at `t` (its strategy
     /// still picks among every eligible rep), or, when the rep is away, on the day they are
@@ -760,37 +762,46 @@ impl Engine {
         }
     }
 
-    /// A digest of what decides whom the pools may assign and when: the pools, the ownership
-    /// limits, the roles that don't sell, and the roster. A restart whose rules or roster
-    /// differ in these gives the line the tries a rules reload gives it
-    /// ([`Engine::try_line_again`]): room it made would otherwise wait for the next try.
+    /// A digest of what decides whether and when the pools may assign: the pools (which
+    /// customers, which teams, how long they wait), `max_owned`, the reclaim cooldown, the
+    /// roles that don't sell, and the roster. What only orders the eligible reps (a pool's
+    /// strategy, reps' skills and capacity) is left out. A snapshot records the digest the
+    /// line was last tried for, so that a restart under other rules or another roster can
+    /// tell that the line needs the tries a rules reload gives it ([`Engine::room_changed`]).
     pub(super) fn room_digest(&self) -> u64 {
         let r = &self.rules;
-        let pools: Vec<_> = r
-            .pools
-            .iter()
-            .map(|p| {
-                (
-                    &p.id,
-                    &p.regions,
-                    &p.industries,
-                    &p.tiers,
-                    &p.teams,
-                    p.assignment,
-                )
-            })
-            .collect();
-        let text = format!(
-            "{pools:?} {:?} {:?} {}",
-            r.ownership.limits, r.exemptions.roles, self.roster_digest
-        );
-        crate::digest::text(&text)
+        let mut d = DigestText::default();
+        for p in &r.pools {
+            d.text(&p.id);
+            for list in [&p.regions, &p.industries, &p.tiers, &p.teams] {
+                d.list(list.iter().map(String::as_str));
+            }
+            d.number(p.assignment.map_or(-1, |a| a.after.0));
+        }
+        let limits = r.ownership.limits;
+        d.number(limits.max_owned.map_or(-1, i64::from));
+        d.number(limits.reclaim_cooldown.map_or(-1, |c| c.0));
+        let mut roles: Vec<&str> = r.exemptions.roles.iter().map(String::as_str).collect();
+        roles.sort_unstable();
+        d.list(roles);
+        d.number(self.roster_digest as i64);
+        d.finish()
     }
 
-    /// What a rules reload does for the line: every waiting customer is tried again at the
-    /// watermark, and a first try the pool now plans sooner is brought forward (a try planned
-    /// earlier stands; the later one then finds it made).
-    pub(super) fn try_line_again(&mut self) {
+    /// Whether the rules or the roster changed, in what decides assignment, since the line of
+    /// waiting customers was last tried for them: after a restore under a new roster (new
+    /// hires) or new rules. A driver then calls [`Engine::try_line_again`] where it can make
+    /// the call again at the same place after a crash (Kafka mode logs it with the ticks).
+    pub fn room_changed(&self) -> bool {
+        self.room_seen != Some(self.room_digest())
+    }
+
+    /// What a rules reload does for the line, now: every waiting customer is tried again at
+    /// the watermark, and every first try is planned again as the pool now has it (the rules
+    /// of the earlier plan may be gone, so both stay: whichever comes first tries, and the
+    /// other finds the try made). The decisions due by the watermark are made at once.
+    pub fn try_line_again(&mut self) {
+        self.room_seen = Some(self.room_digest());
         let Some(w) = self.watermark() else {
             return;
         };
@@ -800,6 +811,7 @@ impl Engine {
             }
         }
         self.retry_waiting();
+        self.fire_timers();
     }
 
     /// Schedules the reclaim, warning and no-deal deadlines of the current owner.
@@ -2022,27 +2034,48 @@ pub(super) fn pool_wait(
     Some((since, pool, rules.pools[pool as usize].assignment?))
 }
 
-/// The part of [`Engine::room_digest`] the roster gives: the reps (as the roster lists them)
-/// and what makes them eligible for a pool's assignment.
+/// The part of [`Engine::room_digest`] the roster gives: each rep (by id, in id order) with
+/// what makes them eligible for a pool's assignment.
 pub(super) fn roster_digest(roster: &crate::config::Roster) -> u64 {
-    let reps: Vec<_> = roster
-        .reps
-        .iter()
-        .map(|r| {
-            (
-                &r.id,
-                &r.team,
-                &r.role,
-                r.active,
-                &r.away,
-                r.capacity,
-                &r.industries,
-                &r.tiers,
-                &r.product_lines,
-            )
-        })
-        .collect();
-    crate::digest::text(&format!("{reps:?}"))
+    let mut reps: Vec<_> = roster.reps.iter().collect();
+    reps.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let mut d = DigestText::default();
+    for r in reps {
+        d.text(&r.id);
+        d.text(r.team.as_deref().unwrap_or(""));
+        d.text(r.role.as_deref().unwrap_or(""));
+        d.number(i64::from(r.active));
+        for (from, to) in &r.away {
+            d.number(day_number(*from));
+            d.number(day_number(*to));
+        }
+        d.number(-1);
+    }
+    d.finish()
+}
+
+/// Fields joined without ambiguity (each text carries its length), for a digest that stays
+/// the same across builds: no `Debug` output in it.
+#[derive(Default)]
+struct DigestText(Vec<u8>);
+
+impl DigestText {
+    fn text(&mut self, s: &str) {
+        self.0.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn list<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) {
+        for s in items {
+            self.text(s);
+        }
+        self.number(-1);
+    }
+    fn number(&mut self, n: i64) {
+        self.0.extend_from_slice(&n.to_le_bytes());
+    }
+    fn finish(self) -> u64 {
+        crate::digest::xxh3_64_parts([self.0.as_slice()])
+    }
 }
 
 /// Whether the lifecycle still needs this customer in memory. Housekeeping asks only once the

@@ -133,6 +133,9 @@ pub struct Engine {
     /// Digest of what the roster says that decides whom a pool may assign
     /// ([`Engine::room_digest`]).
     roster_digest: u64,
+    /// The [`Engine::room_digest`] the line of waiting customers was last tried for (none: a
+    /// snapshot from a build that didn't record it).
+    room_seen: Option<u64>,
     queue: Vec<Output>,
     scratch: Vec<(Key, Output)>,
     /// A merge's decisions waiting for the merged customer's re-fold (see [`Engine::absorb`]).
@@ -175,7 +178,7 @@ impl Engine {
         let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
         let blank = Attrs::blank(&rules, &words);
         let roster_digest = lifecycle::roster_digest(roster);
-        Engine {
+        let mut engine = Engine {
             rules,
             words,
             given: GivenSets::default(),
@@ -195,6 +198,7 @@ impl Engine {
             forget_after,
             ledger,
             roster_digest,
+            room_seen: None,
             queue: Vec::new(),
             scratch: Vec::new(),
             moved_finals: Vec::new(),
@@ -203,7 +207,9 @@ impl Engine {
             event_counts: Vec::new(),
             alert_counts: FxHashMap::default(),
             stats: Stats::default(),
-        }
+        };
+        engine.room_seen = Some(engine.room_digest());
+        engine
     }
 
     pub fn rules(&self) -> &Arc<Rules> {
@@ -1036,12 +1042,12 @@ impl Engine {
             self.reject_dropped_owner(slot, o, &gone.key, decided, at);
         }
         // A dropped provisional owner lost a customer: one who waits for a rep with room may
-        // be theirs now, from the time of the event that revealed the merge (not before it).
-        let w = self.watermark().unwrap_or(at);
-        self.offer_room(at.max(w));
-        // The provisional customer's description may have put the customer in a pool that
-        // waits less; a try it brings forward comes after the revealing event.
-        self.first_try_sooner(slot, first_try, (at + Span(1)).max(w));
+        // be theirs now. The provisional customer's description may have put the customer in
+        // a pool that waits less. Either try comes just after the event that revealed the
+        // merge: an owner it gives this customer must not make that event an intrusion.
+        let after = (at + Span(1)).max(self.watermark().unwrap_or(at));
+        self.offer_room(after);
+        self.first_try_sooner(slot, first_try, after);
     }
 
     /// Re-issues, in their order, the decisions a merge moved to `slot`. A resolution names

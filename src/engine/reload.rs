@@ -226,6 +226,7 @@ impl Engine {
             }
         }
         self.retry_waiting();
+        self.room_seen = Some(self.room_digest());
         Ok(summary)
     }
 }

@@ -67,9 +67,9 @@ pub struct Snapshot {
     alert_counts: Vec<(Arc<str>, String, u64)>,
     stats: StatsSnap,
     ledger: LedgerSnap,
-    /// What the pools could assign with when this was taken (`Engine::room_digest`): a
-    /// restore under rules or a roster that differ tries the waiting customers again. Absent
-    /// in earlier builds' snapshots, which are then tried again once.
+    /// The `Engine::room_digest` the line of waiting customers was last tried for: a restore
+    /// under rules or a roster that differ says so (`Engine::room_changed`). Absent in earlier
+    /// builds' snapshots, which then read as changed (one extra try of the line).
     #[serde(default)]
     room: Option<u64>,
 }
@@ -582,7 +582,7 @@ impl Engine {
                     .collect(),
             },
             ledger,
-            room: Some(self.room_digest()),
+            room: self.room_seen,
         }
     }
 
@@ -746,11 +746,9 @@ impl Engine {
         // The line of customers waiting for a rep with room is their holdings' state: a
         // snapshot needs no copy of it.
         e.ledger.waiting = e.line_from_holdings();
-        // Other pools, limits or reps than when the snapshot was taken (a restart with new
-        // reps in the roster, say) may have made room: as after a rules reload.
-        if snap.room != Some(e.room_digest()) {
-            e.try_line_again();
-        }
+        // Other pools, limits or reps than when the line was last tried may have made room
+        // (`room_changed`); the driver decides where to try it again.
+        e.room_seen = snap.room;
         Ok(e)
     }
 }
@@ -1410,7 +1408,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_with_a_new_rep_in_the_roster_gives_waiting_customers_a_try() {
+    fn a_restart_with_a_new_rep_in_the_roster_can_try_the_line_again() {
         let rules = rules_from(
             "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
         );
@@ -1439,35 +1437,39 @@ mod tests {
         feed(&mut engine, &mut ingest, &lines);
         assert_eq!(engine.ledger.waiting.len(), 1, "C2 waits");
         let snap = engine.snapshot();
-        let later = event("4", "call", "11:00", "r-x", "C9");
-        // The same roster: nothing new to try (a try would count as `unassigned`).
-        let mut same = Engine::restore(rules.clone(), &before, &snap).expect("restores");
-        assert_eq!(same.snapshot(), snap, "nothing tried again");
-        let out = feed(&mut same, &mut ingest.clone(), &[later.as_bytes()]);
-        assert!(
-            !out.iter()
-                .any(|o| o.contains("leadguard.ownership.assigned")),
-            "{out:?}"
-        );
-        // r-n joins the team: C2 is tried at the watermark of the restart (10:30). The new
-        // hire numbers r-e differently; its books stay its own.
-        let after = roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n");
-        let mut restored = Engine::restore(rules, &after, &snap).expect("restores");
+        // The same roster: nothing new to try.
+        let same = Engine::restore(rules.clone(), &before, &snap).expect("restores");
+        assert!(!same.room_changed());
+        assert_eq!(same.snapshot(), snap);
+        // r-n joins the team. The new hire numbers r-e differently; its books stay its own.
+        let after = roster("  - {id: r-n, team: t}\n  - {id: r-s, team: t}\n");
+        let mut restored = Engine::restore(rules.clone(), &after, &snap).expect("restores");
         let owned = |e: &Engine, id: &str| e.ledger.owned(e.reps.lookup(id).expect("known rep"));
         let counts = ["r-s", "r-x", "r-e", "r-n"].map(|r| owned(&restored, r));
         assert_eq!(counts, [1, 0, 1, 0], "owned by r-s, r-x, r-e, r-n");
-        let out = feed(&mut restored, &mut ingest, &[later.as_bytes()]);
-        let assigned: Vec<&String> = out
-            .iter()
-            .filter(|o| o.contains("leadguard.ownership.assigned"))
+        // The driver tries the line again: C2 goes to r-n at the watermark (10:30).
+        assert!(restored.room_changed());
+        restored.try_line_again();
+        assert!(!restored.room_changed());
+        let source = rules.settings.output_source.clone();
+        let out: Vec<String> = restored
+            .drain_outputs()
+            .map(|o| o.to_cloudevent(&source, rules.settings.time_zone))
             .collect();
         assert!(
-            matches!(&assigned[..], [a] if a.contains(r#""subject":"C2""#)
+            matches!(&out[..], [a] if a.contains("leadguard.ownership.assigned")
+                && a.contains(r#""subject":"C2""#)
                 && a.contains(r#""id":"r-n""#)
                 && a.contains(r#""time":"2026-11-04T10:30:00"#)),
             "{out:?}"
         );
         assert_eq!(restored.ledger.waiting.len(), 0);
+        // Its snapshot says the line was tried for this roster; the same roster in another
+        // order is the same roster.
+        let tried = restored.snapshot();
+        let reordered = roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n");
+        let again = Engine::restore(rules, &reordered, &tried).expect("restores");
+        assert!(!again.room_changed());
     }
 
     #[test]

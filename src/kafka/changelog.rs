@@ -93,6 +93,14 @@ pub struct Tick {
     pub now: i64,
     /// Whether a timer was due: a tick that fired nothing may be merged with the next one.
     pub fired: bool,
+    /// Then `Engine::try_line_again`: the first tick after a restart under another roster or
+    /// other pools. Absent in earlier builds' logs (which had no such tick).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub line: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Ticks applied since snapshot `snapshot` (id 0: since the partition's beginning).
@@ -468,16 +476,19 @@ mod tests {
             offset: 260,
             now: 5,
             fired: false,
+            line: false,
         });
         ticks.push(Tick {
             offset: 260,
             now: 6,
             fired: true,
+            line: false,
         });
         ticks.push(Tick {
             offset: 261,
             now: 7,
             fired: false,
+            line: false,
         });
         assert_eq!(ticks.ticks.len(), 2, "a tick that fired nothing is merged");
         let mut all = [r1, r2, vec![ticks_record("cl", 2, &ticks)]].concat();

@@ -301,8 +301,7 @@ impl Task {
                 break;
             }
             self.pending_ticks.pop_front();
-            self.engine.handle_timeout(Timestamp(t.now));
-            self.engine.drain_outputs().for_each(drop);
+            self.replay_tick(t);
         }
         let suppressed = msg.offset < self.suppress_until;
         self.counts.messages += 1;
@@ -424,8 +423,7 @@ impl Task {
     /// applied now (its outputs were committed), and wall-clock ticks may start.
     pub fn at_end(&mut self) {
         while let Some(t) = self.pending_ticks.pop_front() {
-            self.engine.handle_timeout(Timestamp(t.now));
-            self.engine.drain_outputs().for_each(drop);
+            self.replay_tick(t);
         }
         if let Some(o) = self.next_offset {
             // Offsets up to the end that carried no message were transaction markers.
@@ -454,7 +452,51 @@ impl Task {
         if self.caught_up && !self.held.is_empty() {
             self.release_held(ctx, out);
         }
+        self.try_line_again(ctx, out);
         self.tick(ctx, now, out);
+    }
+
+    /// A logged tick, applied again where it happened; its outputs were committed.
+    fn replay_tick(&mut self, t: Tick) {
+        self.engine.handle_timeout(Timestamp(t.now));
+        if t.line {
+            self.engine.try_line_again();
+        }
+        self.engine.drain_outputs().for_each(drop);
+    }
+
+    /// After a restart under another roster or other pools ([`Engine::room_changed`]: new
+    /// hires, a higher `max_owned`), once the partition has caught up: the customers waiting
+    /// for a rep with room are tried again, as a rules reload tries them. Logged as a tick, so
+    /// that a replay after a crash tries them at the same place in the input and publishes
+    /// nothing twice.
+    fn try_line_again(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
+        if !self.caught_up || self.replaying() || !self.engine.room_changed() {
+            return;
+        }
+        let (Some(offset), Some(now)) = (self.next_offset, self.engine.clock()) else {
+            // No event yet: nobody waits, and nothing to log.
+            self.engine.try_line_again();
+            return;
+        };
+        self.engine.try_line_again();
+        self.counts.ticks += 1;
+        self.ticks.push(Tick {
+            offset,
+            now: now.0,
+            fired: true,
+            line: true,
+        });
+        if ctx.atomic {
+            out.push(changelog::ticks_record(
+                &ctx.changelog,
+                self.partition,
+                &self.ticks,
+            ));
+        } else {
+            self.ticks_unwritten = true;
+        }
+        self.drain(ctx, false, None, out);
     }
 
     /// A wall-clock tick: on a caught-up partition, timers due by `now` fire. The tick is
@@ -477,6 +519,7 @@ impl Task {
             offset,
             now: now.0,
             fired,
+            line: false,
         });
         if ctx.atomic {
             out.push(changelog::ticks_record(
@@ -859,6 +902,100 @@ mod tests {
                 alert.id()
             );
         }
+    }
+
+    /// A restart with a new hire in the roster: once caught up, the partition tries the
+    /// customers waiting for a rep with room again, logs that it did, and a crash after it
+    /// makes the replay try them at the same place, publishing nothing twice.
+    #[test]
+    fn a_restart_with_a_new_rep_tries_the_line_once_and_logs_it() {
+        let rules = Arc::new(
+            Rules::from_texts([(
+                std::path::Path::new("r.yaml"),
+                "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+            )])
+            .expect("valid rules"),
+        );
+        let roster = |reps: &str| {
+            Roster::parse(&format!("reps:\n{reps}"), std::path::Path::new("r.yaml"))
+                .expect("valid roster")
+        };
+        let before = TaskContext {
+            rules: rules.clone(),
+            roster: roster("  - {id: r-s, team: t}\n"),
+            ..context(Clock::Event)
+        };
+        let after = TaskContext {
+            rules,
+            roster: roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n"),
+            ..context(Clock::Event)
+        };
+        let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            )
+        };
+        // r-s, the pool's only rep, owns C1 and is at the cap. C2 waits from 10:05; at 10:20
+        // nobody is eligible (final once the call at 10:40 arrives).
+        let input = [
+            event("1", "assign", "10:00", "r-s", "C1"),
+            event("2", "call", "10:05", "r-x", "C2"),
+            event("3", "call", "10:40", "r-x", "C9"),
+        ];
+        let feed = |t: &mut Task, ctx: &TaskContext, out: &mut Vec<Record>| {
+            for (i, line) in input.iter().enumerate() {
+                let message = Message {
+                    offset: i as i64,
+                    key: None,
+                    payload: line.as_bytes(),
+                    timestamp: None,
+                };
+                t.handle(ctx, message, &at(i as i64), out);
+            }
+        };
+        let assigned = |records: &[Record]| -> Vec<String> {
+            records
+                .iter()
+                .filter_map(|r| r.value.as_deref())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .filter(|v| v.contains("leadguard.ownership.assigned"))
+                .collect()
+        };
+        let (mut first, _) = restore_from(&before, &[], None);
+        let mut changelog = Vec::new();
+        feed(&mut first, &before, &mut changelog);
+        first.at_end();
+        // Releases the messages held for the clock's start.
+        first.maintain(&before, Timestamp(0), &mut changelog);
+        first.snapshot(&before, &mut changelog);
+        assert!(assigned(&changelog).is_empty(), "nobody had room");
+
+        // Restarted with r-n in the roster: the restore carries on from the snapshot, and
+        // once caught up the line is tried again. C2 goes to r-n.
+        let (mut restarted, start) = restore_from(&after, &changelog, Some(3));
+        assert_eq!(start, Start::Offset(3));
+        restarted.at_end();
+        let mut out = Vec::new();
+        restarted.maintain(&after, Timestamp(0), &mut out);
+        let published = assigned(&out);
+        assert!(
+            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#)
+                && a.contains(r#""id":"r-n""#)),
+            "{published:?}"
+        );
+        let mut again = Vec::new();
+        restarted.maintain(&after, Timestamp(0), &mut again);
+        assert!(assigned(&again).is_empty(), "tried once");
+        changelog.extend(out.into_iter().filter(|r| r.topic == "cl"));
+
+        // A crash before the next snapshot: the replay tries the line where the log says,
+        // publishes nothing again, and ends in the same state.
+        let (mut replayed, _) = restore_from(&after, &changelog, Some(3));
+        replayed.at_end();
+        let mut out = Vec::new();
+        replayed.maintain(&after, Timestamp(0), &mut out);
+        assert!(assigned(&out).is_empty(), "published once: {out:?}");
+        assert_eq!(replayed.engine().snapshot(), restarted.engine().snapshot());
     }
 
     #[test]
