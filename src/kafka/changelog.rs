@@ -6,7 +6,8 @@
 //! - `manifest`: which snapshot is complete (name, number of chunks, and the input offset it
 //!   was taken at);
 //! - `ticks`: wall-clock ticks applied since that snapshot, with the input offset each was
-//!   applied at.
+//!   applied at, and the tries of the pools' line of waiting customers made after a restart
+//!   under another roster or other pools (see [`Tick::line`]).
 //!
 //! A snapshot's name is its sequence number and a random number of the task that wrote it, so
 //! its chunks have keys of their own. After writing a snapshot's manifest, a writer deletes

@@ -274,6 +274,14 @@ impl EngineStage {
         }
         let rules = rx.borrow_and_update().clone();
         for (p, task) in &mut self.tasks {
+            if task.rereading() {
+                task.defer_rules(rules.clone());
+                tracing::info!(
+                    partition = p,
+                    "rules to apply once the partition has caught up"
+                );
+                continue;
+            }
             match task.replace_rules(rules.clone()) {
                 Ok(summary) => tracing::info!(
                     partition = p,

@@ -133,6 +133,9 @@ pub struct Task {
     /// Alerts and withdrawals produced since the last commit, for the notifier: they are sent
     /// once the commit that makes them visible has landed (see [`Task::committed`]).
     to_notify: Vec<Output>,
+    /// Rules reloaded while the partition re-read input whose outputs were committed: put in
+    /// force once it has caught up ([`Task::defer_rules`]).
+    deferred_rules: Option<Arc<Rules>>,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -191,7 +194,7 @@ impl Task {
         };
         if restored.ticks_mismatched {
             tracing::warn!(
-                "{}[{partition}]: the wall-clock ticks logged belong to another snapshot than \
+                "{}[{partition}]: the ticks logged belong to another snapshot than \
                  the newest (two instances wrote this partition at once, which at-least-once \
                  mode does not prevent); replaying without them",
                 ctx.changelog
@@ -233,8 +236,15 @@ impl Task {
             held_bytes: 0,
             start_note: clock::StartNote::default(),
             to_notify: Vec::new(),
+            deferred_rules: None,
         };
         Ok((task, start))
+    }
+
+    /// Re-reading input whose outputs were committed before (unlike [`Task::replaying`], not
+    /// a partition that has read nothing yet and had nothing committed).
+    pub fn rereading(&self) -> bool {
+        !self.pending_ticks.is_empty() || self.next_offset.unwrap_or(0) < self.suppress_until
     }
 
     /// Still re-reading input whose outputs were committed before.
@@ -258,6 +268,14 @@ impl Task {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Keeps reloaded rules for when the partition has caught up. While it re-reads input
+    /// whose outputs were committed, what it decides is dropped as already published: the
+    /// retries a reload makes there (customers waiting for a rep with room) would never be
+    /// published, and the re-read would no longer rebuild the committed state.
+    pub fn defer_rules(&mut self, rules: Arc<Rules>) {
+        self.deferred_rules = Some(rules);
     }
 
     /// Puts new rules in force from the next message on (see [`Engine::replace_rules`]).
@@ -296,6 +314,16 @@ impl Task {
         }
         let received = Instant::now();
         self.caught_up = false;
+        // A tick was logged once the clock ran, so after the messages held for its start
+        // were applied: they go first here too.
+        if !self.held.is_empty()
+            && self
+                .pending_ticks
+                .front()
+                .is_some_and(|t| t.offset <= msg.offset)
+        {
+            self.release_held(ctx, out);
+        }
         while let Some(t) = self.pending_ticks.front().copied() {
             if t.offset > msg.offset {
                 break;
@@ -422,7 +450,12 @@ impl Task {
     /// The consumer reached the end of the partition: any logged tick not yet re-applied is
     /// applied now (its outputs were committed), and wall-clock ticks may start.
     pub fn at_end(&mut self) {
-        while let Some(t) = self.pending_ticks.pop_front() {
+        // With messages held for the clock's start, the ticks wait for them (`maintain`
+        // applies both, in that order).
+        while self.held.is_empty() {
+            let Some(t) = self.pending_ticks.pop_front() else {
+                break;
+            };
             self.replay_tick(t);
         }
         if let Some(o) = self.next_offset {
@@ -451,6 +484,23 @@ impl Task {
         // commit, before a snapshot that accounts for them.
         if self.caught_up && !self.held.is_empty() {
             self.release_held(ctx, out);
+            while let Some(t) = self.pending_ticks.pop_front() {
+                self.replay_tick(t);
+            }
+        }
+        if !self.rereading() {
+            if let Some(rules) = self.deferred_rules.take() {
+                match self.replace_rules(rules) {
+                    Ok(summary) => tracing::info!(
+                        partition = self.partition,
+                        cooldowns_dropped = summary.cooldowns_dropped,
+                        "rules applied (once the partition had caught up)"
+                    ),
+                    Err(refused) => {
+                        tracing::error!(partition = self.partition, "rules not applied: {refused}")
+                    }
+                }
+            }
         }
         self.try_line_again(ctx, out);
         self.tick(ctx, now, out);
@@ -996,6 +1046,48 @@ mod tests {
         replayed.maintain(&after, Timestamp(0), &mut out);
         assert!(assigned(&out).is_empty(), "published once: {out:?}");
         assert_eq!(replayed.engine().snapshot(), restarted.engine().snapshot());
+    }
+
+    /// Rules reloaded while a partition re-reads what it published before would make
+    /// decisions there that are dropped as already published: they wait for the catch-up.
+    #[test]
+    fn rules_reloaded_during_a_reread_apply_once_caught_up() {
+        let ctx = context(Clock::Event);
+        let event = |id: &str, minute: u32| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T09:{minute:02}:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"C1"}}}}"#
+            )
+        };
+        let lines = [event("a", 0), event("b", 5)];
+        let feed = |t: &mut Task, out: &mut Vec<Record>| {
+            for (i, line) in lines.iter().enumerate() {
+                let message = Message {
+                    offset: i as i64,
+                    key: None,
+                    payload: line.as_bytes(),
+                    timestamp: None,
+                };
+                t.handle(&ctx, message, &at(i as i64), out);
+            }
+        };
+        // Both messages' outputs were committed before the restart.
+        let (mut t, _) = restore_from(&ctx, &[], Some(2));
+        assert!(t.rereading());
+        let new = Arc::new(Rules::embedded());
+        t.defer_rules(new.clone());
+        let mut out = Vec::new();
+        feed(&mut t, &mut out);
+        assert!(
+            !Arc::ptr_eq(t.engine().rules(), &new),
+            "not during the re-read"
+        );
+        t.at_end();
+        t.maintain(&ctx, Timestamp(0), &mut out);
+        assert!(!t.rereading());
+        assert!(
+            Arc::ptr_eq(t.engine().rules(), &new),
+            "in force once caught up"
+        );
     }
 
     #[test]
