@@ -1090,6 +1090,69 @@ mod tests {
         );
     }
 
+    /// A partition whose snapshot holds no event yet holds its first messages again on
+    /// replay, until the clock starts. A tick logged after the live run started its clock
+    /// (here the try of the line after a restart under a new roster) must find them applied.
+    #[test]
+    fn held_messages_come_before_a_logged_tick_on_replay() {
+        let before = context(Clock::Event);
+        let after = TaskContext {
+            roster: Roster::parse(
+                "reps:\n  - {id: r-new, team: t}\n",
+                std::path::Path::new("r.yaml"),
+            )
+            .expect("valid roster"),
+            ..context(Clock::Event)
+        };
+        let event = |id: &str, hm: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T{hm}:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"C{id}"}}}}"#
+            )
+        };
+        let lines = [
+            event("0", "09:00"),
+            event("1", "09:05"),
+            event("2", "11:00"),
+        ];
+        let message = |i: usize| Message {
+            offset: i as i64,
+            key: None,
+            payload: lines[i].as_bytes(),
+            timestamp: None,
+        };
+        // Two messages held for the clock's start, and a snapshot taken before it (at 0).
+        let (mut first, _) = restore_from(&before, &[], None);
+        let mut changelog = Vec::new();
+        for i in 0..2 {
+            first.handle(&before, message(i), &at(i as i64), &mut changelog);
+        }
+        first.snapshot(&before, &mut changelog);
+        assert!(first.engine().clock().is_none());
+        // Restarted under a new roster: the held messages are applied at the end of the
+        // partition, then the line is tried (logged at offset 2), then message 2 comes.
+        let (mut live, _) = restore_from(&after, &changelog, None);
+        let mut out = Vec::new();
+        for i in 0..2 {
+            live.handle(&after, message(i), &at(i as i64), &mut out);
+        }
+        live.at_end();
+        live.maintain(&after, Timestamp(0), &mut out);
+        live.handle(&after, message(2), &at(2), &mut out);
+        changelog.extend(out.into_iter().filter(|r| r.topic == "cl"));
+        assert_eq!(live.engine().stats().rejected_total(), 0);
+        // A crash: the replay holds messages 0 and 1 again; the logged try at offset 2
+        // comes after them, and nothing is refused as late.
+        let (mut replayed, _) = restore_from(&after, &changelog, Some(3));
+        let mut dropped = Vec::new();
+        for i in 0..3 {
+            replayed.handle(&after, message(i), &at(i as i64), &mut dropped);
+        }
+        replayed.at_end();
+        replayed.maintain(&after, Timestamp(0), &mut dropped);
+        assert_eq!(replayed.engine().stats().rejected_total(), 0);
+        assert_eq!(replayed.engine().snapshot(), live.engine().snapshot());
+    }
+
     #[test]
     fn ticks_are_replayed_where_they_happened() {
         let ctx = context(Clock::Wall);
