@@ -530,13 +530,20 @@ impl Task {
             return;
         };
         self.engine.try_line_again();
-        self.counts.ticks += 1;
-        self.ticks.push(Tick {
+        let tick = Tick {
             offset,
             now: now.0,
             fired: true,
             line: true,
-        });
+        };
+        self.log_tick(ctx, tick, out);
+    }
+
+    /// Logs a tick just applied (written with this batch in `exactly_once` mode, with the
+    /// next one otherwise), and hands on what it produced.
+    fn log_tick(&mut self, ctx: &TaskContext, tick: Tick, out: &mut Vec<Record>) {
+        self.counts.ticks += 1;
+        self.ticks.push(tick);
         if ctx.atomic {
             out.push(changelog::ticks_record(
                 &ctx.changelog,
@@ -564,23 +571,13 @@ impl Task {
         };
         let fired = self.engine.next_deadline().is_some_and(|d| d <= now);
         self.engine.handle_timeout(now);
-        self.counts.ticks += 1;
-        self.ticks.push(Tick {
+        let tick = Tick {
             offset,
             now: now.0,
             fired,
             line: false,
-        });
-        if ctx.atomic {
-            out.push(changelog::ticks_record(
-                &ctx.changelog,
-                self.partition,
-                &self.ticks,
-            ));
-        } else {
-            self.ticks_unwritten = true;
-        }
-        self.drain(ctx, false, None, out);
+        };
+        self.log_tick(ctx, tick, out);
     }
 
     /// Whether the state should be written to the changelog now.
