@@ -264,6 +264,45 @@ mod tests {
         rules_fired
     }
 
+    /// Rules with one pool for south customers, worked by team `t`; `ownership` and
+    /// `assignment` are the YAML of those keys.
+    fn south_pool(ownership: &str, assignment: &str) -> Arc<Rules> {
+        let text = format!(
+            "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\nownership: {ownership}\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {assignment}}}\ncollisions:\n{MULTI}"
+        );
+        Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
+    }
+
+    /// A roster of one rep, r-t, in team `t`.
+    fn one_rep() -> Roster {
+        Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
+            .expect("valid roster")
+    }
+
+    /// A south customer's event, on 2026-11-02 at `at` (HH:MM).
+    fn south(id: &str, kind: &str, rep: &str, customer: &str, at: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+        )
+    }
+
+    /// Handles one more event and lists the customers it (or what it made final) assigned,
+    /// with the assignments' times.
+    fn assigned_after(engine: &mut Engine, line: &str) -> Vec<(String, crate::time::Timestamp)> {
+        let mut ingest = Ingest::new(engine.rules().clone());
+        let next = ingest
+            .parse(line.as_bytes(), None, "t")
+            .expect("valid event");
+        engine
+            .handle_event(&next, next.occurred_at())
+            .expect("accepted");
+        engine
+            .drain_outputs()
+            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
+            .map(|o| (o.subject().to_string(), o.time()))
+            .collect()
+    }
+
     fn call(id: &str, rep: &str, at: &str) -> String {
         format!(
             r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
@@ -326,47 +365,25 @@ mod tests {
     #[test]
     fn a_higher_cap_after_a_reload_gives_waiting_customers_a_rep() {
         let capped = |max: u32| {
-            let text = format!(
-                "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\nownership:\n  protection: 10d\n  limits: {{max_owned: {max}}}\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {{strategy: workload, after: 15m}}}}\ncollisions:\n{MULTI}"
-            );
-            Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
-        };
-        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
-            .expect("valid roster");
-        let mut engine = Engine::new(capped(1), &roster);
-        let event = |id: &str, kind: &str, rep: &str, customer: &str, at: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            south_pool(
+                &format!("{{protection: 10d, limits: {{max_owned: {max}}}}}"),
+                "{strategy: workload, after: 15m}",
             )
         };
+        let mut engine = Engine::new(capped(1), &one_rep());
         // r-t, the pool's only rep, owns C1 and is at the cap. C2 waits from 09:00; at 09:15
         // nobody is eligible (final once the call at 09:30 arrives).
         feed(
             &mut engine,
             &[
-                &event("1", "assign", "r-t", "C1", "08:00"),
-                &event("2", "call", "r-x", "C2", "09:00"),
-                &event("3", "call", "r-x", "C9", "09:30"),
+                &south("1", "assign", "r-t", "C1", "08:00"),
+                &south("2", "call", "r-x", "C2", "09:00"),
+                &south("3", "call", "r-x", "C9", "09:30"),
             ],
         );
         assert_eq!(engine.state_size().waiting, 1, "C2 waits in line");
         engine.replace_rules(capped(2)).expect("reload");
-        let mut ingest = Ingest::new(engine.rules().clone());
-        let next = ingest
-            .parse(
-                event("4", "call", "r-x", "C9", "09:40").as_bytes(),
-                None,
-                "t",
-            )
-            .expect("valid event");
-        engine
-            .handle_event(&next, next.occurred_at())
-            .expect("accepted");
-        let assigned: Vec<_> = engine
-            .drain_outputs()
-            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
-            .map(|o| (o.subject().to_string(), o.time()))
-            .collect();
+        let assigned = assigned_after(&mut engine, &south("4", "call", "r-x", "C9", "09:40"));
         // At the watermark when the rules changed: the 09:30 call less the allowed lateness.
         let at = crate::time::Timestamp::parse_rfc3339("2026-11-02T09:20:00+08:00").expect("time");
         assert_eq!(assigned, [("C2".to_string(), at)]);
@@ -376,45 +393,28 @@ mod tests {
     #[test]
     fn a_shorter_delay_after_a_reload_brings_the_first_try_forward() {
         let after = |delay: &str| {
-            let text = format!(
-                "settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\nownership:\n  protection: 10d\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {{strategy: workload, after: {delay}}}}}\ncollisions:\n{MULTI}"
-            );
-            Arc::new(Rules::from_texts([(Path::new("r.yaml"), text.as_str())]).expect("valid"))
-        };
-        let roster = Roster::parse("reps:\n  - {id: r-t, team: t}\n", Path::new("roster.yaml"))
-            .expect("valid roster");
-        let mut engine = Engine::new(after("1d"), &roster);
-        let event = |id: &str, customer: &str, at: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"r-x"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
+            south_pool(
+                "{protection: 10d}",
+                &format!("{{strategy: workload, after: {delay}}}"),
             )
         };
+        let mut engine = Engine::new(after("1d"), &one_rep());
+        let call = |id: &str, customer: &str, at: &str| south(id, "call", "r-x", customer, at);
         // C1 waits from 09:00 and C2 from 09:40, for tries the next day. The call at 10:00
         // makes both final (the watermark is at 09:50).
         feed(
             &mut engine,
             &[
-                &event("1", "C1", "09:00"),
-                &event("2", "C2", "09:40"),
-                &event("3", "C9", "10:00"),
+                &call("1", "C1", "09:00"),
+                &call("2", "C2", "09:40"),
+                &call("3", "C9", "10:00"),
             ],
         );
         engine.replace_rules(after("30m")).expect("reload");
         // The call at 10:40 moves the watermark to 10:30: C1's wait of 30 minutes was up at
         // 09:30, so it is tried at the watermark of the reload; C2's is up at 10:10. (C9
         // waits from 10:00, under the new rules from the start.)
-        let mut ingest = Ingest::new(engine.rules().clone());
-        let next = ingest
-            .parse(event("4", "C9", "10:40").as_bytes(), None, "t")
-            .expect("valid event");
-        engine
-            .handle_event(&next, next.occurred_at())
-            .expect("accepted");
-        let assigned: Vec<_> = engine
-            .drain_outputs()
-            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
-            .map(|o| (o.subject().to_string(), o.time()))
-            .collect();
+        let assigned = assigned_after(&mut engine, &call("4", "C9", "10:40"));
         let at = |hm: &str| {
             crate::time::Timestamp::parse_rfc3339(&format!("2026-11-02T{hm}:00+08:00"))
                 .expect("time")

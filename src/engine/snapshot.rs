@@ -1352,21 +1352,30 @@ mod tests {
         );
     }
 
+    /// One pool for south customers, worked by team `t`, assigning after 15 minutes; a rep
+    /// may own one customer.
+    fn capped_south_pool() -> Arc<Rules> {
+        rules_from(
+            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        )
+    }
+
+    /// A south customer's event, on 2026-11-04 at `at` (HH:MM).
+    fn south_event(id: &str, kind: &str, at: &str, rep: &str, customer: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
+        )
+    }
+
     #[test]
     fn a_customer_waiting_for_a_rep_with_room_keeps_its_place_across_a_restore() {
-        let rules = rules_from(
-            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
-        );
+        let rules = capped_south_pool();
         let roster = Roster::parse(
             "reps:\n  - {id: r-s, team: t}\n",
             std::path::Path::new("r.yaml"),
         )
         .expect("valid roster");
-        let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
-            )
-        };
+        let event = south_event;
         // r-s, the pool's only rep, owns C1 and is at the cap of one. C2 and C3 are contacted
         // and wait; at 10:20 and 10:25 nobody is eligible. The call at 10:40 makes that final.
         let history = [
@@ -1409,19 +1418,13 @@ mod tests {
 
     #[test]
     fn a_restart_with_a_new_rep_in_the_roster_can_try_the_line_again() {
-        let rules = rules_from(
-            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
-        );
+        let rules = capped_south_pool();
         let roster = |reps: &str| {
             Roster::parse(&format!("reps:\n{reps}"), std::path::Path::new("r.yaml"))
                 .expect("valid roster")
         };
         let before = roster("  - {id: r-s, team: t}\n");
-        let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}},"source":"s"}}"#
-            )
-        };
+        let event = south_event;
         // r-s, the pool's first rep, owns C1 and is at the cap of one; so is r-e, a rep of
         // the team the roster doesn't list (its team comes with the CRM's event), who owns C5.
         // C2 waits: at 10:20 nobody is eligible (final once the call at 10:40 arrives).

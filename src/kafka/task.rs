@@ -712,6 +712,24 @@ mod tests {
         }
     }
 
+    /// Line `i` of an input as the message at offset `i`, with no broker timestamp (the event
+    /// clock reads none).
+    fn message(i: usize, line: &str) -> Message<'_> {
+        Message {
+            offset: i as i64,
+            key: None,
+            payload: line.as_bytes(),
+            timestamp: None,
+        }
+    }
+
+    /// Hands the task every line, in order, line `i` at offset `i`.
+    fn handle_lines(t: &mut Task, ctx: &TaskContext, lines: &[String], out: &mut Vec<Record>) {
+        for (i, line) in lines.iter().enumerate() {
+            t.handle(ctx, message(i, line), &at(i as i64), out);
+        }
+    }
+
     fn ids(records: &[Record], topic: &str) -> Vec<String> {
         records
             .iter()
@@ -737,12 +755,7 @@ mod tests {
         let lines: Vec<String> = std::iter::once(visit(0, 2062))
             .chain((1..=10).map(|n| visit(n, 2026)))
             .collect();
-        let msg = |i: usize| Message {
-            offset: i as i64,
-            key: None,
-            payload: lines[i].as_bytes(),
-            timestamp: None,
-        };
+        let msg = |i: usize| message(i, &lines[i]);
         let now = Timestamp(0);
 
         // Fewer events than start the clock: held, nothing applied, nothing committed past them.
@@ -990,15 +1003,7 @@ mod tests {
             event("3", "call", "10:40", "r-x", "C9"),
         ];
         let feed = |t: &mut Task, ctx: &TaskContext, out: &mut Vec<Record>| {
-            for (i, line) in input.iter().enumerate() {
-                let message = Message {
-                    offset: i as i64,
-                    key: None,
-                    payload: line.as_bytes(),
-                    timestamp: None,
-                };
-                t.handle(ctx, message, &at(i as i64), out);
-            }
+            handle_lines(t, ctx, &input, out)
         };
         let assigned = |records: &[Record]| -> Vec<String> {
             records
@@ -1056,17 +1061,7 @@ mod tests {
             )
         };
         let lines = [event("a", 0), event("b", 5)];
-        let feed = |t: &mut Task, out: &mut Vec<Record>| {
-            for (i, line) in lines.iter().enumerate() {
-                let message = Message {
-                    offset: i as i64,
-                    key: None,
-                    payload: line.as_bytes(),
-                    timestamp: None,
-                };
-                t.handle(&ctx, message, &at(i as i64), out);
-            }
-        };
+        let feed = |t: &mut Task, out: &mut Vec<Record>| handle_lines(t, &ctx, &lines, out);
         // Both messages' outputs were committed before the restart.
         let (mut t, _) = restore_from(&ctx, &[], Some(2));
         assert!(t.rereading());
@@ -1111,12 +1106,7 @@ mod tests {
             event("1", "09:05"),
             event("2", "11:00"),
         ];
-        let message = |i: usize| Message {
-            offset: i as i64,
-            key: None,
-            payload: lines[i].as_bytes(),
-            timestamp: None,
-        };
+        let message = |i: usize| message(i, &lines[i]);
         // Two messages held for the clock's start, and a snapshot taken before it (at 0).
         let (mut first, _) = restore_from(&before, &[], None);
         let mut changelog = Vec::new();
