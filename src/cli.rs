@@ -64,8 +64,8 @@ struct ServeArgs {
     /// Without it, /customers and /check refuse every request.
     #[arg(long, value_name = "FILE", requires = "listen")]
     api_tokens: Option<PathBuf>,
-    /// How often to look for changed rules files (e.g. 5s); 0s turns polling off (SIGHUP
-    /// still reloads).
+    /// How often to look for changed rules files and a changed roster file (e.g. 5s); 0s
+    /// turns polling off (SIGHUP still reloads both).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll)]
     rules_poll: Duration,
     /// Deliver collision alerts to WeCom, DingTalk, Feishu and Slack webhooks (YAML; see the
@@ -491,8 +491,25 @@ fn run_kafka(flags: &leadguard::kafka::KafkaFlags, io: &IoArgs, serve: ServeArgs
         metrics.clone().unwrap_or_else(Metrics::new),
         rules_tx,
     ));
-    let result = leadguard::kafka::run(settings, rules, roster, observers, engines, Some(rules_rx));
+    let roster_at = io.roster.clone().or(settings.roster.clone());
+    let (roster_tx, roster_rx) = tokio::sync::watch::channel(Arc::new(roster.clone()));
+    let roster_watcher = roster_at.map(|path| {
+        rt.spawn(leadguard::rules_watch::watch_roster(
+            path,
+            poll,
+            metrics.clone().unwrap_or_else(Metrics::new),
+            roster_tx,
+        ))
+    });
+    let reloads = leadguard::kafka::Reloads {
+        rules: Some(rules_rx),
+        roster: roster_watcher.is_some().then_some(roster_rx),
+    };
+    let result = leadguard::kafka::run(settings, rules, roster, observers, engines, reloads);
     watcher.abort();
+    if let Some(w) = roster_watcher {
+        w.abort();
+    }
     if let Some((handle, task, counting)) = notifier {
         // The stages are gone, and with them every other handle: what is queued goes out.
         drop(handle);
@@ -685,6 +702,16 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
             metrics.clone(),
             rules_tx,
         ));
+        // The roster reloads too when it is a file (not the sample's, built in).
+        let (roster_tx, mut roster_rx) = tokio::sync::watch::channel(Arc::new(roster.clone()));
+        let roster_watcher = io.roster.clone().map(|path| {
+            tokio::spawn(leadguard::rules_watch::watch_roster(
+                path,
+                poll,
+                metrics.clone(),
+                roster_tx,
+            ))
+        });
         // The reader is blocking IO on its own thread; a bounded channel gives backpressure.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Line>>(1024);
         let reader_task = tokio::task::spawn_blocking(move || {
@@ -747,6 +774,19 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                         Err(refused) => tracing::error!("rules not applied: {refused}"),
                     }
                 }
+                Ok(()) = roster_rx.changed() => {
+                    let roster = roster_rx.borrow_and_update().clone();
+                    match p.replace_roster(&roster).and_then(|c| p.flush().map(|()| c)) {
+                        Ok(change) => tracing::info!(
+                            partition = FILE_PARTITION,
+                            added = change.added,
+                            changed = change.changed,
+                            removed = change.removed,
+                            "roster applied"
+                        ),
+                        Err(e) => break Err(e.into()),
+                    }
+                }
                 _ = report.tick() => {
                     metrics.report_partition(FILE_PARTITION, p.report(rx.len() as u64));
                     if let Some((_, stats)) = &notifier {
@@ -785,6 +825,9 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
             p.flush()?;
         }
         watcher.abort();
+        if let Some(w) = roster_watcher {
+            w.abort();
+        }
         if let Some((task, stats)) = notifier {
             // Let queued messages go out (a few seconds at most), then count them.
             drop(p.detach_notifier());

@@ -220,6 +220,22 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         Ok(summary)
     }
 
+    /// Puts a reloaded roster in force from the next message on (see
+    /// [`Engine::replace_roster`]), for notifications too. When someone may have room now
+    /// (a new hire, a rep back from leave), the customers waiting for a rep are tried at once
+    /// and what that decides is written.
+    pub fn replace_roster(&mut self, roster: &Roster) -> io::Result<crate::engine::RosterChange> {
+        let change = self.engine.replace_roster(roster);
+        if let Some(n) = &self.notifier {
+            n.set_roster(roster);
+        }
+        if self.engine.room_changed() {
+            self.engine.try_line_again();
+            self.flush_outputs()?;
+        }
+        Ok(change)
+    }
+
     /// Handles one message. `now` is the driver's clock; `None` lets event time drive it (replay).
     pub fn handle_message(
         &mut self,

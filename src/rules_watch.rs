@@ -1,5 +1,5 @@
-//! Rules hot reload, the edge side: notice a change, read and check the new rules, hand them
-//! to the engine's task.
+//! Rules and roster hot reload, the edge side: notice a change, read and check the new rules
+//! or roster, hand them to the engines' tasks. The two are watched apart, the same way.
 //!
 //! A change is noticed two ways: SIGHUP (reload now), and a poll of the rules directory's
 //! content every `poll` (no file-watching crate: a hash of the names and bytes of the rules
@@ -17,7 +17,7 @@
 //! (`Engine::replace_rules`) and logs "rules applied". The same content is not tried twice:
 //! fix the files (or send SIGHUP) to retry.
 
-use crate::config::Rules;
+use crate::config::{Roster, Rules};
 use crate::engine::{settings_needing_restart, ReloadSummary, RestartNeeded};
 use crate::telemetry::Metrics;
 use std::path::{Path, PathBuf};
@@ -56,18 +56,98 @@ pub fn content_hash(path: &Path) -> u64 {
     h.digest()
 }
 
-/// Loads the rules, logging and counting a failure.
-fn load(path: &Path, metrics: &Metrics) -> Option<Rules> {
-    match Rules::load_dir(path) {
-        Ok(rules) => Some(rules),
-        Err(errs) => {
-            metrics.rule_reload(false);
-            let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+/// Something the watcher reloads: the rules or the roster.
+trait Watched: Sized + Send + Sync + 'static {
+    /// What it is, for logs ("rules", "roster").
+    const WHAT: &'static str;
+    /// A hash of what [`Watched::load`] would read at `path`.
+    fn hash(path: &Path) -> u64;
+    /// Reads and checks it: every problem, one per line, when it doesn't load.
+    fn load(path: &Path) -> Result<Self, Vec<String>>;
+    /// Whether `new` may replace `current`: a summary of the change to log, or why not.
+    fn accept(current: &Self, new: &Self) -> Result<String, String>;
+    /// Counts a reload by outcome.
+    fn count(metrics: &Metrics, ok: bool);
+}
+
+impl Watched for Rules {
+    const WHAT: &'static str = "rules";
+    fn hash(path: &Path) -> u64 {
+        content_hash(path)
+    }
+    fn load(path: &Path) -> Result<Rules, Vec<String>> {
+        Rules::load_dir(path).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+    fn accept(current: &Rules, new: &Rules) -> Result<String, String> {
+        let settings = settings_needing_restart(current, new);
+        if !settings.is_empty() {
+            return Err(RestartNeeded { settings }.to_string());
+        }
+        Ok(ReloadSummary::between(current, new).to_string())
+    }
+    fn count(metrics: &Metrics, ok: bool) {
+        metrics.rule_reload(ok);
+    }
+}
+
+impl Watched for Roster {
+    const WHAT: &'static str = "roster";
+    fn hash(path: &Path) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        match std::fs::read(path) {
+            Ok(bytes) => h.update(&bytes),
+            Err(e) => h.update(e.to_string().as_bytes()),
+        }
+        h.digest()
+    }
+    fn load(path: &Path) -> Result<Roster, Vec<String>> {
+        Roster::load(path).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+    fn accept(current: &Roster, new: &Roster) -> Result<String, String> {
+        Ok(roster_summary(current, new))
+    }
+    fn count(metrics: &Metrics, ok: bool) {
+        metrics.roster_reload(ok);
+    }
+}
+
+/// Reps listed now and not before, listed before and not now, and listed in both with other
+/// fields, by id.
+pub fn roster_summary(current: &Roster, new: &Roster) -> String {
+    let before: std::collections::HashMap<&str, &crate::config::RosterRep> =
+        current.reps.iter().map(|r| (r.id.as_str(), r)).collect();
+    let after: std::collections::HashSet<&str> = new.reps.iter().map(|r| r.id.as_str()).collect();
+    let (mut added, mut changed) = (0, 0);
+    for r in &new.reps {
+        match before.get(r.id.as_str()) {
+            None => added += 1,
+            Some(old) if *old != r => changed += 1,
+            Some(_) => {}
+        }
+    }
+    let removed = current
+        .reps
+        .iter()
+        .filter(|r| !after.contains(r.id.as_str()))
+        .count();
+    format!(
+        "{} reps: {added} added, {changed} changed, {removed} removed",
+        new.reps.len()
+    )
+}
+
+/// Loads what `path` holds, logging and counting a failure.
+fn load<T: Watched>(path: &Path, metrics: &Metrics) -> Option<T> {
+    match T::load(path) {
+        Ok(loaded) => Some(loaded),
+        Err(problems) => {
+            T::count(metrics, false);
             tracing::error!(
-                rules = %path.display(),
-                problems = errs.len(),
-                "rules reload failed; the previous rules keep running. Fix these and save again (or send SIGHUP):\n{}",
-                lines.join("\n")
+                path = %path.display(),
+                problems = problems.len(),
+                "{what} reload failed; keeping the previous {what}. Fix these and save again (or send SIGHUP):\n{}",
+                problems.join("\n"),
+                what = T::WHAT,
             );
             None
         }
@@ -75,24 +155,19 @@ fn load(path: &Path, metrics: &Metrics) -> Option<Rules> {
 }
 
 /// Decides whether `new` may replace `current`, logging and counting the outcome.
-fn accept(current: &Rules, new: Rules, path: &Path, metrics: &Metrics) -> Option<Rules> {
-    let settings = settings_needing_restart(current, &new);
-    if !settings.is_empty() {
-        metrics.rule_reload(false);
-        tracing::error!(
-            rules = %path.display(),
-            "rules reload refused: {}",
-            RestartNeeded { settings }
-        );
-        return None;
+fn accept<T: Watched>(current: &T, new: T, path: &Path, metrics: &Metrics) -> Option<T> {
+    match T::accept(current, &new) {
+        Err(why) => {
+            T::count(metrics, false);
+            tracing::error!(path = %path.display(), "{} reload refused: {why}", T::WHAT);
+            None
+        }
+        Ok(summary) => {
+            T::count(metrics, true);
+            tracing::info!(path = %path.display(), summary = %summary, "{} reloaded", T::WHAT);
+            Some(new)
+        }
     }
-    metrics.rule_reload(true);
-    tracing::info!(
-        rules = %path.display(),
-        summary = %ReloadSummary::between(current, &new),
-        "rules reloaded"
-    );
-    Some(new)
 }
 
 /// Watches `path` (None: the rules are built into the binary, so there is nothing to reload)
@@ -104,11 +179,32 @@ pub async fn watch(
     metrics: Arc<Metrics>,
     rules: channel::Sender<Arc<Rules>>,
 ) {
+    follow(path, poll, metrics, rules).await
+}
+
+/// Watches the roster file at `path` as [`watch`] watches the rules, and publishes every
+/// roster that loads on `roster`. Without a roster file there is nothing to watch: start
+/// with `--roster FILE` to reload one.
+pub async fn watch_roster(
+    path: PathBuf,
+    poll: Option<Duration>,
+    metrics: Arc<Metrics>,
+    roster: channel::Sender<Arc<Roster>>,
+) {
+    follow(Some(path), poll, metrics, roster).await
+}
+
+async fn follow<T: Watched>(
+    path: Option<PathBuf>,
+    poll: Option<Duration>,
+    metrics: Arc<Metrics>,
+    current: channel::Sender<Arc<T>>,
+) {
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(poll.unwrap_or(Duration::from_secs(3600)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let hash_of = |p: PathBuf| async move {
-        tokio::task::spawn_blocking(move || content_hash(&p))
+        tokio::task::spawn_blocking(move || T::hash(&p))
             .await
             .unwrap_or(0)
     };
@@ -119,20 +215,21 @@ pub async fn watch(
     let mut pending: Option<u64> = None;
     if let Some(p) = &path {
         tracing::debug!(
-            rules = %p.display(),
+            path = %p.display(),
             poll = ?poll,
-            "watching the rules for changes (SIGHUP reloads at once)"
+            "watching the {} for changes (SIGHUP reloads at once)",
+            T::WHAT
         );
     }
     loop {
         let forced = tokio::select! {
-            _ = rules.closed() => return,
+            _ = current.closed() => return,
             _ = hangup.recv() => true,
             _ = tick.tick(), if poll.is_some() => false,
         };
         let Some(p) = &path else {
             if forced {
-                tracing::warn!("SIGHUP: the rules are built into the binary; start with --rules DIR to reload them");
+                tracing::warn!("SIGHUP: the {} are built into the binary; start with --rules DIR to reload them", T::WHAT);
             }
             continue;
         };
@@ -150,17 +247,17 @@ pub async fn watch(
         }
         pending = None;
         tried = now;
-        tracing::info!(rules = %p.display(), reason = if forced { "SIGHUP" } else { "files changed" }, "reloading rules");
+        tracing::info!(path = %p.display(), reason = if forced { "SIGHUP" } else { "files changed" }, "reloading the {}", T::WHAT);
         let loaded = {
             let (p, m) = (p.clone(), metrics.clone());
-            tokio::task::spawn_blocking(move || load(&p, &m))
+            tokio::task::spawn_blocking(move || load::<T>(&p, &m))
                 .await
                 .ok()
                 .flatten()
         };
-        let current = rules.borrow().clone();
-        if let Some(new) = loaded.and_then(|new| accept(&current, new, p, &metrics)) {
-            rules.send_replace(Arc::new(new));
+        let before = current.borrow().clone();
+        if let Some(new) = loaded.and_then(|new| accept(&*before, new, p, &metrics)) {
+            current.send_replace(Arc::new(new));
         }
     }
 }

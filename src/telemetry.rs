@@ -56,6 +56,7 @@ pub const ALERTS_TOTAL: &str = "leadguard_alerts_total";
 pub const EVENT_TO_OUTPUT_SECONDS: &str = "leadguard_event_to_output_seconds";
 pub const RECEIPT_TO_OUTPUT_SECONDS: &str = "leadguard_receipt_to_output_seconds";
 pub const RULE_RELOADS_TOTAL: &str = "leadguard_rule_reloads_total";
+pub const ROSTER_RELOADS_TOTAL: &str = "leadguard_roster_reloads_total";
 pub const API_REQUESTS_TOTAL: &str = "leadguard_api_requests_total";
 pub const NOTIFICATIONS_TOTAL: &str = "leadguard_notifications_total";
 pub const NOTIFICATION_RETRIES_TOTAL: &str = "leadguard_notification_retries_total";
@@ -89,6 +90,7 @@ pub const ALL: &[&str] = &[
     EVENT_TO_OUTPUT_SECONDS,
     RECEIPT_TO_OUTPUT_SECONDS,
     RULE_RELOADS_TOTAL,
+    ROSTER_RELOADS_TOTAL,
     API_REQUESTS_TOTAL,
     NOTIFICATIONS_TOTAL,
     NOTIFICATION_RETRIES_TOTAL,
@@ -149,6 +151,7 @@ pub struct Metrics {
     event_to_output: Histogram,
     receipt_to_output: Histogram,
     rule_reloads: IntCounterVec,
+    roster_reloads: IntCounterVec,
     /// API requests by route template (never the raw path) and status code.
     pub api_requests: IntCounterVec,
     /// Notification deliveries by platform and outcome.
@@ -205,8 +208,14 @@ impl Metrics {
             "Rules reloads by outcome (ok, failed); a failed reload keeps the previous rules running",
             &["outcome"],
         );
+        let roster_reloads = counter_vec(
+            ROSTER_RELOADS_TOTAL,
+            "Roster reloads by outcome (ok, failed); a failed reload keeps the previous roster in force",
+            &["outcome"],
+        );
         for outcome in ["ok", "failed"] {
             rule_reloads.with_label_values(&[outcome]);
+            roster_reloads.with_label_values(&[outcome]);
         }
         let api_requests = counter_vec(
             API_REQUESTS_TOTAL,
@@ -241,6 +250,7 @@ impl Metrics {
             Box::new(event_to_output.clone()),
             Box::new(receipt_to_output.clone()),
             Box::new(rule_reloads.clone()),
+            Box::new(roster_reloads.clone()),
             Box::new(api_requests.clone()),
             Box::new(notifications.clone()),
             Box::new(notification_retries.clone()),
@@ -256,6 +266,7 @@ impl Metrics {
             event_to_output,
             receipt_to_output,
             rule_reloads,
+            roster_reloads,
             api_requests,
             notifications,
             notification_retries,
@@ -290,6 +301,13 @@ impl Metrics {
     /// Counts a rules reload.
     pub fn rule_reload(&self, ok: bool) {
         self.rule_reloads
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
+    /// Counts a roster reload.
+    pub fn roster_reload(&self, ok: bool) {
+        self.roster_reloads
             .with_label_values(&[if ok { "ok" } else { "failed" }])
             .inc();
     }
@@ -626,6 +644,7 @@ mod tests {
             assert!(text.contains(&format!("\n{name}")), "{name} in\n{text}");
         }
         assert!(text.contains("leadguard_rule_reloads_total{outcome=\"failed\"} 0"));
+        assert!(text.contains("leadguard_roster_reloads_total{outcome=\"failed\"} 0"));
         assert!(text.contains("leadguard_late_events_total{outcome=\"refused\"} 0"));
     }
 

@@ -1,5 +1,5 @@
-//! Rules hot reload end to end: `leadguard run --input -` is fed through a pipe while its rules
-//! are changed under it and SIGHUP is sent. A valid change takes effect for the events after
+//! Rules and roster hot reload end to end: `leadguard run --input -` is fed through a pipe
+//! while its rules or its roster are changed under it and SIGHUP is sent. A valid change takes effect for the events after
 //! it; an invalid file and a change that needs a restart are refused while the previous rules
 //! keep running; and every input line is accounted for (accepted, duplicate or dead letter).
 //!
@@ -84,6 +84,11 @@ impl Running {
 
     /// Starts leadguard with the API on a free port and SIGHUP as the only reload trigger.
     fn start(dir: &Path) -> Running {
+        Running::start_with(dir, &[])
+    }
+
+    /// As [`Running::start`], with more arguments.
+    fn start_with(dir: &Path, more: &[&str]) -> Running {
         std::fs::write(
             dir.join("tokens.yaml"),
             "tokens:\n  - {env: LG_TEST_ADMIN, admin: true}\n",
@@ -104,7 +109,10 @@ impl Running {
                 "dead.jsonl",
                 "--metrics-out",
                 "metrics.txt",
-            ],
+            ]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect::<Vec<_>>(),
         );
         let line = r.wait_log("API listening on http://");
         let at = line.find("http://").unwrap() + "http://".len();
@@ -391,4 +399,96 @@ fn a_rules_file_change_is_noticed_without_a_signal() {
     run.wait_log("rules applied");
     drop(run.child.stdin.take());
     assert!(run.child.wait().unwrap().success());
+}
+
+/// A visit by `rep` to `customer` at 2026-11-02 `at` (HH:MM).
+fn visit(id: &str, rep: &str, customer: &str, at: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}"}},"source":"crm"}}"#
+    )
+}
+
+#[test]
+fn a_reloaded_roster_applies_to_the_events_after_it_and_a_broken_one_is_refused() {
+    let dir = scratch::Scratch::new("roster");
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/rules.yaml"), BASE_RULES).unwrap();
+    let roster = |text: &str| {
+        let tmp = dir.join("roster.yaml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, dir.join("roster.yaml")).unwrap();
+    };
+    roster("reps:\n  - {id: r-a, role: sales}\n  - {id: r-b, role: sales}\n");
+    let mut run = Running::start_with(&dir, &["--roster", "roster.yaml"]);
+    let mut stdin = run.child.stdin.take().expect("stdin");
+    let mut send = move |lines: &[String]| {
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+        stdin.flush().unwrap();
+    };
+    // The clock starts where the first events agree: a rep of its own works 64 customers
+    // first.
+    let warm_up: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"w{i}","kind":"call","occurred_at":"2026-11-02T08:{:02}:{:02}+08:00","rep":{{"id":"r-z"}},"customer":{{"id":"W{i}"}},"source":"crm"}}"#,
+                i / 2,
+                i % 2 * 30
+            )
+        })
+        .collect();
+    send(&warm_up);
+    // Two sellers on C1: an alert.
+    send(&[
+        visit("1", "r-a", "C1", "09:00"),
+        visit("2", "r-b", "C1", "09:01"),
+    ]);
+    run.wait_processed("C1");
+
+    // r-b moves to support, which doesn't sell (an exempt role by default).
+    roster("reps:\n  - {id: r-a, role: sales}\n  - {id: r-b, role: support}\n");
+    run.sighup();
+    let reloaded = run.wait_log("roster reloaded");
+    assert!(
+        reloaded.contains("2 reps: 0 added, 1 changed, 0 removed"),
+        "{reloaded}"
+    );
+    run.wait_log("roster applied");
+    send(&[
+        visit("3", "r-a", "C2", "09:02"),
+        visit("4", "r-b", "C2", "09:03"),
+    ]);
+    run.wait_processed("C2");
+
+    // A broken roster: refused and counted; r-b still supports.
+    roster("reps:\n  - {id: r-a, role: sales, shoe_size: 42}\n");
+    run.sighup();
+    let failed = run.wait_log("roster reload failed");
+    assert!(failed.contains("shoe_size"), "{failed}");
+    send(&[
+        visit("5", "r-a", "C3", "09:04"),
+        visit("6", "r-b", "C3", "09:05"),
+    ]);
+    run.wait_processed("C3");
+    let (_, scraped) = run.get("/metrics");
+    assert!(
+        scraped.contains("leadguard_roster_reloads_total{outcome=\"ok\"} 1"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("leadguard_roster_reloads_total{outcome=\"failed\"} 1"),
+        "{scraped}"
+    );
+    drop(send);
+    assert!(run.child.wait().expect("exit").success());
+
+    let out = std::fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    let alerted: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON output"))
+        .filter(|v| v["data"]["rule"] == "contention")
+        .map(|v| v["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerted, ["C1"], "{out}");
 }

@@ -37,6 +37,7 @@ pub use query::{
     Decision, IdentifierView, OwnerView, RepView,
 };
 pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
+pub use reps::RosterChange;
 pub use stats::Stats;
 
 use crate::config::{Roster, Rules};

@@ -22,9 +22,15 @@
 //! After a reload, a late event that makes a customer's recent history fold again folds it
 //! under the new rules: alerts of a removed rule on that history are withdrawn, a new rule may
 //! fire on it. That is what "these are the rules now" means for history still in the window.
+//!
+//! The roster reloads the same way ([`Engine::replace_roster`]). A contact records its rep's
+//! team and role when it is placed, and an owner its team when it is acquired, so a reload
+//! changes how the events after it are read, never what was decided before it. Reps keep
+//! their handles, so their owners, ownership counts and rotation turns stay theirs.
 
+use super::reps::RosterChange;
 use super::Engine;
-use crate::config::{CollisionRule, Rules};
+use crate::config::{CollisionRule, Roster, Rules};
 use std::fmt;
 use std::sync::Arc;
 
@@ -228,6 +234,23 @@ impl Engine {
         self.retry_waiting();
         self.room_seen = Some(self.room_digest());
         Ok(summary)
+    }
+}
+
+impl Engine {
+    /// Puts `roster` in force from the next event on: each rep's team, role, activity, leave,
+    /// region, capacity and specialities; reps it lists for the first time join the pools
+    /// their team admits, and reps it no longer lists leave them. Keeps every customer, owner
+    /// and count. Whether the line of waiting customers should be tried again (someone may
+    /// have room now) is for the driver to ask: [`Engine::room_changed`], then
+    /// [`Engine::try_line_again`], so that a driver that must repeat the try after a crash
+    /// (Kafka mode) can log it where it happened.
+    pub fn replace_roster(&mut self, roster: &Roster) -> RosterChange {
+        let change = self.reps.apply_roster(roster, &mut self.words);
+        self.roster_digest = super::lifecycle::roster_digest(roster);
+        self.ledger
+            .set_pool_reps(&self.rules, &self.reps, &self.words, &self.exempt_roles);
+        change
     }
 }
 
@@ -484,5 +507,106 @@ mod tests {
         assert_eq!(fired, ["territory"], "r2 has no team in pool b");
         engine.replace_rules(with_pools("")).expect("reload");
         assert_eq!(pool(&engine), [None; 3]);
+    }
+
+    fn roster(reps: &str) -> Roster {
+        Roster::parse(&format!("reps:\n{reps}"), Path::new("roster.yaml")).expect("valid roster")
+    }
+
+    #[test]
+    fn a_rep_a_reloaded_roster_adds_takes_the_customer_waiting_for_one() {
+        let rules = south_pool("{protection: 10d}", "{strategy: workload, after: 15m}");
+        let mut engine = Engine::new(rules, &Roster::default());
+        // Nobody works the pool: C2, waiting from 09:00, finds nobody at 09:15.
+        feed(
+            &mut engine,
+            &[
+                &south("1", "call", "r-x", "C2", "09:00"),
+                &south("2", "call", "r-x", "C9", "09:30"),
+            ],
+        );
+        assert_eq!(engine.state_size().waiting, 1, "C2 waits in line");
+        assert!(!engine.room_changed());
+        let change = engine.replace_roster(&one_rep());
+        assert_eq!(
+            change,
+            RosterChange {
+                added: 1,
+                changed: 0,
+                removed: 0
+            }
+        );
+        assert!(engine.room_changed(), "a new rep in the pool's team");
+        engine.try_line_again();
+        assert!(!engine.room_changed());
+        let assigned: Vec<_> = engine
+            .drain_outputs()
+            .filter(|o| o.ty() == crate::output::OutputType::OwnershipAssigned)
+            .map(|o| (o.subject().to_string(), o.data().contains("\"r-t\"")))
+            .collect();
+        assert_eq!(assigned, [("C2".to_string(), true)]);
+        assert_eq!(engine.state_size().waiting, 0);
+    }
+
+    #[test]
+    fn a_rep_the_reloaded_roster_drops_is_no_longer_assigned() {
+        let rules = south_pool("{protection: 10d}", "{strategy: workload, after: 15m}");
+        let mut engine = Engine::new(rules, &one_rep());
+        let change = engine.replace_roster(&Roster::default());
+        assert_eq!(change.removed, 1);
+        assert!(engine.room_changed());
+        engine.try_line_again();
+        feed(&mut engine, &[&south("1", "call", "r-x", "C2", "09:00")]);
+        let assigned = assigned_after(&mut engine, &south("2", "call", "r-x", "C9", "09:30"));
+        assert!(assigned.is_empty(), "{assigned:?}");
+        assert_eq!(engine.state_size().waiting, 1);
+        // Listed again, under the same handle: the line is tried for them.
+        let change = engine.replace_roster(&one_rep());
+        assert_eq!(change.added, 1);
+        engine.try_line_again();
+        assert_eq!(engine.state_size().waiting, 0);
+    }
+
+    #[test]
+    fn a_role_the_reloaded_roster_gives_exempts_the_contacts_after_it() {
+        let rules = Arc::new(
+            Rules::from_texts([(
+                Path::new("r.yaml"),
+                format!("settings: {{time_zone: Asia/Shanghai, allowed_lateness: 10m}}\ncollisions:\n{MULTI}").as_str(),
+            )])
+            .expect("valid"),
+        );
+        let sales = roster("  - {id: r-a, role: sales}\n  - {id: r-b, role: sales}\n");
+        let mut engine = Engine::new(rules.clone(), &sales);
+        let mut unchanged = Engine::new(rules, &sales);
+        let visit = |id: &str, rep: &str, customer: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}"}}}}"#
+            )
+        };
+        let before = [
+            visit("1", "r-a", "C1", "09:00"),
+            visit("2", "r-b", "C1", "09:05"),
+        ];
+        let before: Vec<&str> = before.iter().map(String::as_str).collect();
+        assert_eq!(feed(&mut engine, &before), ["multi"]);
+        feed(&mut unchanged, &before);
+        let change = engine.replace_roster(&roster(
+            "  - {id: r-a, role: sales}\n  - {id: r-b, role: support}\n",
+        ));
+        assert_eq!(change.changed, 1);
+        // C1 folds again (a late visit before r-b's) as it would have without the reload:
+        // r-b sold when they visited it.
+        let late = visit("3", "r-a", "C1", "09:01");
+        assert_eq!(feed(&mut engine, &[&late]), feed(&mut unchanged, &[&late]));
+        assert_eq!(engine.stats().withdrawn, unchanged.stats().withdrawn);
+        let fired = feed(
+            &mut engine,
+            &[
+                &visit("4", "r-a", "C2", "10:00"),
+                &visit("5", "r-b", "C2", "10:05"),
+            ],
+        );
+        assert!(fired.is_empty(), "r-b supports now: {fired:?}");
     }
 }

@@ -59,7 +59,7 @@ impl Interner {
 pub struct RepIdx(pub u32);
 
 /// What the roster says about a rep (events may add a team or role for reps it doesn't list).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepInfo {
     pub id: Arc<str>,
     pub team: Sym,
@@ -77,6 +77,24 @@ pub struct RepInfo {
 }
 
 impl RepInfo {
+    /// A rep the roster doesn't list: known from events only.
+    fn unlisted(id: Arc<str>) -> RepInfo {
+        RepInfo {
+            id,
+            team: Sym::NONE,
+            role: Sym::NONE,
+            manager: Sym::NONE,
+            active: true,
+            in_roster: false,
+            region: Sym::NONE,
+            away: Box::new([]),
+            capacity: None,
+            industries: Box::new([]),
+            tiers: Box::new([]),
+            product_lines: Box::new([]),
+        }
+    }
+
     pub fn away_on(&self, date: chrono::NaiveDate) -> bool {
         self.away.iter().any(|(f, t)| *f <= date && date <= *t)
     }
@@ -99,6 +117,17 @@ impl RepInfo {
 }
 
 /// Every rep seen, roster first.
+/// What a roster reload changed, in reps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RosterChange {
+    /// Listed now, not before (new hires, or reps known from events until now).
+    pub added: usize,
+    /// Listed before and now, with other fields.
+    pub changed: usize,
+    /// Listed before, not now.
+    pub removed: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct Reps {
     pub list: Vec<RepInfo>,
@@ -109,41 +138,65 @@ pub struct Reps {
 impl Reps {
     pub fn from_roster(roster: &Roster, words: &mut Interner) -> Reps {
         let mut reps = Reps::default();
-        for r in &roster.reps {
-            let idx = reps.insert(Digested::new(&r.id));
-            let info = &mut reps.list[idx.0 as usize];
-            info.team = words.intern_opt(r.team.as_deref());
-            info.role = words.intern_opt(r.role.as_deref());
-            info.manager = words.intern_opt(r.manager.as_deref());
-            info.active = r.active;
-            info.in_roster = true;
-            info.region = words.intern_opt(r.region.as_deref());
-            info.away = r.away.clone().into();
-            info.capacity = r.capacity;
-            let mut syms = |list: &[String]| list.iter().map(|w| words.intern(w)).collect();
-            info.industries = syms(&r.industries);
-            info.tiers = syms(&r.tiers);
-            info.product_lines = syms(&r.product_lines);
-        }
+        reps.apply_roster(roster, words);
         reps
+    }
+
+    /// Puts what `roster` says of each rep in force: reps it lists get their roster fields,
+    /// new ones a handle after every handle given so far (handles never move: logs, owners
+    /// and books refer to them), and reps it no longer lists become reps the roster doesn't
+    /// know (their team and role come from their events again, and pools don't assign to
+    /// them).
+    pub fn apply_roster(&mut self, roster: &Roster, words: &mut Interner) -> RosterChange {
+        let mut change = RosterChange::default();
+        let mut listed = vec![false; self.list.len()];
+        for r in &roster.reps {
+            let idx = self.intern(&r.id);
+            let i = idx.0 as usize;
+            if listed.len() <= i {
+                listed.resize(i + 1, false);
+            }
+            listed[i] = true;
+            // Interned in this order, as always: snapshots list the words by number.
+            let team = words.intern_opt(r.team.as_deref());
+            let role = words.intern_opt(r.role.as_deref());
+            let manager = words.intern_opt(r.manager.as_deref());
+            let region = words.intern_opt(r.region.as_deref());
+            let mut syms = |list: &[String]| list.iter().map(|w| words.intern(w)).collect();
+            let info = RepInfo {
+                id: self.list[i].id.clone(),
+                team,
+                role,
+                manager,
+                active: r.active,
+                in_roster: true,
+                region,
+                away: r.away.clone().into(),
+                capacity: r.capacity,
+                industries: syms(&r.industries),
+                tiers: syms(&r.tiers),
+                product_lines: syms(&r.product_lines),
+            };
+            let old = &mut self.list[i];
+            if !old.in_roster {
+                change.added += 1;
+            } else if *old != info {
+                change.changed += 1;
+            }
+            *old = info;
+        }
+        for (i, info) in self.list.iter_mut().enumerate() {
+            if info.in_roster && !listed.get(i).copied().unwrap_or(false) {
+                *info = RepInfo::unlisted(info.id.clone());
+                change.removed += 1;
+            }
+        }
+        change
     }
 
     fn insert(&mut self, id: Digested<'_>) -> RepIdx {
         let idx = RepIdx(self.list.len() as u32);
-        self.list.push(RepInfo {
-            id: Arc::from(id.text),
-            team: Sym::NONE,
-            role: Sym::NONE,
-            manager: Sym::NONE,
-            active: true,
-            in_roster: false,
-            region: Sym::NONE,
-            away: Box::new([]),
-            capacity: None,
-            industries: Box::new([]),
-            tiers: Box::new([]),
-            product_lines: Box::new([]),
-        });
+        self.list.push(RepInfo::unlisted(Arc::from(id.text)));
         self.index.insert(id, idx);
         idx
     }

@@ -162,16 +162,23 @@ fn watch_signals(shutdown: Arc<AtomicBool>) {
     });
 }
 
+/// What to put in force while running (see `rules_watch`): reloaded rules and roster.
+#[derive(Debug, Default)]
+pub struct Reloads {
+    pub rules: Option<tokio::sync::watch::Receiver<Arc<Rules>>>,
+    pub roster: Option<tokio::sync::watch::Receiver<Arc<Roster>>>,
+}
+
 /// Runs Kafka mode until SIGTERM/SIGINT (returns after committing) or a fatal error.
 /// `engines`: where the HTTP API's questions reach the partitions' engines, when it is served;
-/// `reloads`: rules to put in force while running (see `rules_watch`).
+/// `reloads`: rules and roster to put in force while running.
 pub fn run(
     settings: KafkaSettings,
     rules: Arc<Rules>,
     roster: Roster,
     observers: Observers,
     engines: Option<crate::host::EngineHandle>,
-    reloads: Option<tokio::sync::watch::Receiver<Arc<Rules>>>,
+    reloads: Reloads,
 ) -> Result<()> {
     settings.check_sources(&rules).map_err(anyhow::Error::msg)?;
     check_topics(&settings)?;

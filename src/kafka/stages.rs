@@ -237,8 +237,8 @@ pub struct EngineStage {
     /// The HTTP API's questions, per partition (when the API is served).
     engines: Option<EngineHandle>,
     queries: BTreeMap<i32, tokio::sync::mpsc::Receiver<Query>>,
-    /// Reloaded rules (the watcher already refused changes that need a restart).
-    rules: Option<tokio::sync::watch::Receiver<Arc<crate::config::Rules>>>,
+    /// Reloaded rules (the watcher already refused changes that need a restart) and roster.
+    reloads: super::Reloads,
 }
 
 impl EngineStage {
@@ -248,7 +248,7 @@ impl EngineStage {
         in_place: bool,
         reader: ChangelogReader,
         engines: Option<EngineHandle>,
-        rules: Option<tokio::sync::watch::Receiver<Arc<crate::config::Rules>>>,
+        reloads: super::Reloads,
     ) -> EngineStage {
         EngineStage {
             ctx,
@@ -259,14 +259,14 @@ impl EngineStage {
             gone: Default::default(),
             engines,
             queries: BTreeMap::new(),
-            rules,
+            reloads,
         }
     }
 
     /// Puts reloaded rules in force in every partition's engine, and for partitions assigned
     /// later. Between batches, after a commit: a batch is judged by one set of rules.
     fn reload_rules(&mut self) {
-        let Some(rx) = self.rules.as_mut() else {
+        let Some(rx) = self.reloads.rules.as_mut() else {
             return;
         };
         if !rx.has_changed().unwrap_or(false) {
@@ -293,6 +293,43 @@ impl EngineStage {
         }
         let mut ctx = (*self.ctx).clone();
         ctx.rules = rules;
+        self.ctx = Arc::new(ctx);
+    }
+
+    /// Puts a reloaded roster in force in every partition's engine (the next maintenance of
+    /// each tries its line, logged, when someone may have room), for partitions assigned
+    /// later, and for notifications. Between batches, as rules.
+    fn reload_roster(&mut self) {
+        let Some(rx) = self.reloads.roster.as_mut() else {
+            return;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let roster = rx.borrow_and_update().clone();
+        for (p, task) in &mut self.tasks {
+            if task.rereading() {
+                task.defer_roster(roster.clone());
+                tracing::info!(
+                    partition = p,
+                    "roster to apply once the partition has caught up"
+                );
+                continue;
+            }
+            let change = task.replace_roster(&roster);
+            tracing::info!(
+                partition = p,
+                added = change.added,
+                changed = change.changed,
+                removed = change.removed,
+                "roster applied"
+            );
+        }
+        if let Some(n) = &self.ctx.observers.notifier {
+            n.set_roster(&roster);
+        }
+        let mut ctx = (*self.ctx).clone();
+        ctx.roster = (*roster).clone();
         self.ctx = Arc::new(ctx);
     }
 
@@ -436,6 +473,7 @@ impl Stage for EngineStage {
 
     fn maintain(&mut self, out: &mut Vec<Record>) {
         self.reload_rules();
+        self.reload_roster();
         let now = wall_clock();
         for task in self.tasks.values_mut() {
             task.maintain(&self.ctx, now, out);

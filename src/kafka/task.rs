@@ -136,6 +136,12 @@ pub struct Task {
     /// Rules reloaded while the partition re-read input whose outputs were committed: put in
     /// force once it has caught up ([`Task::defer_rules`]).
     deferred_rules: Option<Arc<Rules>>,
+    /// A roster reloaded while the partition re-read, likewise ([`Task::defer_roster`]).
+    deferred_roster: Option<Arc<Roster>>,
+    /// A roster was put in force since the last snapshot: the next maintenance writes one,
+    /// so that a restart (which reads the roster file, the new roster) has little or nothing
+    /// to re-read that the old roster decided.
+    roster_replaced: bool,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -237,6 +243,8 @@ impl Task {
             start_note: clock::StartNote::default(),
             to_notify: Vec::new(),
             deferred_rules: None,
+            deferred_roster: None,
+            roster_replaced: false,
         };
         Ok((task, start))
     }
@@ -276,6 +284,20 @@ impl Task {
     /// published, and the re-read would no longer rebuild the committed state.
     pub fn defer_rules(&mut self, rules: Arc<Rules>) {
         self.deferred_rules = Some(rules);
+    }
+
+    /// Keeps a reloaded roster for when the partition has caught up, as [`Task::defer_rules`].
+    pub fn defer_roster(&mut self, roster: Arc<Roster>) {
+        self.deferred_roster = Some(roster);
+    }
+
+    /// Puts a reloaded roster in force from the next message on (see
+    /// [`Engine::replace_roster`]). When someone may have room now, the line of waiting
+    /// customers is tried at the next maintenance, logged with the ticks
+    /// ([`Task::try_line_again`]), so that a replay after a crash tries it at the same place.
+    pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
+        self.roster_replaced = true;
+        self.engine.replace_roster(roster)
     }
 
     /// Puts new rules in force from the next message on (see [`Engine::replace_rules`]).
@@ -501,6 +523,16 @@ impl Task {
                     }
                 }
             }
+            if let Some(roster) = self.deferred_roster.take() {
+                let change = self.replace_roster(&roster);
+                tracing::info!(
+                    partition = self.partition,
+                    added = change.added,
+                    changed = change.changed,
+                    removed = change.removed,
+                    "roster applied (once the partition had caught up)"
+                );
+            }
         }
         self.try_line_again(ctx, out);
         self.tick(ctx, now, out);
@@ -586,7 +618,8 @@ impl Task {
             return false;
         }
         let changed = self.since_snapshot > 0 || !self.ticks.ticks.is_empty();
-        self.since_snapshot >= ctx.snapshot_every
+        self.roster_replaced
+            || self.since_snapshot >= ctx.snapshot_every
             || self.ticks.ticks.len() >= 256
             || (changed && self.last_snapshot.elapsed() >= ctx.snapshot_interval)
     }
@@ -623,6 +656,7 @@ impl Task {
             ticks: Vec::new(),
         };
         self.since_snapshot = 0;
+        self.roster_replaced = false;
         self.last_snapshot = Instant::now();
         self.ticks_unwritten = false;
         self.counts.snapshots += 1;
@@ -964,11 +998,9 @@ mod tests {
         }
     }
 
-    /// A restart with a new hire in the roster: once caught up, the partition tries the
-    /// customers waiting for a rep with room again, logs that it did, and a crash after it
-    /// makes the replay try them at the same place, publishing nothing twice.
-    #[test]
-    fn a_restart_with_a_new_rep_tries_the_line_once_and_logs_it() {
+    /// Rules with one pool for south customers worked by team `t`, at most one customer per
+    /// rep; before: a roster of r-s alone, after: r-s and a new hire, r-n.
+    fn capped_pool_contexts() -> (TaskContext, TaskContext) {
         let rules = Arc::new(
             Rules::from_texts([(
                 std::path::Path::new("r.yaml"),
@@ -990,28 +1022,107 @@ mod tests {
             roster: roster("  - {id: r-s, team: t}\n  - {id: r-n, team: t}\n"),
             ..context(Clock::Event)
         };
+        (before, after)
+    }
+
+    /// r-s, the pool's only rep before r-n, owns C1 and is at the cap. C2 waits from 10:05;
+    /// at 10:20 nobody is eligible (final once the call at 10:40 arrives).
+    fn capped_pool_input() -> [String; 3] {
         let event = |id: &str, kind: &str, at: &str, rep: &str, customer: &str| {
             format!(
                 r#"{{"event_id":"{id}","kind":"{kind}","occurred_at":"2026-11-04T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"{customer}","region":"south"}}}}"#
             )
         };
-        // r-s, the pool's only rep, owns C1 and is at the cap. C2 waits from 10:05; at 10:20
-        // nobody is eligible (final once the call at 10:40 arrives).
-        let input = [
+        [
             event("1", "assign", "10:00", "r-s", "C1"),
             event("2", "call", "10:05", "r-x", "C2"),
             event("3", "call", "10:40", "r-x", "C9"),
-        ];
-        let feed = |t: &mut Task, ctx: &TaskContext, out: &mut Vec<Record>| {
-            handle_lines(t, ctx, &input, out)
-        };
-        let assigned = |records: &[Record]| -> Vec<String> {
+        ]
+    }
+
+    /// The assignments among `records`, as JSON text.
+    fn assigned(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .filter_map(|r| r.value.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| v.contains("leadguard.ownership.assigned"))
+            .collect()
+    }
+
+    /// Restores the partition of [`capped_pool_input`] from `changelog` after a crash (its
+    /// three messages committed), catches up, and checks that nothing is assigned again.
+    fn replay_after_a_crash(ctx: &TaskContext, changelog: &[Record]) -> Task {
+        let (mut replayed, _) = restore_from(ctx, changelog, Some(3));
+        replayed.at_end();
+        let mut out = Vec::new();
+        replayed.maintain(ctx, Timestamp(0), &mut out);
+        assert!(assigned(&out).is_empty(), "published once: {out:?}");
+        replayed
+    }
+
+    /// A roster reloaded while running: the line is tried at the next maintenance, once, and
+    /// logged, so that a crash before the next snapshot publishes nothing twice.
+    #[test]
+    fn a_roster_reload_tries_the_line_once_and_logs_it() {
+        let (before, after) = capped_pool_contexts();
+        let input = capped_pool_input();
+        let (mut t, _) = restore_from(&before, &[], None);
+        let mut changelog = Vec::new();
+        handle_lines(&mut t, &before, &input, &mut changelog);
+        t.at_end();
+        t.maintain(&before, Timestamp(0), &mut changelog);
+        t.snapshot(&before, &mut changelog);
+        assert!(assigned(&changelog).is_empty(), "nobody had room");
+
+        let change = t.replace_roster(&after.roster);
+        assert_eq!(change.added, 1);
+        let mut out = Vec::new();
+        t.maintain(&after, Timestamp(0), &mut out);
+        let published = assigned(&out);
+        assert!(
+            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#)
+                && a.contains(r#""id":"r-n""#)),
+            "{published:?}"
+        );
+        // A snapshot at the reload: a restart, which reads the new roster, has nothing the
+        // old one decided to re-read.
+        let snapshotted = |records: &[Record]| {
             records
                 .iter()
-                .filter_map(|r| r.value.as_deref())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .filter(|v| v.contains("leadguard.ownership.assigned"))
-                .collect()
+                .filter_map(|r| r.key.as_deref())
+                .any(|k| k.starts_with(b"chunk/"))
+        };
+        assert!(snapshotted(&out), "a snapshot at the reload");
+        let mut again = Vec::new();
+        t.maintain(&after, Timestamp(0), &mut again);
+        assert!(assigned(&again).is_empty(), "tried once");
+        assert!(!snapshotted(&again), "one snapshot per reload");
+        changelog.extend(out.into_iter().filter(|r| r.topic == "cl"));
+
+        // A crash before the next snapshot; the restart reads the new roster.
+        let replayed = replay_after_a_crash(&after, &changelog);
+        // The same state: the restart numbers r-n before r-x (roster first), so compare what
+        // the engines say about the customers and the rep.
+        let now = Timestamp(1_900_000_000_000);
+        for c in ["C1", "C2", "C9"] {
+            assert_eq!(
+                replayed.engine().customer_view(c, now),
+                t.engine().customer_view(c, now)
+            );
+        }
+        assert_eq!(replayed.engine().state_size(), t.engine().state_size());
+    }
+
+    /// A restart with a new hire in the roster: once caught up, the partition tries the
+    /// customers waiting for a rep with room again, logs that it did, and a crash after it
+    /// makes the replay try them at the same place, publishing nothing twice.
+    #[test]
+    fn a_restart_with_a_new_rep_tries_the_line_once_and_logs_it() {
+        let (before, after) = capped_pool_contexts();
+        let input = capped_pool_input();
+        let feed = |t: &mut Task, ctx: &TaskContext, out: &mut Vec<Record>| {
+            handle_lines(t, ctx, &input, out)
         };
         let (mut first, _) = restore_from(&before, &[], None);
         let mut changelog = Vec::new();
@@ -1042,11 +1153,7 @@ mod tests {
 
         // A crash before the next snapshot: the replay tries the line where the log says,
         // publishes nothing again, and ends in the same state.
-        let (mut replayed, _) = restore_from(&after, &changelog, Some(3));
-        replayed.at_end();
-        let mut out = Vec::new();
-        replayed.maintain(&after, Timestamp(0), &mut out);
-        assert!(assigned(&out).is_empty(), "published once: {out:?}");
+        let replayed = replay_after_a_crash(&after, &changelog);
         assert_eq!(replayed.engine().snapshot(), restarted.engine().snapshot());
     }
 

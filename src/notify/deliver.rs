@@ -57,7 +57,9 @@ enum Job {
 struct Shared {
     channels: Vec<Channel>,
     delivery: Delivery,
-    directory: Directory,
+    /// Replaced whole when the roster reloads; a delivery reads the one in force when it
+    /// picks its recipients.
+    directory: std::sync::RwLock<Arc<Directory>>,
     client: reqwest::Client,
     stats: Arc<NotifyStats>,
     limiter: Limiter,
@@ -85,7 +87,7 @@ impl Notifier {
         let shared = Arc::new(Shared {
             limiter: Limiter::new(config.delivery.per_recipient_limit),
             sent: SentAlerts::new(config.delivery.remember),
-            directory: Directory::new(roster),
+            directory: std::sync::RwLock::new(Arc::new(Directory::new(roster))),
             channels: config.channels,
             delivery: config.delivery,
             client,
@@ -117,6 +119,17 @@ impl NotifierHandle {
     /// The delivery counters.
     pub fn stats(&self) -> Arc<NotifyStats> {
         self.shared.stats.clone()
+    }
+
+    /// Puts a reloaded roster in force: alerts delivered from now on reach the people and
+    /// chat handles it lists.
+    pub fn set_roster(&self, roster: &Roster) {
+        let directory = Arc::new(Directory::new(roster));
+        *self
+            .shared
+            .directory
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = directory;
     }
 
     /// Hands an output over for notification. Never waits.
@@ -291,7 +304,12 @@ fn admitted(shared: &Shared, channel: usize, alert: &Alert) -> Vec<Recipient> {
     let now = tokio::time::Instant::now();
     let platform = shared.channels[channel].platform;
     let mut kept = Vec::new();
-    for person in message::recipients(alert, &shared.directory) {
+    let directory = shared
+        .directory
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for person in message::recipients(alert, &directory) {
         if shared.limiter.admit(channel, &person.id, now) {
             kept.push(person);
         } else {
