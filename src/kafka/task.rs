@@ -294,7 +294,7 @@ impl Task {
     /// Puts a reloaded roster in force from the next message on (see
     /// [`Engine::replace_roster`]). When someone may have room now, the line of waiting
     /// customers is tried at the next maintenance, logged with the ticks
-    /// ([`Task::try_line_again`]), so that a replay after a crash tries it at the same place.
+    /// (`Task::try_line_again`), so that a replay after a crash tries it at the same place.
     pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
         self.roster_replaced = true;
         self.engine.replace_roster(roster)
