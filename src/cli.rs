@@ -773,6 +773,9 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                         ),
                         Err(refused) => tracing::error!("rules not applied: {refused}"),
                     }
+                    if let Err(e) = p.try_line_if_room_changed().and_then(|()| p.flush()) {
+                        break Err(e.into());
+                    }
                 }
                 Ok(()) = roster_rx.changed() => {
                     let roster = roster_rx.borrow_and_update().clone();

@@ -213,7 +213,8 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     /// Swaps in new rules without losing state (see [`Engine::replace_rules`]). Messages are
-    /// read with the new rules from the next one on.
+    /// read with the new rules from the next one on. Then call
+    /// [`Pipeline::try_line_if_room_changed`].
     pub fn replace_rules(&mut self, rules: Arc<Rules>) -> Result<ReloadSummary, RestartNeeded> {
         let summary = self.engine.replace_rules(rules.clone())?;
         self.ingest.replace_rules(rules);
@@ -221,19 +222,25 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     /// Puts a reloaded roster in force from the next message on (see
-    /// [`Engine::replace_roster`]), for notifications too. When someone may have room now
-    /// (a new hire, a rep back from leave), the customers waiting for a rep are tried at once
-    /// and what that decides is written.
+    /// [`Engine::replace_roster`]), for notifications too, then tries the line
+    /// ([`Pipeline::try_line_if_room_changed`]).
     pub fn replace_roster(&mut self, roster: &Roster) -> io::Result<crate::engine::RosterChange> {
         let change = self.engine.replace_roster(roster);
         if let Some(n) = &self.notifier {
             n.set_roster(roster);
         }
+        self.try_line_if_room_changed()?;
+        Ok(change)
+    }
+
+    /// After a reload: when someone may have room now, or a pool waits less, the customers
+    /// waiting for a rep are tried at once and what that decides is written.
+    pub fn try_line_if_room_changed(&mut self) -> io::Result<()> {
         if self.engine.room_changed() {
             self.engine.try_line_again();
             self.flush_outputs()?;
         }
-        Ok(change)
+        Ok(())
     }
 
     /// Handles one message. `now` is the driver's clock; `None` lets event time drive it (replay).

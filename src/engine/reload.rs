@@ -162,7 +162,10 @@ fn same_behaviour(a: &CollisionRule, b: &CollisionRule) -> bool {
 impl Engine {
     /// Puts `new` in force from the next event on, keeping every customer, owner, window and
     /// identity link. Refused, with nothing changed, when the new rules change a setting that
-    /// shapes stored state (see the module docs).
+    /// shapes stored state (see the module docs). When the new rules may give a waiting
+    /// customer a rep (pools, `max_owned`, a pool that waits less...), [`Engine::room_changed`]
+    /// says so, and the driver tries the line with [`Engine::try_line_again`], as after a
+    /// roster reload.
     pub fn replace_rules(&mut self, new: Arc<Rules>) -> Result<ReloadSummary, RestartNeeded> {
         let settings = settings_needing_restart(&self.rules, &new);
         if !settings.is_empty() {
@@ -213,11 +216,6 @@ impl Engine {
         self.scopes = super::detect::ScopeSyms::compile(&new, &mut self.words);
         self.horizon = new.horizon();
         self.forget_after = new.forget_after();
-        // First tries as the old rules plan them, to bring forward those the new ones plan
-        // sooner.
-        let first_tries: Vec<(u32, crate::time::Timestamp)> = (0..self.slots.len() as u32)
-            .filter_map(|slot| Some((slot, self.untried_due(slot)?)))
-            .collect();
         // Pools may have changed: every customer's pool, and who may be assigned from each.
         self.ledger
             .set_pool_reps(&new, &self.reps, &self.words, &self.exempt_roles);
@@ -226,13 +224,6 @@ impl Engine {
         for slot in 0..self.slots.len() as u32 {
             self.place_in_pools(slot);
         }
-        if let Some(w) = self.watermark() {
-            for (slot, was) in first_tries {
-                self.first_try_sooner(slot, Some(was), w);
-            }
-        }
-        self.retry_waiting();
-        self.room_seen = Some(self.room_digest());
         Ok(summary)
     }
 }
@@ -406,6 +397,8 @@ mod tests {
         );
         assert_eq!(engine.state_size().waiting, 1, "C2 waits in line");
         engine.replace_rules(capped(2)).expect("reload");
+        assert!(engine.room_changed());
+        engine.try_line_again();
         let assigned = assigned_after(&mut engine, &south("4", "call", "r-x", "C9", "09:40"));
         // At the watermark when the rules changed: the 09:30 call less the allowed lateness.
         let at = crate::time::Timestamp::parse_rfc3339("2026-11-02T09:20:00+08:00").expect("time");
@@ -434,6 +427,8 @@ mod tests {
             ],
         );
         engine.replace_rules(after("30m")).expect("reload");
+        assert!(engine.room_changed());
+        engine.try_line_again();
         // The call at 10:40 moves the watermark to 10:30: C1's wait of 30 minutes was up at
         // 09:30, so it is tried at the watermark of the reload; C2's is up at 10:10. (C9
         // waits from 10:00, under the new rules from the start.)

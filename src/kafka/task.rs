@@ -138,10 +138,10 @@ pub struct Task {
     deferred_rules: Option<Arc<Rules>>,
     /// A roster reloaded while the partition re-read, likewise ([`Task::defer_roster`]).
     deferred_roster: Option<Arc<Roster>>,
-    /// A roster was put in force since the last snapshot: the next maintenance writes one,
-    /// so that a restart (which reads the roster file, the new roster) has little or nothing
-    /// to re-read that the old roster decided.
-    roster_replaced: bool,
+    /// Rules or a roster were put in force since the last snapshot: the next maintenance
+    /// writes one, so that a restart (which reads the files, the new ones) has little or
+    /// nothing to re-read that the old ones decided.
+    replaced: bool,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -244,7 +244,7 @@ impl Task {
             to_notify: Vec::new(),
             deferred_rules: None,
             deferred_roster: None,
-            roster_replaced: false,
+            replaced: false,
         };
         Ok((task, start))
     }
@@ -296,7 +296,7 @@ impl Task {
     /// customers is tried at the next maintenance, logged with the ticks
     /// (`Task::try_line_again`), so that a replay after a crash tries it at the same place.
     pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
-        self.roster_replaced = true;
+        self.replaced = true;
         self.engine.replace_roster(roster)
     }
 
@@ -307,6 +307,9 @@ impl Task {
     ) -> Result<crate::engine::ReloadSummary, crate::engine::RestartNeeded> {
         let summary = self.engine.replace_rules(rules.clone())?;
         self.ingest.replace_rules(rules);
+        // The line, when the rules may give someone room, is tried at the next maintenance,
+        // logged (`Task::try_line_again`).
+        self.replaced = true;
         Ok(summary)
     }
 
@@ -618,7 +621,7 @@ impl Task {
             return false;
         }
         let changed = self.since_snapshot > 0 || !self.ticks.ticks.is_empty();
-        self.roster_replaced
+        self.replaced
             || self.since_snapshot >= ctx.snapshot_every
             || self.ticks.ticks.len() >= 256
             || (changed && self.last_snapshot.elapsed() >= ctx.snapshot_interval)
@@ -656,7 +659,7 @@ impl Task {
             ticks: Vec::new(),
         };
         self.since_snapshot = 0;
-        self.roster_replaced = false;
+        self.replaced = false;
         self.last_snapshot = Instant::now();
         self.ticks_unwritten = false;
         self.counts.snapshots += 1;
@@ -1066,27 +1069,56 @@ mod tests {
     #[test]
     fn a_roster_reload_tries_the_line_once_and_logs_it() {
         let (before, after) = capped_pool_contexts();
+        reload_then_crash(&before, &after, "r-n", |t| {
+            assert_eq!(t.replace_roster(&after.roster).added, 1);
+        });
+    }
+
+    /// The same for rules that raise `max_owned`: r-s has room for C2 now.
+    #[test]
+    fn a_rules_reload_tries_the_line_once_and_logs_it() {
+        let (before, _) = capped_pool_contexts();
+        let text = "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 2}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n";
+        let after = TaskContext {
+            rules: Arc::new(
+                Rules::from_texts([(std::path::Path::new("r.yaml"), text)]).expect("valid rules"),
+            ),
+            ..before.clone()
+        };
+        reload_then_crash(&before, &after, "r-s", |t| {
+            t.replace_rules(after.rules.clone()).expect("applies");
+        });
+    }
+
+    /// Runs [`capped_pool_input`] under `before`, reloads with `reload` (to `after`), and
+    /// checks that the next maintenance assigns C2 to `rep` once, with a snapshot at the
+    /// reload, and that a crash after it publishes nothing twice and ends in the same state.
+    fn reload_then_crash(
+        before: &TaskContext,
+        after: &TaskContext,
+        rep: &str,
+        reload: impl FnOnce(&mut Task),
+    ) {
         let input = capped_pool_input();
-        let (mut t, _) = restore_from(&before, &[], None);
+        let (mut t, _) = restore_from(before, &[], None);
         let mut changelog = Vec::new();
-        handle_lines(&mut t, &before, &input, &mut changelog);
+        handle_lines(&mut t, before, &input, &mut changelog);
         t.at_end();
-        t.maintain(&before, Timestamp(0), &mut changelog);
-        t.snapshot(&before, &mut changelog);
+        t.maintain(before, Timestamp(0), &mut changelog);
+        t.snapshot(before, &mut changelog);
         assert!(assigned(&changelog).is_empty(), "nobody had room");
 
-        let change = t.replace_roster(&after.roster);
-        assert_eq!(change.added, 1);
+        reload(&mut t);
         let mut out = Vec::new();
-        t.maintain(&after, Timestamp(0), &mut out);
+        t.maintain(after, Timestamp(0), &mut out);
         let published = assigned(&out);
+        let named = format!(r#""id":"{rep}""#);
         assert!(
-            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#)
-                && a.contains(r#""id":"r-n""#)),
+            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#) && a.contains(&named)),
             "{published:?}"
         );
-        // A snapshot at the reload: a restart, which reads the new roster, has nothing the
-        // old one decided to re-read.
+        // A snapshot at the reload: a restart, which reads the new files, has nothing the
+        // old ones decided to re-read.
         let snapshotted = |records: &[Record]| {
             records
                 .iter()
@@ -1095,15 +1127,15 @@ mod tests {
         };
         assert!(snapshotted(&out), "a snapshot at the reload");
         let mut again = Vec::new();
-        t.maintain(&after, Timestamp(0), &mut again);
+        t.maintain(after, Timestamp(0), &mut again);
         assert!(assigned(&again).is_empty(), "tried once");
         assert!(!snapshotted(&again), "one snapshot per reload");
         changelog.extend(out.into_iter().filter(|r| r.topic == "cl"));
 
-        // A crash before the next snapshot; the restart reads the new roster.
-        let replayed = replay_after_a_crash(&after, &changelog);
-        // The same state: the restart numbers r-n before r-x (roster first), so compare what
-        // the engines say about the customers and the rep.
+        // A crash before the next snapshot; the restart reads the new files.
+        let replayed = replay_after_a_crash(after, &changelog);
+        // The same state: a restart numbers the roster's reps first, so compare what the
+        // engines say about the customers.
         let now = Timestamp(1_900_000_000_000);
         for c in ["C1", "C2", "C9"] {
             assert_eq!(
