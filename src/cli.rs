@@ -779,15 +779,16 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                 }
                 Ok(()) = roster_rx.changed() => {
                     let roster = roster_rx.borrow_and_update().clone();
-                    match p.replace_roster(&roster).and_then(|c| p.flush().map(|()| c)) {
-                        Ok(change) => tracing::info!(
-                            partition = FILE_PARTITION,
-                            added = change.added,
-                            changed = change.changed,
-                            removed = change.removed,
-                            "roster applied"
-                        ),
-                        Err(e) => break Err(e.into()),
+                    let change = p.replace_roster(&roster);
+                    tracing::info!(
+                        partition = FILE_PARTITION,
+                        added = change.added,
+                        changed = change.changed,
+                        removed = change.removed,
+                        "roster applied"
+                    );
+                    if let Err(e) = p.try_line_if_room_changed().and_then(|()| p.flush()) {
+                        break Err(e.into());
                     }
                 }
                 _ = report.tick() => {

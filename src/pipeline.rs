@@ -222,15 +222,13 @@ impl<O: Write, D: Write> Pipeline<O, D> {
     }
 
     /// Puts a reloaded roster in force from the next message on (see
-    /// [`Engine::replace_roster`]), for notifications too, then tries the line
-    /// ([`Pipeline::try_line_if_room_changed`]).
-    pub fn replace_roster(&mut self, roster: &Roster) -> io::Result<crate::engine::RosterChange> {
-        let change = self.engine.replace_roster(roster);
+    /// [`Engine::replace_roster`]), for notifications too. Then call
+    /// [`Pipeline::try_line_if_room_changed`].
+    pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
         if let Some(n) = &self.notifier {
             n.set_roster(roster);
         }
-        self.try_line_if_room_changed()?;
-        Ok(change)
+        self.engine.replace_roster(roster)
     }
 
     /// After a reload: when someone may have room now, or a pool waits less, the customers

@@ -226,9 +226,7 @@ impl Engine {
         }
         Ok(summary)
     }
-}
 
-impl Engine {
     /// Puts `roster` in force from the next event on: each rep's team, role, activity, leave,
     /// region, capacity and specialities; reps it lists for the first time join the pools
     /// their team admits, and reps it no longer lists leave them. Keeps every customer, owner

@@ -116,7 +116,6 @@ impl RepInfo {
     }
 }
 
-/// Every rep seen, roster first.
 /// What a roster reload changed, in reps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RosterChange {
@@ -128,6 +127,7 @@ pub struct RosterChange {
     pub removed: usize,
 }
 
+/// Every rep seen, roster first.
 #[derive(Debug, Default)]
 pub struct Reps {
     pub list: Vec<RepInfo>,
