@@ -46,6 +46,11 @@ pub enum Body {
         /// The rep's team and role when the contact happened (roster first, then the event).
         team: Sym,
         role: Sym,
+        /// Whether the roster listed the rep as active when the contact was placed (a rep
+        /// the roster doesn't know counts as active). Stored, not read from the roster again,
+        /// so that folding this history again after a roster reload or a restart decides its
+        /// first touch as it was decided the first time.
+        active: bool,
         kind: ContactKind,
         direction: Direction,
     },

@@ -317,6 +317,7 @@ pub fn step(
             rep,
             team,
             role,
+            active,
             kind,
             direction,
         } => {
@@ -324,6 +325,7 @@ pub fn step(
                 rep: *rep,
                 team: *team,
                 role: *role,
+                active: *active,
                 kind: *kind,
                 direction: *direction,
             };
@@ -356,6 +358,8 @@ pub(super) struct Contact {
     rep: RepIdx,
     team: Sym,
     role: Sym,
+    /// See [`Body::Contact`]: the roster's word when the contact was placed.
+    active: bool,
     kind: ContactKind,
     direction: Direction,
 }
@@ -469,7 +473,7 @@ fn speculate_contact(ctx: &Ctx<'_>, fold: &mut Fold, e: &Entry, c: &Contact) {
             let Some(kinds) = ctx.rules.ownership.first_touch else {
                 return;
             };
-            if !kinds.contains(c.kind) || !ctx.reps.get(c.rep).active || !ctx.may_claim(c.team) {
+            if !kinds.contains(c.kind) || !c.active || !ctx.may_claim(c.team) {
                 return;
             }
             fold.owner = Some(Owner::acquired(

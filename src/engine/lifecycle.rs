@@ -327,9 +327,10 @@ impl Engine {
                 rep,
                 team,
                 role,
+                active,
                 kind,
                 direction,
-            } => self.on_contact(slot, &entry, *rep, *team, *role, *kind, *direction),
+            } => self.on_contact(slot, &entry, *rep, *team, *role, *active, *kind, *direction),
             Body::Ownership {
                 action,
                 rep,
@@ -348,6 +349,7 @@ impl Engine {
         rep: RepIdx,
         team: Sym,
         role: Sym,
+        active: bool,
         kind: ContactKind,
         direction: Direction,
     ) {
@@ -395,7 +397,7 @@ impl Engine {
             None => {
                 if let Some(kinds) = self.rules.ownership.first_touch {
                     if kinds.contains(kind) {
-                        self.first_touch(slot, e, rep, team);
+                        self.first_touch(slot, e, rep, team, active);
                     }
                 }
             }
@@ -462,8 +464,11 @@ impl Engine {
         );
     }
 
-    fn first_touch(&mut self, slot: u32, e: &Entry, rep: RepIdx, team: Sym) {
-        if !self.reps.get(rep).active {
+    /// `active`: the rep's `active` when the contact was placed ([`Body::Contact`]), which
+    /// detection's guess at first touch reads too. A rep inactive by the time of this decision
+    /// is refused below, with a rejection that corrects that guess.
+    fn first_touch(&mut self, slot: u32, e: &Entry, rep: RepIdx, team: Sym, active: bool) {
+        if !active {
             return;
         }
         if let Some((code, why)) = self.claim_refusal(slot, rep, team, e.t) {

@@ -674,6 +674,7 @@ impl Engine {
                 ..
             }) => {
                 let (idx, team, role) = self.rep_context(rep, event.rep_digest());
+                let active = self.reps.get(idx).active;
                 Entry {
                     t: *occurred_at,
                     order: 1,
@@ -685,6 +686,7 @@ impl Engine {
                         rep: idx,
                         team,
                         role,
+                        active,
                         kind: *kind,
                         direction: *direction,
                     },

@@ -325,6 +325,7 @@ impl Engine {
                     role,
                     kind,
                     direction,
+                    ..
                 } => Some(ContactView {
                     event_id: e.event_id.clone(),
                     source: self.word(e.source),

@@ -602,4 +602,57 @@ mod tests {
         );
         assert!(fired.is_empty(), "r-b supports now: {fired:?}");
     }
+
+    #[test]
+    fn a_rep_the_reloaded_roster_makes_active_claims_nothing_by_earlier_contacts() {
+        let rules = Arc::new(
+            Rules::from_texts([(
+                Path::new("r.yaml"),
+                "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\n\
+                 ownership: {protection: 10d, first_touch: {enabled: true, kinds: [visit]}}\n\
+                 collisions:\n  - {id: protected, type: protected_contact, severity: high, cooldown: 1d}\n",
+            )])
+            .expect("valid"),
+        );
+        let away = roster("  - {id: r-a, active: false}\n  - {id: r-b}\n");
+        let mut engine = Engine::new(rules.clone(), &away);
+        let mut unchanged = Engine::new(rules, &away);
+        let visit = |id: &str, rep: &str, at: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
+            )
+        };
+        // r-a is inactive when they visit C1, so r-b's visit claims it.
+        let before = [visit("1", "r-a", "09:00"), visit("2", "r-b", "09:05")];
+        let before: Vec<&str> = before.iter().map(String::as_str).collect();
+        assert!(feed(&mut engine, &before).is_empty());
+        feed(&mut unchanged, &before);
+        let change = engine.replace_roster(&roster("  - {id: r-a}\n  - {id: r-b}\n"));
+        assert_eq!(change.changed, 1);
+        // C1 folds again (a late visit before r-b's): r-a's visit at 09:00 still claims
+        // nothing, so r-b's is no intrusion.
+        let late = visit("3", "r-b", "09:01");
+        assert_eq!(feed(&mut engine, &[&late]), feed(&mut unchanged, &[&late]));
+        assert_eq!(engine.stats().withdrawn, unchanged.stats().withdrawn);
+        assert_eq!(engine.stats().alerts, unchanged.stats().alerts);
+        // The lifecycle decides the visits at the watermark as if the reload came later:
+        // r-b owns C1 from 09:01.
+        let later = r#"{"event_id":"4","kind":"call","occurred_at":"2026-11-02T09:30:00+08:00","rep":{"id":"r-a"},"customer":{"id":"C9"}}"#;
+        let outputs = |engine: &mut Engine| {
+            let mut ingest = Ingest::new(engine.rules().clone());
+            let e = ingest.parse(later.as_bytes(), None, "t").expect("valid");
+            engine.handle_event(&e, e.occurred_at()).expect("accepted");
+            engine.finish();
+            engine
+                .drain_outputs()
+                .map(|o| format!("{} {} {}", o.ty().as_str(), o.subject(), o.data()))
+                .collect::<Vec<_>>()
+        };
+        let decided = outputs(&mut engine);
+        assert!(
+            decided.iter().any(|o| o.contains("\"rep\":\"r-b\"")),
+            "{decided:?}"
+        );
+        assert_eq!(decided, outputs(&mut unchanged));
+    }
 }

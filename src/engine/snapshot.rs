@@ -241,6 +241,10 @@ enum BodySnap {
         rep: Arc<str>,
         team: Option<Arc<str>>,
         role: Option<Arc<str>>,
+        /// The rep's `active` when the contact was placed. Missing in snapshots from builds
+        /// that didn't store it: then the roster the snapshot is restored under says.
+        #[serde(default)]
+        active: Option<bool>,
         kind: String,
         direction: String,
     },
@@ -404,12 +408,14 @@ impl Engine {
                     rep: r,
                     team,
                     role,
+                    active,
                     kind,
                     direction,
                 } => BodySnap::Contact {
                     rep: rep(*r),
                     team: word(*team),
                     role: word(*role),
+                    active: Some(*active),
                     kind: kind.as_str().to_string(),
                     direction: direction.as_str().to_string(),
                 },
@@ -795,15 +801,20 @@ fn restore_customer(e: &mut Engine, c: &CustomerSnap) -> Result<Customer, Restor
                 rep,
                 team,
                 role,
+                active,
                 kind,
                 direction,
-            } => Body::Contact {
-                rep: e.reps.intern(rep),
-                team: sym(e, team),
-                role: sym(e, role),
-                kind: ContactKind::parse(kind).ok_or_else(|| bad("contact kind", kind))?,
-                direction: direction_named(direction)?,
-            },
+            } => {
+                let rep = e.reps.intern(rep);
+                Body::Contact {
+                    rep,
+                    team: sym(e, team),
+                    role: sym(e, role),
+                    active: active.unwrap_or_else(|| e.reps.get(rep).active),
+                    kind: ContactKind::parse(kind).ok_or_else(|| bad("contact kind", kind))?,
+                    direction: direction_named(direction)?,
+                }
+            }
             BodySnap::Ownership {
                 action,
                 rep,
@@ -1545,6 +1556,55 @@ mod tests {
         let cust = only_customer(&restored);
         let owner = cust.head.owner.as_ref().expect("owned by first touch");
         assert_eq!(owner.origin_direction, None);
+    }
+
+    #[test]
+    fn a_contacts_active_survives_a_restore_and_older_snapshots_take_the_rosters() {
+        let rules = rules_from(
+            "settings: {allowed_lateness: 10m}\nownership: {protection: 10d, first_touch: {enabled: true, kinds: [visit]}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
+        );
+        let roster = |a: &str| {
+            Roster::parse(
+                &format!("reps:\n  - {{id: r-a, active: {a}}}\n  - {{id: r-b}}\n"),
+                std::path::Path::new("roster.yaml"),
+            )
+            .expect("valid roster")
+        };
+        // r-a visits C1 while inactive: r-b's visit claims it.
+        let history = [
+            c1_event("1", "visit", "02T09:00", "r-a"),
+            c1_event("2", "visit", "02T09:05", "r-b"),
+        ];
+        let mut ingest = Ingest::new(rules.clone());
+        let mut engine = Engine::new(rules.clone(), &roster("false"));
+        let lines: Vec<&[u8]> = history.iter().map(|l| l.as_bytes()).collect();
+        assert!(feed(&mut engine, &mut ingest, &lines).is_empty());
+        let snap = engine.snapshot();
+        let json = serde_json::to_string(&snap).expect("serializes");
+        assert!(json.contains(r#""active":false"#), "{json}");
+        // Restored under a roster where r-a is active, a late visit by r-b folds C1 again:
+        // r-a's visit still claims nothing.
+        let late = c1_event("3", "visit", "02T09:01", "r-b");
+        let mut restored =
+            Engine::restore(rules.clone(), &roster("true"), &snap).expect("restores");
+        assert_eq!(
+            restored.snapshot(),
+            snap,
+            "restore then snapshot is the identity"
+        );
+        let out = feed(&mut restored, &mut ingest.clone(), &[late.as_bytes()]);
+        assert!(out.is_empty(), "{out:?}");
+
+        // A snapshot without it (an earlier build's) takes the roster it is restored under.
+        let older: Snapshot =
+            serde_json::from_str(&json.replace(r#""active":false,"#, "")).expect("reads");
+        assert_ne!(older, snap, "the flags were taken out");
+        let mut restored = Engine::restore(rules, &roster("true"), &older).expect("restores");
+        let out = feed(&mut restored, &mut ingest, &[late.as_bytes()]);
+        assert!(
+            out.iter().any(|o| o.contains("collision.detected")),
+            "{out:?}"
+        );
     }
 
     #[test]
