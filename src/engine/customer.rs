@@ -48,8 +48,9 @@ pub enum Body {
         role: Sym,
         /// Whether the roster listed the rep as active when the contact was placed (a rep
         /// the roster doesn't know counts as active). Stored, not read from the roster again,
-        /// so that folding this history again after a roster reload or a restart decides its
-        /// first touch as it was decided the first time.
+        /// so that detection's guess at first touch, and the lifecycle's precondition for it,
+        /// stay those of the roster when the contact was placed, also when this history is
+        /// folded again after a roster reload or a restore.
         active: bool,
         kind: ContactKind,
         direction: Direction,

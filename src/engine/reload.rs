@@ -24,9 +24,11 @@
 //! fire on it. That is what "these are the rules now" means for history still in the window.
 //!
 //! The roster reloads the same way ([`Engine::replace_roster`]). A contact records its rep's
-//! team and role when it is placed, and an owner its team when it is acquired, so a reload
-//! changes how the events after it are read, never what was decided before it. Reps keep
-//! their handles, so their owners, ownership counts and rotation turns stay theirs.
+//! team, role and `active` when it is placed, and an owner its team when it is acquired, so a
+//! reload changes how the events after it are read, never what was decided before it. (A
+//! contact placed before a reload and not yet decided by the lifecycle is decided under the
+//! new roster's limits: a rep who became inactive is refused its first touch, `rep_inactive`.)
+//! Reps keep their handles, so their owners, ownership counts and rotation turns stay theirs.
 
 use super::reps::RosterChange;
 use super::Engine;
@@ -603,9 +605,9 @@ mod tests {
         assert!(fired.is_empty(), "r-b supports now: {fired:?}");
     }
 
-    #[test]
-    fn a_rep_the_reloaded_roster_makes_active_claims_nothing_by_earlier_contacts() {
-        let rules = Arc::new(
+    /// First touch by visits, a protected-contact rule, 10 minutes of allowed lateness.
+    fn first_touch_rules() -> Arc<Rules> {
+        Arc::new(
             Rules::from_texts([(
                 Path::new("r.yaml"),
                 "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\n\
@@ -613,15 +615,37 @@ mod tests {
                  collisions:\n  - {id: protected, type: protected_contact, severity: high, cooldown: 1d}\n",
             )])
             .expect("valid"),
-        );
+        )
+    }
+
+    fn c1_visit(id: &str, rep: &str, at: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
+        )
+    }
+
+    /// Feeds `line`, ends the input and gives every output as "type subject data".
+    fn outputs_to_the_end(engine: &mut Engine, line: &str) -> Vec<String> {
+        let mut ingest = Ingest::new(engine.rules().clone());
+        let e = ingest.parse(line.as_bytes(), None, "t").expect("valid");
+        engine.handle_event(&e, e.occurred_at()).expect("accepted");
+        engine.finish();
+        engine
+            .drain_outputs()
+            .map(|o| format!("{} {} {}", o.ty().as_str(), o.subject(), o.data()))
+            .collect()
+    }
+
+    /// A call to another customer at 09:30: the watermark moves to 09:20.
+    const C9_AT_0930: &str = r#"{"event_id":"9","kind":"call","occurred_at":"2026-11-02T09:30:00+08:00","rep":{"id":"r-a"},"customer":{"id":"C9"}}"#;
+
+    #[test]
+    fn a_rep_the_reloaded_roster_makes_active_claims_nothing_by_earlier_contacts() {
+        let rules = first_touch_rules();
         let away = roster("  - {id: r-a, active: false}\n  - {id: r-b}\n");
         let mut engine = Engine::new(rules.clone(), &away);
         let mut unchanged = Engine::new(rules, &away);
-        let visit = |id: &str, rep: &str, at: &str| {
-            format!(
-                r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T{at}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
-            )
-        };
+        let visit = c1_visit;
         // r-a is inactive when they visit C1, so r-b's visit claims it.
         let before = [visit("1", "r-a", "09:00"), visit("2", "r-b", "09:05")];
         let before: Vec<&str> = before.iter().map(String::as_str).collect();
@@ -637,22 +661,45 @@ mod tests {
         assert_eq!(engine.stats().alerts, unchanged.stats().alerts);
         // The lifecycle decides the visits at the watermark as if the reload came later:
         // r-b owns C1 from 09:01.
-        let later = r#"{"event_id":"4","kind":"call","occurred_at":"2026-11-02T09:30:00+08:00","rep":{"id":"r-a"},"customer":{"id":"C9"}}"#;
-        let outputs = |engine: &mut Engine| {
-            let mut ingest = Ingest::new(engine.rules().clone());
-            let e = ingest.parse(later.as_bytes(), None, "t").expect("valid");
-            engine.handle_event(&e, e.occurred_at()).expect("accepted");
-            engine.finish();
-            engine
-                .drain_outputs()
-                .map(|o| format!("{} {} {}", o.ty().as_str(), o.subject(), o.data()))
-                .collect::<Vec<_>>()
-        };
-        let decided = outputs(&mut engine);
+        let decided = outputs_to_the_end(&mut engine, C9_AT_0930);
         assert!(
-            decided.iter().any(|o| o.contains("\"rep\":\"r-b\"")),
+            decided
+                .iter()
+                .any(|o| o.starts_with("leadguard.ownership.claimed C1")
+                    && o.contains(r#""rep":{"id":"r-b""#)),
             "{decided:?}"
         );
-        assert_eq!(decided, outputs(&mut unchanged));
+        assert_eq!(decided, outputs_to_the_end(&mut unchanged, C9_AT_0930));
+    }
+
+    #[test]
+    fn a_rep_the_reloaded_roster_makes_inactive_is_refused_the_first_touch_not_yet_decided() {
+        let mut engine = Engine::new(
+            first_touch_rules(),
+            &roster("  - {id: r-a}\n  - {id: r-b}\n"),
+        );
+        // Detection takes r-a's visit as a first touch at once, so r-b's is an intrusion.
+        let before = [c1_visit("1", "r-a", "09:00"), c1_visit("2", "r-b", "09:05")];
+        let before: Vec<&str> = before.iter().map(String::as_str).collect();
+        assert_eq!(feed(&mut engine, &before), ["protected"]);
+        // r-a leaves before the lifecycle has decided the visit.
+        engine.replace_roster(&roster("  - {id: r-a, active: false}\n  - {id: r-b}\n"));
+        let decided = outputs_to_the_end(&mut engine, C9_AT_0930);
+        let of_c1: Vec<&str> = decided
+            .iter()
+            .filter(|o| o.contains(" C1 "))
+            .map(|o| o.split(' ').next().expect("type"))
+            .collect();
+        assert_eq!(
+            of_c1,
+            [
+                "leadguard.ownership.rejected",
+                "leadguard.output.withdrawn",
+                "leadguard.ownership.claimed"
+            ],
+            "{decided:?}"
+        );
+        assert!(decided[0].contains("rep_inactive"), "{decided:?}");
+        assert!(decided[2].contains(r#""rep":{"id":"r-b""#), "{decided:?}");
     }
 }

@@ -1594,6 +1594,15 @@ mod tests {
         );
         let out = feed(&mut restored, &mut ingest.clone(), &[late.as_bytes()]);
         assert!(out.is_empty(), "{out:?}");
+        // Nor does it when the lifecycle decides it: r-b claims C1 from 09:01.
+        let later = r#"{"event_id":"4","kind":"call","occurred_at":"2026-11-02T09:30:00+08:00","rep":{"id":"r-a"},"customer":{"id":"C9"},"source":"s"}"#;
+        let out = feed(&mut restored, &mut ingest.clone(), &[later.as_bytes()]);
+        let claims: Vec<&String> = out
+            .iter()
+            .filter(|o| o.contains("ownership.claimed"))
+            .collect();
+        assert_eq!(claims.len(), 1, "{out:?}");
+        assert!(claims[0].contains(r#""rep":{"id":"r-b""#), "{claims:?}");
 
         // A snapshot without it (an earlier build's) takes the roster it is restored under.
         let older: Snapshot =
