@@ -765,30 +765,16 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                 Ok(()) = rules_rx.changed() => {
                     let rules = rules_rx.borrow_and_update().clone();
                     // The watcher already refused what needs a restart: this is in force now.
-                    match p.replace_rules(rules) {
-                        Ok(summary) => tracing::info!(
-                            partition = FILE_PARTITION,
-                            cooldowns_dropped = summary.cooldowns_dropped,
-                            "rules applied"
-                        ),
-                        Err(refused) => tracing::error!("rules not applied: {refused}"),
-                    }
-                    if let Err(e) = p.try_line_if_room_changed().and_then(|()| p.flush()) {
-                        break Err(e.into());
+                    match p.reload(Some(rules), None) {
+                        Ok(reloaded) => log_applied(reloaded),
+                        Err(e) => break Err(e.into()),
                     }
                 }
                 Ok(()) = roster_rx.changed() => {
                     let roster = roster_rx.borrow_and_update().clone();
-                    let change = p.replace_roster(&roster);
-                    tracing::info!(
-                        partition = FILE_PARTITION,
-                        added = change.added,
-                        changed = change.changed,
-                        removed = change.removed,
-                        "roster applied"
-                    );
-                    if let Err(e) = p.try_line_if_room_changed().and_then(|()| p.flush()) {
-                        break Err(e.into());
+                    match p.reload(None, Some(&roster)) {
+                        Ok(reloaded) => log_applied(reloaded),
+                        Err(e) => break Err(e.into()),
                     }
                 }
                 _ = report.tick() => {
@@ -854,6 +840,28 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
 }
 
 /// Processes `first` and the lines already waiting behind it (up to [`BATCH`]) in one span.
+/// Logs what a file-mode reload put in force (the watcher logged what it loaded).
+fn log_applied(reloaded: leadguard::pipeline::Reloaded) {
+    match reloaded.rules {
+        Some(Ok(summary)) => tracing::info!(
+            partition = FILE_PARTITION,
+            cooldowns_dropped = summary.cooldowns_dropped,
+            "rules applied"
+        ),
+        Some(Err(refused)) => tracing::error!("rules not applied: {refused}"),
+        None => {}
+    }
+    if let Some(change) = reloaded.roster {
+        tracing::info!(
+            partition = FILE_PARTITION,
+            added = change.added,
+            changed = change.changed,
+            removed = change.removed,
+            "roster applied"
+        );
+    }
+}
+
 fn process_batch<O: Write, D: Write>(
     p: &mut Pipeline<O, D>,
     rx: &mut tokio::sync::mpsc::Receiver<io::Result<Line>>,

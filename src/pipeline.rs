@@ -26,6 +26,15 @@ pub const SAMPLE_STREAM: &[u8] = include_bytes!("sample/stream.jsonl");
 /// The roster that goes with the sample stream.
 pub const SAMPLE_ROSTER: &str = include_str!("sample/roster.yaml");
 
+/// What [`Pipeline::reload`] put in force.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The rules reload, if there was one: what it changed, or why it was refused.
+    pub rules: Option<Result<ReloadSummary, RestartNeeded>>,
+    /// The roster reload, if there was one.
+    pub roster: Option<crate::engine::RosterChange>,
+}
+
 /// Where a message came from, for dead letters.
 #[derive(Debug, Clone)]
 pub struct Origin<'a> {
@@ -212,33 +221,41 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         }
     }
 
-    /// Swaps in new rules without losing state (see [`Engine::replace_rules`]). Messages are
-    /// read with the new rules from the next one on. Then call
-    /// [`Pipeline::try_line_if_room_changed`].
-    pub fn replace_rules(&mut self, rules: Arc<Rules>) -> Result<ReloadSummary, RestartNeeded> {
-        let summary = self.engine.replace_rules(rules.clone())?;
-        self.ingest.replace_rules(rules);
-        Ok(summary)
-    }
-
-    /// Puts a reloaded roster in force from the next message on (see
-    /// [`Engine::replace_roster`]), for notifications too. Then call
-    /// [`Pipeline::try_line_if_room_changed`].
-    pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
-        if let Some(n) = &self.notifier {
-            n.set_roster(roster);
+    /// Puts reloaded rules and/or a roster in force between two messages, without losing state
+    /// (see [`Engine::replace_rules`] and [`Engine::replace_roster`]):
+    /// 1. the messages held for the clock's start are processed first, under the rules and
+    ///    roster they were read with;
+    /// 2. the new rules (refused, with the reason, when a setting needs a restart) and roster
+    ///    apply from the next message on, notifications included;
+    /// 3. when someone may have room now, or a pool waits less, the customers waiting for a
+    ///    rep are tried at once.
+    ///
+    /// What that decides is written and flushed.
+    pub fn reload(
+        &mut self,
+        rules: Option<Arc<Rules>>,
+        roster: Option<&Roster>,
+    ) -> io::Result<Reloaded> {
+        if !self.held.is_empty() {
+            self.release_held()?;
         }
-        self.engine.replace_roster(roster)
-    }
-
-    /// After a reload: when someone may have room now, or a pool waits less, the customers
-    /// waiting for a rep are tried at once and what that decides is written.
-    pub fn try_line_if_room_changed(&mut self) -> io::Result<()> {
+        let rules = rules.map(|rules| {
+            let summary = self.engine.replace_rules(rules.clone())?;
+            self.ingest.replace_rules(rules);
+            Ok(summary)
+        });
+        let roster = roster.map(|roster| {
+            if let Some(n) = &self.notifier {
+                n.set_roster(roster);
+            }
+            self.engine.replace_roster(roster)
+        });
         if self.engine.room_changed() {
             self.engine.try_line_again();
-            self.flush_outputs()?;
         }
-        Ok(())
+        self.flush_outputs()?;
+        self.flush()?;
+        Ok(Reloaded { rules, roster })
     }
 
     /// Handles one message. `now` is the driver's clock; `None` lets event time drive it (replay).

@@ -7,6 +7,10 @@
 //! - `source.txt` — the name of a `sources:` mapping to read the input with (optional);
 //! - `stream-continues` — present: the input is a stream read this far, as `replay
 //!   --stream-continues` reads it (decisions waiting for the allowed lateness stay pending);
+//! - `reloads/after-<N>/` — `rules/` and/or `roster.yaml` put in force after the first N input
+//!   lines, as `leadguard run` puts a reload in force between two messages (optional; several
+//!   `after-<N>` folders apply in the order of N). A case with reloads is read message by
+//!   message as `leadguard run --input FILE` reads it; the others are replayed;
 //! - `expected.jsonl` — the output events, one per line (required; may be empty);
 //! - `expected-dead-letters.jsonl` — the refused messages (absent means: none);
 //! - `expected-metrics.txt` — lines that must appear in the metrics text (optional);
@@ -29,6 +33,55 @@ struct Actual {
     metrics: String,
 }
 
+/// What a `reloads/after-<N>/` folder puts in force after the first N input lines.
+struct Reload {
+    after: u64,
+    rules: Option<Rules>,
+    roster: Option<Roster>,
+}
+
+/// The case's reloads, in the order they apply.
+fn reloads(dir: &Path) -> Result<Vec<Reload>, String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("reloads")) else {
+        return Ok(Vec::new());
+    };
+    let mut reloads = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let after = name
+            .strip_prefix("after-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{}: name reload folders after-<N>", path.display()))?;
+        let rules = path.join("rules");
+        let roster = path.join("roster.yaml");
+        let reload = Reload {
+            after,
+            rules: match rules.is_dir() {
+                true => Some(
+                    Rules::load_dir(&rules).map_err(|e| format!("{}: {e:?}", rules.display()))?,
+                ),
+                false => None,
+            },
+            roster: match roster.exists() {
+                true => Some(
+                    Roster::load(&roster).map_err(|e| format!("{}: {e:?}", roster.display()))?,
+                ),
+                false => None,
+            },
+        };
+        if reload.rules.is_none() && reload.roster.is_none() {
+            return Err(format!(
+                "{}: holds neither rules/ nor roster.yaml",
+                path.display()
+            ));
+        }
+        reloads.push(reload);
+    }
+    reloads.sort_by_key(|r| r.after);
+    Ok(reloads)
+}
+
 fn run_case(dir: &Path) -> Result<Actual, String> {
     let rules_dir = dir.join("rules");
     let rules = if rules_dir.is_dir() {
@@ -43,6 +96,7 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
     } else {
         Roster::default()
     };
+    let reloads = reloads(dir)?;
     let source = std::fs::read_to_string(dir.join("source.txt"))
         .ok()
         .map(|s| s.trim().to_string());
@@ -59,7 +113,12 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
     let registry = leadguard::telemetry::Metrics::new();
     p.attach_metrics(registry.clone(), false);
     p.set_stream_continues(dir.join("stream-continues").exists());
-    pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl").map_err(|e| e.to_string())?;
+    if reloads.is_empty() {
+        pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl")
+            .map_err(|e| e.to_string())?;
+    } else {
+        read_with_reloads(&mut p, &input, reloads).map_err(|e| e.to_string())?;
+    }
     registry.report_partition(leadguard::telemetry::FILE_PARTITION, p.report(0));
     let metrics = registry.render();
     drop(p);
@@ -68,6 +127,42 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
         dead_letters: String::from_utf8(dead).map_err(|e| e.to_string())?,
         metrics,
     })
+}
+
+/// Reads `input` message by message, putting each reload in force after its line, as
+/// `leadguard run --input FILE` applies a reload between two messages ([`Pipeline::reload`]).
+fn read_with_reloads<O: std::io::Write, D: std::io::Write>(
+    p: &mut Pipeline<O, D>,
+    mut input: &[u8],
+    reloads: Vec<Reload>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut reloads = reloads.into_iter().peekable();
+    let mut line = Vec::new();
+    let mut n = 0;
+    loop {
+        while let Some(reload) = reloads.next_if(|r| r.after == n) {
+            let reloaded = p.reload(reload.rules.map(Arc::new), reload.roster.as_ref())?;
+            if let Some(Err(refused)) = reloaded.rules {
+                return Err(format!("the reload after line {n} is refused: {refused}").into());
+            }
+        }
+        let limit = p.engine.rules().settings.max_message_bytes;
+        let Some(truncated) = pipeline::read_line_limited(&mut input, &mut line, limit)? else {
+            break;
+        };
+        n += 1;
+        let origin = pipeline::Origin {
+            input: "input.jsonl",
+            line: n,
+        };
+        p.handle_message(&line, truncated, origin, None)?;
+    }
+    if let Some(r) = reloads.next() {
+        return Err(format!("reloads/after-{}: the input has only {n} lines", r.after).into());
+    }
+    p.end_of_input()?;
+    p.flush()?;
+    Ok(())
 }
 
 /// Pretty-prints each JSON line so that a diff shows the field that changed.

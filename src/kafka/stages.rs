@@ -274,7 +274,7 @@ impl EngineStage {
         }
         let rules = rx.borrow_and_update().clone();
         for (p, task) in &mut self.tasks {
-            if task.rereading() {
+            if task.rereading() || task.holding() {
                 task.defer_rules(rules.clone());
                 tracing::info!(
                     partition = p,
@@ -308,7 +308,7 @@ impl EngineStage {
         }
         let roster = rx.borrow_and_update().clone();
         for (p, task) in &mut self.tasks {
-            if task.rereading() {
+            if task.rereading() || task.holding() {
                 task.defer_roster(roster.clone());
                 tracing::info!(
                     partition = p,

@@ -255,6 +255,13 @@ impl Task {
         !self.pending_ticks.is_empty() || self.next_offset.unwrap_or(0) < self.suppress_until
     }
 
+    /// Holding messages for the clock's start ([`Task::maintain`] processes them once the
+    /// partition has caught up). They were read under the rules and roster in force, so a
+    /// reload waits for them, as for a re-read ([`Task::defer_rules`]).
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Still re-reading input whose outputs were committed before.
     pub fn replaying(&self) -> bool {
         !self.pending_ticks.is_empty() || self.next_offset.is_none_or(|o| o < self.suppress_until)
@@ -278,7 +285,8 @@ impl Task {
         &self.engine
     }
 
-    /// Keeps reloaded rules for when the partition has caught up. While it re-reads input
+    /// Keeps reloaded rules for when the partition has caught up (and has processed the
+    /// messages held for the clock's start, read under the rules in force). While it re-reads input
     /// whose outputs were committed, what it decides is dropped as already published: the
     /// retries a reload makes there (customers waiting for a rep with room) would never be
     /// published, and the re-read would no longer rebuild the committed state.
@@ -513,7 +521,7 @@ impl Task {
                 self.replay_tick(t);
             }
         }
-        if !self.rereading() {
+        if !self.rereading() && !self.holding() {
             if let Some(rules) = self.deferred_rules.take() {
                 match self.replace_rules(rules) {
                     Ok(summary) => tracing::info!(
@@ -1219,6 +1227,54 @@ mod tests {
             Arc::ptr_eq(t.engine().rules(), &new),
             "in force once caught up"
         );
+    }
+
+    /// Messages held for the clock's start were read under the roster in force: a reload
+    /// waits for them (the engine stage defers it while the task is holding), also through a
+    /// maintenance before the partition has caught up.
+    #[test]
+    fn a_roster_reloaded_while_messages_wait_for_the_clocks_start_applies_after_them() {
+        let ctx = context(Clock::Event);
+        let call = |id: &str, rep: &str, minute: u32, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-02T09:{minute:02}:00+08:00","rep":{{"id":"{rep}","role":"sales"}},"customer":{{"id":"{customer}"}}}}"#
+            )
+        };
+        let lines = [call("a", "r1", 0, "C1"), call("b", "r2", 5, "C1")];
+        let (mut t, _) = restore_from(&ctx, &[], None);
+        let mut out = Vec::new();
+        handle_lines(&mut t, &ctx, &lines, &mut out);
+        assert!(t.holding());
+        assert!(ids(&out, "alerts").is_empty());
+        // r1 moves to support, which doesn't sell.
+        let support = Roster::parse(
+            "reps:\n  - {id: r1, role: support}\n",
+            std::path::Path::new("r.yaml"),
+        )
+        .expect("valid roster");
+        t.defer_roster(Arc::new(support));
+        t.maintain(&ctx, Timestamp(0), &mut out);
+        assert!(t.holding(), "not caught up yet");
+        t.at_end();
+        t.maintain(&ctx, Timestamp(0), &mut out);
+        assert!(!t.holding());
+        // r1 sold when they called: two reps worked C1.
+        assert_eq!(ids(&out, "alerts").len(), 1, "the calls are a collision");
+        // The roster is in force for what comes next: r1 supports C2, no collision.
+        let mut after = Vec::new();
+        t.handle(
+            &ctx,
+            message(2, &call("c", "r1", 10, "C2")),
+            &at(2),
+            &mut after,
+        );
+        t.handle(
+            &ctx,
+            message(3, &call("d", "r3", 12, "C2")),
+            &at(3),
+            &mut after,
+        );
+        assert!(ids(&after, "alerts").is_empty());
     }
 
     /// A partition whose snapshot holds no event yet holds its first messages again on
