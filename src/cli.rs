@@ -766,14 +766,14 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
                     let rules = rules_rx.borrow_and_update().clone();
                     // The watcher already refused what needs a restart: this is in force now.
                     match p.reload(Some(rules), None) {
-                        Ok(reloaded) => log_applied(reloaded),
+                        Ok(reloaded) => reloaded.log(),
                         Err(e) => break Err(e.into()),
                     }
                 }
                 Ok(()) = roster_rx.changed() => {
                     let roster = roster_rx.borrow_and_update().clone();
                     match p.reload(None, Some(&roster)) {
-                        Ok(reloaded) => log_applied(reloaded),
+                        Ok(reloaded) => reloaded.log(),
                         Err(e) => break Err(e.into()),
                     }
                 }
@@ -840,28 +840,6 @@ fn run(input: Option<String>, live: bool, io: IoArgs, serve: ServeArgs) -> Resul
 }
 
 /// Processes `first` and the lines already waiting behind it (up to [`BATCH`]) in one span.
-/// Logs what a file-mode reload put in force (the watcher logged what it loaded).
-fn log_applied(reloaded: leadguard::pipeline::Reloaded) {
-    match reloaded.rules {
-        Some(Ok(summary)) => tracing::info!(
-            partition = FILE_PARTITION,
-            cooldowns_dropped = summary.cooldowns_dropped,
-            "rules applied"
-        ),
-        Some(Err(refused)) => tracing::error!("rules not applied: {refused}"),
-        None => {}
-    }
-    if let Some(change) = reloaded.roster {
-        tracing::info!(
-            partition = FILE_PARTITION,
-            added = change.added,
-            changed = change.changed,
-            removed = change.removed,
-            "roster applied"
-        );
-    }
-}
-
 fn process_batch<O: Write, D: Write>(
     p: &mut Pipeline<O, D>,
     rx: &mut tokio::sync::mpsc::Receiver<io::Result<Line>>,

@@ -29,10 +29,44 @@ pub const SAMPLE_ROSTER: &str = include_str!("sample/roster.yaml");
 /// What [`Pipeline::reload`] put in force.
 #[derive(Debug)]
 pub struct Reloaded {
+    /// Messages were held for the clock's start: the reload is put in force (and logged) once
+    /// they are processed.
+    pub deferred: bool,
     /// The rules reload, if there was one: what it changed, or why it was refused.
     pub rules: Option<Result<ReloadSummary, RestartNeeded>>,
     /// The roster reload, if there was one.
     pub roster: Option<crate::engine::RosterChange>,
+}
+
+impl Reloaded {
+    /// Logs what the reload put in force (the watcher logged what it loaded).
+    pub fn log(self) {
+        let partition = crate::telemetry::FILE_PARTITION;
+        if self.deferred {
+            tracing::info!(
+                partition,
+                "reload to apply once the messages held for the clock's start are processed"
+            );
+        }
+        match self.rules {
+            Some(Ok(summary)) => tracing::info!(
+                partition,
+                cooldowns_dropped = summary.cooldowns_dropped,
+                "rules applied"
+            ),
+            Some(Err(refused)) => tracing::error!(partition, "rules not applied: {refused}"),
+            None => {}
+        }
+        if let Some(change) = self.roster {
+            tracing::info!(
+                partition,
+                added = change.added,
+                changed = change.changed,
+                removed = change.removed,
+                "roster applied"
+            );
+        }
+    }
 }
 
 /// Where a message came from, for dead letters.
@@ -108,6 +142,9 @@ pub struct Pipeline<O: Write, D: Write> {
     held_bytes: usize,
     /// While the held messages are processed: where the clock started.
     start_note: clock::StartNote,
+    /// A reload that came while messages were held: put in force once they are processed
+    /// ([`Pipeline::reload`]).
+    pending_reload: Option<(Option<Arc<Rules>>, Option<Roster>)>,
 }
 
 /// A message read before the event-time clock started: everything processing it needs later,
@@ -169,6 +206,7 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             stream_continues: false,
             agreed_start: true,
             held: Vec::new(),
+            pending_reload: None,
             held_events: 0,
             held_bytes: 0,
             start_note: clock::StartNote::default(),
@@ -223,22 +261,42 @@ impl<O: Write, D: Write> Pipeline<O, D> {
 
     /// Puts reloaded rules and/or a roster in force between two messages, without losing state
     /// (see [`Engine::replace_rules`] and [`Engine::replace_roster`]):
-    /// 1. the messages held for the clock's start are processed first, under the rules and
-    ///    roster they were read with;
-    /// 2. the new rules (refused, with the reason, when a setting needs a restart) and roster
+    /// 1. the new rules (refused, with the reason, when a setting needs a restart) and roster
     ///    apply from the next message on, notifications included;
-    /// 3. when someone may have room now, or a pool waits less, the customers waiting for a
+    /// 2. when someone may have room now, or a pool waits less, the customers waiting for a
     ///    rep are tried at once.
     ///
-    /// What that decides is written and flushed.
+    /// What that decides is written and flushed. While messages are held for the event
+    /// clock's start, the reload waits for them ([`Reloaded::deferred`]): they are processed
+    /// under the files in force when the first of them was read, as a Kafka partition does, and
+    /// the clock still starts where they agree. The reload is then applied and logged.
     pub fn reload(
         &mut self,
         rules: Option<Arc<Rules>>,
         roster: Option<&Roster>,
     ) -> io::Result<Reloaded> {
         if !self.held.is_empty() {
-            self.release_held()?;
+            let (pending_rules, pending_roster) = self.pending_reload.get_or_insert((None, None));
+            if rules.is_some() {
+                *pending_rules = rules;
+            }
+            if let Some(r) = roster {
+                *pending_roster = Some(r.clone());
+            }
+            return Ok(Reloaded {
+                deferred: true,
+                rules: None,
+                roster: None,
+            });
         }
+        self.apply_reload(rules, roster)
+    }
+
+    fn apply_reload(
+        &mut self,
+        rules: Option<Arc<Rules>>,
+        roster: Option<&Roster>,
+    ) -> io::Result<Reloaded> {
         let rules = rules.map(|rules| {
             let summary = self.engine.replace_rules(rules.clone())?;
             self.ingest.replace_rules(rules);
@@ -255,7 +313,11 @@ impl<O: Write, D: Write> Pipeline<O, D> {
         }
         self.flush_outputs()?;
         self.flush()?;
-        Ok(Reloaded { rules, roster })
+        Ok(Reloaded {
+            deferred: false,
+            rules,
+            roster,
+        })
     }
 
     /// Handles one message. `now` is the driver's clock; `None` lets event time drive it (replay).
@@ -322,7 +384,11 @@ impl<O: Write, D: Write> Pipeline<O, D> {
             self.process_now(h.parsed.as_ref(), &h.bytes, h.truncated, origin, None)
         });
         self.start_note = clock::StartNote::default();
-        processed
+        processed?;
+        if let Some((rules, roster)) = self.pending_reload.take() {
+            self.apply_reload(rules, roster.as_ref())?.log();
+        }
+        Ok(())
     }
 
     fn process_now(

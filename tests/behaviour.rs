@@ -11,6 +11,10 @@
 //!   lines, as `leadguard run` puts a reload in force between two messages (optional; several
 //!   `after-<N>` folders apply in the order of N). A case with reloads is read message by
 //!   message as `leadguard run --input FILE` reads it; the others are replayed;
+//! - `clock-starts-at-first-event` — present: the first event starts the event clock and each
+//!   message is processed as it comes, instead of the first messages being held until enough
+//!   agree where the clock starts ([`Pipeline::wait_for_agreed_start`]). For reloads among the
+//!   first messages, which otherwise wait for the held ones;
 //! - `expected.jsonl` — the output events, one per line (required; may be empty);
 //! - `expected-dead-letters.jsonl` — the refused messages (absent means: none);
 //! - `expected-metrics.txt` — lines that must appear in the metrics text (optional);
@@ -113,6 +117,7 @@ fn run_case(dir: &Path) -> Result<Actual, String> {
     let registry = leadguard::telemetry::Metrics::new();
     p.attach_metrics(registry.clone(), false);
     p.set_stream_continues(dir.join("stream-continues").exists());
+    p.wait_for_agreed_start(!dir.join("clock-starts-at-first-event").exists());
     if reloads.is_empty() {
         pipeline::replay(&mut p, &mut input.as_slice(), "input.jsonl")
             .map_err(|e| e.to_string())?;
