@@ -57,6 +57,17 @@ fn reloads(dir: &Path) -> Result<Vec<Reload>, String> {
             .strip_prefix("after-")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| format!("{}: name reload folders after-<N>", path.display()))?;
+        // Anything else in the folder is a misnamed file that would be ignored silently.
+        for inner in std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))? {
+            let name = inner.map_err(|e| e.to_string())?.file_name();
+            if name != "rules" && name != "roster.yaml" {
+                return Err(format!(
+                    "{}: {} is neither rules/ nor roster.yaml",
+                    path.display(),
+                    name.to_string_lossy()
+                ));
+            }
+        }
         let rules = path.join("rules");
         let roster = path.join("roster.yaml");
         let reload = Reload {
