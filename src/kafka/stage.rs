@@ -53,9 +53,12 @@ pub trait Stage: Send + 'static {
     fn forget(&mut self, parts: &[(String, i32)]);
     fn handle(&mut self, msg: &BorrowedMessage<'_>, out: &mut Vec<Record>);
     /// The consumer reached the end of `partition` (of the stage's only topic).
-    fn at_end(&mut self, partition: i32);
+    fn at_end(&mut self, partition: i32, out: &mut Vec<Record>);
     /// Between batches: timers of quiet partitions, snapshots that are due.
     fn maintain(&mut self, out: &mut Vec<Record>);
+    /// What `maintain` produced was delivered and committed: what had to wait for that goes
+    /// out (at-least-once mode: the outputs of timer ticks, after the ticks' record).
+    fn after_maintenance(&mut self, _out: &mut Vec<Record>) {}
     /// At shutdown: hand everything off.
     fn shutting_down(&mut self, out: &mut Vec<Record>);
     /// Everything produced so far and the offsets it goes with were committed: what waited
@@ -738,7 +741,13 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
             }
             match consumer.poll(left) {
                 None => break,
-                Some(Err(KafkaError::PartitionEOF(p))) => lock(&inner).stage.at_end(p),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    let mut g = lock(&inner);
+                    let mut out = std::mem::take(&mut g.out);
+                    g.stage.at_end(p, &mut out);
+                    g.out = out;
+                    g.send();
+                }
                 Some(Err(e)) => {
                     tracing::warn!("{name}: {e}");
                     break;
@@ -768,6 +777,17 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         g.out = out;
         g.send();
         g.commit(&consumer);
+        // Without a transaction, what must not be seen before what maintain produced (a
+        // tick's outputs before the tick's record) goes out once that was delivered.
+        if !g.rewind && g.fatal.is_none() {
+            let mut out = std::mem::take(&mut g.out);
+            g.stage.after_maintenance(&mut out);
+            g.out = out;
+            if !g.out.is_empty() {
+                g.send();
+                g.commit(&consumer);
+            }
+        }
         if last_status.elapsed() >= settings.status_every {
             last_status = Instant::now();
             let offsets = g.stage.offsets();

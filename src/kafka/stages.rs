@@ -105,7 +105,7 @@ impl Stage for Router {
             .insert((at.topic, at.partition), at.offset + 1);
     }
 
-    fn at_end(&mut self, _: i32) {}
+    fn at_end(&mut self, _: i32, _: &mut Vec<Record>) {}
 
     fn maintain(&mut self, _: &mut Vec<Record>) {}
 
@@ -273,23 +273,8 @@ impl EngineStage {
             return;
         }
         let rules = rx.borrow_and_update().clone();
-        for (p, task) in &mut self.tasks {
-            if task.rereading() || task.holding() {
-                task.defer_rules(rules.clone());
-                tracing::info!(
-                    partition = p,
-                    "rules to apply once the partition has caught up"
-                );
-                continue;
-            }
-            match task.replace_rules(rules.clone()) {
-                Ok(summary) => tracing::info!(
-                    partition = p,
-                    cooldowns_dropped = summary.cooldowns_dropped,
-                    "rules applied"
-                ),
-                Err(refused) => tracing::error!(partition = p, "rules not applied: {refused}"),
-            }
+        for task in self.tasks.values_mut() {
+            task.reload_rules(rules.clone());
         }
         let mut ctx = (*self.ctx).clone();
         ctx.rules = rules;
@@ -307,23 +292,8 @@ impl EngineStage {
             return;
         }
         let roster = rx.borrow_and_update().clone();
-        for (p, task) in &mut self.tasks {
-            if task.rereading() || task.holding() {
-                task.defer_roster(roster.clone());
-                tracing::info!(
-                    partition = p,
-                    "roster to apply once the partition has caught up"
-                );
-                continue;
-            }
-            let change = task.replace_roster(&roster);
-            tracing::info!(
-                partition = p,
-                added = change.added,
-                changed = change.changed,
-                removed = change.removed,
-                "roster applied"
-            );
+        for task in self.tasks.values_mut() {
+            task.reload_roster(roster.clone());
         }
         if let Some(n) = &self.ctx.observers.notifier {
             n.set_roster(&roster);
@@ -465,9 +435,9 @@ impl Stage for EngineStage {
         self.answer(m.partition());
     }
 
-    fn at_end(&mut self, partition: i32) {
+    fn at_end(&mut self, partition: i32, out: &mut Vec<Record>) {
         if let Some(task) = self.tasks.get_mut(&partition) {
-            task.at_end();
+            task.at_end(&self.ctx, out);
         }
     }
 
@@ -490,6 +460,12 @@ impl Stage for EngineStage {
         if let Some(engines) = &self.engines {
             // Ready once every partition's state is caught up with what was committed.
             engines.set_ready(self.tasks.values().all(|t| !t.replaying()));
+        }
+    }
+
+    fn after_maintenance(&mut self, out: &mut Vec<Record>) {
+        for task in self.tasks.values_mut() {
+            task.after_maintenance(out);
         }
     }
 

@@ -114,9 +114,13 @@ pub struct Task {
     last_snapshot: Instant,
     /// The consumer reached the end of the partition and nothing arrived since.
     caught_up: bool,
-    /// The tick log changed and is not written yet (at-least-once mode writes it in the
-    /// batch after the tick's outputs).
-    ticks_unwritten: bool,
+    /// At-least-once mode: the outputs of ticks whose record is not delivered yet
+    /// ([`Task::after_maintenance`]).
+    tick_outputs: TickOutputs,
+    /// At-least-once mode: the input offset committed before the restart. A tick logged at or
+    /// after it may have lost its outputs in the crash (they go out after its record), so its
+    /// replay publishes them again, with the same ids.
+    unsure_from: i64,
     pub counts: TaskCounts,
     /// Messages refused before they reached the engine, by reason (for the metrics).
     parse_rejects: BTreeMap<RejectReason, u64>,
@@ -134,14 +138,22 @@ pub struct Task {
     /// once the commit that makes them visible has landed (see [`Task::committed`]).
     to_notify: Vec<Output>,
     /// Rules reloaded while the partition re-read input whose outputs were committed: put in
-    /// force once it has caught up ([`Task::defer_rules`]).
+    /// force once it has caught up ([`Task::reload_rules`]).
     deferred_rules: Option<Arc<Rules>>,
-    /// A roster reloaded while the partition re-read, likewise ([`Task::defer_roster`]).
+    /// A roster reloaded while the partition re-read, likewise ([`Task::reload_roster`]).
     deferred_roster: Option<Arc<Roster>>,
     /// Rules or a roster were put in force since the last snapshot: the next maintenance
     /// writes one, so that a restart (which reads the files, the new ones) has little or
     /// nothing to re-read that the old ones decided.
     replaced: bool,
+}
+
+/// The outputs of ticks, held until the tick's record is delivered.
+#[derive(Default)]
+struct TickOutputs {
+    records: Vec<Record>,
+    /// The alerts and withdrawals among them, for the notifier.
+    notify: Vec<Output>,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -233,7 +245,8 @@ impl Task {
             since_snapshot: 0,
             last_snapshot: Instant::now(),
             caught_up: false,
-            ticks_unwritten: false,
+            tick_outputs: TickOutputs::default(),
+            unsure_from: suppress_until,
             counts: TaskCounts::default(),
             parse_rejects: BTreeMap::new(),
             lag: 0,
@@ -257,7 +270,7 @@ impl Task {
 
     /// Holding messages for the clock's start ([`Task::maintain`] processes them once the
     /// partition has caught up). They were read under the rules and roster in force, so a
-    /// reload waits for them, as for a re-read ([`Task::defer_rules`]).
+    /// reload waits for them, as for a re-read (see [`Task::reload_rules`]).
     pub fn holding(&self) -> bool {
         !self.held.is_empty()
     }
@@ -285,31 +298,77 @@ impl Task {
         &self.engine
     }
 
-    /// Keeps reloaded rules for when the partition has caught up (and has processed the
-    /// messages held for the clock's start, read under the rules in force). While it re-reads input
-    /// whose outputs were committed, what it decides is dropped as already published: the
-    /// retries a reload makes there (customers waiting for a rep with room) would never be
+    /// Whether a reload must wait until the partition has caught up and has processed the
+    /// messages held for the clock's start (read under the files in force). While it re-reads
+    /// input whose outputs were committed, what it decides is dropped as already published:
+    /// the retries a reload makes there (customers waiting for a rep with room) would never be
     /// published, and the re-read would no longer rebuild the committed state.
-    pub fn defer_rules(&mut self, rules: Arc<Rules>) {
-        self.deferred_rules = Some(rules);
+    fn reload_waits(&self) -> bool {
+        self.rereading() || self.holding()
     }
 
-    /// Keeps a reloaded roster for when the partition has caught up, as [`Task::defer_rules`].
-    pub fn defer_roster(&mut self, roster: Arc<Roster>) {
-        self.deferred_roster = Some(roster);
+    /// Reloaded rules: in force from the next message on, or kept for [`Task::maintain`] to
+    /// put in force once the partition has caught up (`Task::reload_waits`). Logged either way.
+    pub fn reload_rules(&mut self, rules: Arc<Rules>) {
+        if self.reload_waits() {
+            tracing::info!(
+                partition = self.partition,
+                "rules to apply once the partition has caught up"
+            );
+            self.deferred_rules = Some(rules);
+        } else {
+            self.apply_rules(rules, "rules applied");
+        }
+    }
+
+    /// A reloaded roster, as [`Task::reload_rules`].
+    pub fn reload_roster(&mut self, roster: Arc<Roster>) {
+        if self.reload_waits() {
+            tracing::info!(
+                partition = self.partition,
+                "roster to apply once the partition has caught up"
+            );
+            self.deferred_roster = Some(roster);
+        } else {
+            self.apply_roster(&roster, "roster applied");
+        }
+    }
+
+    fn apply_rules(&mut self, rules: Arc<Rules>, done: &'static str) {
+        match self.replace_rules(rules) {
+            Ok(summary) => tracing::info!(
+                partition = self.partition,
+                cooldowns_dropped = summary.cooldowns_dropped,
+                "{done}"
+            ),
+            Err(refused) => {
+                tracing::error!(partition = self.partition, "rules not applied: {refused}")
+            }
+        }
+    }
+
+    fn apply_roster(&mut self, roster: &Roster, done: &'static str) {
+        let change = self.replace_roster(roster);
+        tracing::info!(
+            partition = self.partition,
+            added = change.added,
+            changed = change.changed,
+            removed = change.removed,
+            "{done}"
+        );
     }
 
     /// Puts a reloaded roster in force from the next message on (see
     /// [`Engine::replace_roster`]). When someone may have room now, the line of waiting
     /// customers is tried at the next maintenance, logged with the ticks
     /// (`Task::try_line_again`), so that a replay after a crash tries it at the same place.
-    pub fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
+    fn replace_roster(&mut self, roster: &Roster) -> crate::engine::RosterChange {
         self.replaced = true;
         self.engine.replace_roster(roster)
     }
 
     /// Puts new rules in force from the next message on (see [`Engine::replace_rules`]).
-    pub fn replace_rules(
+    fn replace_rules(
         &mut self,
         rules: Arc<Rules>,
     ) -> Result<crate::engine::ReloadSummary, crate::engine::RestartNeeded> {
@@ -362,7 +421,7 @@ impl Task {
                 break;
             }
             self.pending_ticks.pop_front();
-            self.replay_tick(t);
+            self.replay_tick(ctx, t, out);
         }
         let suppressed = msg.offset < self.suppress_until;
         self.counts.messages += 1;
@@ -481,15 +540,15 @@ impl Task {
     }
 
     /// The consumer reached the end of the partition: any logged tick not yet re-applied is
-    /// applied now (its outputs were committed), and wall-clock ticks may start.
-    pub fn at_end(&mut self) {
+    /// applied now, and wall-clock ticks may start.
+    pub fn at_end(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
         // With messages held for the clock's start, the ticks wait for them (`maintain`
         // applies both, in that order).
         while self.held.is_empty() {
             let Some(t) = self.pending_ticks.pop_front() else {
                 break;
             };
-            self.replay_tick(t);
+            self.replay_tick(ctx, t, out);
         }
         if let Some(o) = self.next_offset {
             // Offsets up to the end that carried no message were transaction markers.
@@ -498,18 +557,11 @@ impl Task {
         self.caught_up = true;
     }
 
-    /// Between batches, after the previous ones were committed: the tick log left unwritten,
-    /// a snapshot when one is due (of the state before any new tick), messages held for the
-    /// clock's start once the partition is caught up, then a tick.
+    /// Between batches, after the previous ones were committed: a snapshot when one is due
+    /// (of the state before any new tick), messages held for the clock's start once the
+    /// partition is caught up, then a tick. In at-least-once mode the driver commits what this
+    /// produced and then calls [`Task::after_maintenance`] for the ticks' outputs.
     pub fn maintain(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
-        if self.ticks_unwritten {
-            out.push(changelog::ticks_record(
-                &ctx.changelog,
-                self.partition,
-                &self.ticks,
-            ));
-            self.ticks_unwritten = false;
-        }
         if self.snapshot_due(ctx) {
             self.snapshot(ctx, out);
         }
@@ -518,44 +570,34 @@ impl Task {
         if self.caught_up && !self.held.is_empty() {
             self.release_held(ctx, out);
             while let Some(t) = self.pending_ticks.pop_front() {
-                self.replay_tick(t);
+                self.replay_tick(ctx, t, out);
             }
         }
-        if !self.rereading() && !self.holding() {
+        if !self.reload_waits() {
             if let Some(rules) = self.deferred_rules.take() {
-                match self.replace_rules(rules) {
-                    Ok(summary) => tracing::info!(
-                        partition = self.partition,
-                        cooldowns_dropped = summary.cooldowns_dropped,
-                        "rules applied (once the partition had caught up)"
-                    ),
-                    Err(refused) => {
-                        tracing::error!(partition = self.partition, "rules not applied: {refused}")
-                    }
-                }
+                self.apply_rules(rules, "rules applied (once the partition had caught up)");
             }
             if let Some(roster) = self.deferred_roster.take() {
-                let change = self.replace_roster(&roster);
-                tracing::info!(
-                    partition = self.partition,
-                    added = change.added,
-                    changed = change.changed,
-                    removed = change.removed,
-                    "roster applied (once the partition had caught up)"
-                );
+                self.apply_roster(&roster, "roster applied (once the partition had caught up)");
             }
         }
         self.try_line_again(ctx, out);
         self.tick(ctx, now, out);
     }
 
-    /// A logged tick, applied again where it happened; its outputs were committed.
-    fn replay_tick(&mut self, t: Tick) {
+    /// A logged tick, applied again where it happened. Its outputs were committed, unless
+    /// the at-least-once crash they may not have survived (see `unsure_from`) came after it:
+    /// they are then published again.
+    fn replay_tick(&mut self, ctx: &TaskContext, t: Tick, out: &mut Vec<Record>) {
         self.engine.handle_timeout(Timestamp(t.now));
         if t.line {
             self.engine.try_line_again();
         }
-        self.engine.drain_outputs().for_each(drop);
+        if !ctx.atomic && t.offset >= self.unsure_from {
+            self.drain(ctx, false, None, out);
+        } else {
+            self.engine.drain_outputs().for_each(drop);
+        }
     }
 
     /// After a restart under another roster or other pools ([`Engine::room_changed`]: new
@@ -582,21 +624,39 @@ impl Task {
         self.log_tick(ctx, tick, out);
     }
 
-    /// Logs a tick just applied (written with this batch in `exactly_once` mode, with the
-    /// next one otherwise), and hands on what it produced.
+    /// Logs a tick just applied and hands on what it produced. In `exactly_once` mode the
+    /// record and the outputs are in one transaction. In `at_least_once` mode nothing makes
+    /// two topics' writes atomic, so the outputs wait for the record to be delivered
+    /// ([`Task::after_maintenance`]): a crash between the two then leaves a logged tick whose
+    /// replay publishes its outputs again (`unsure_from`), never outputs of a tick the
+    /// restarted partition knows nothing of and would make elsewhere in the input.
     fn log_tick(&mut self, ctx: &TaskContext, tick: Tick, out: &mut Vec<Record>) {
         self.counts.ticks += 1;
         self.ticks.push(tick);
+        out.push(changelog::ticks_record(
+            &ctx.changelog,
+            self.partition,
+            &self.ticks,
+        ));
         if ctx.atomic {
-            out.push(changelog::ticks_record(
-                &ctx.changelog,
-                self.partition,
-                &self.ticks,
-            ));
+            self.drain(ctx, false, None, out);
         } else {
-            self.ticks_unwritten = true;
+            let mut records = std::mem::take(&mut self.tick_outputs.records);
+            let notified = self.to_notify.len();
+            self.drain(ctx, false, None, &mut records);
+            self.tick_outputs.records = records;
+            let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
+            self.tick_outputs.notify.extend(notify);
         }
-        self.drain(ctx, false, None, out);
+    }
+
+    /// At-least-once mode, once what [`Task::maintain`] produced was delivered (the commit
+    /// after it landed): the outputs of its ticks, which waited for the ticks' record. The
+    /// driver calls it before the next message. Nothing in `exactly_once` mode.
+    pub fn after_maintenance(&mut self, out: &mut Vec<Record>) {
+        let TickOutputs { records, notify } = std::mem::take(&mut self.tick_outputs);
+        out.extend(records);
+        self.to_notify.extend(notify);
     }
 
     /// A wall-clock tick: on a caught-up partition, timers due by `now` fire. The tick is
@@ -669,7 +729,6 @@ impl Task {
         self.since_snapshot = 0;
         self.replaced = false;
         self.last_snapshot = Instant::now();
-        self.ticks_unwritten = false;
         self.counts.snapshots += 1;
     }
 
@@ -821,7 +880,7 @@ mod tests {
             second.handle(&ctx, msg(i), &at(i as i64), &mut out);
         }
         assert!(out.is_empty(), "held until the partition is caught up");
-        second.at_end();
+        second.at_end(&ctx, &mut out);
         second.maintain(&ctx, now, &mut out);
         let reasons: Vec<&[u8]> = out
             .iter()
@@ -1065,8 +1124,8 @@ mod tests {
     /// three messages committed), catches up, and checks that nothing is assigned again.
     fn replay_after_a_crash(ctx: &TaskContext, changelog: &[Record]) -> Task {
         let (mut replayed, _) = restore_from(ctx, changelog, Some(3));
-        replayed.at_end();
         let mut out = Vec::new();
+        replayed.at_end(ctx, &mut out);
         replayed.maintain(ctx, Timestamp(0), &mut out);
         assert!(assigned(&out).is_empty(), "published once: {out:?}");
         replayed
@@ -1111,7 +1170,7 @@ mod tests {
         let (mut t, _) = restore_from(before, &[], None);
         let mut changelog = Vec::new();
         handle_lines(&mut t, before, &input, &mut changelog);
-        t.at_end();
+        t.at_end(before, &mut changelog);
         t.maintain(before, Timestamp(0), &mut changelog);
         t.snapshot(before, &mut changelog);
         assert!(assigned(&changelog).is_empty(), "nobody had room");
@@ -1167,7 +1226,7 @@ mod tests {
         let (mut first, _) = restore_from(&before, &[], None);
         let mut changelog = Vec::new();
         feed(&mut first, &before, &mut changelog);
-        first.at_end();
+        first.at_end(&before, &mut changelog);
         // Releases the messages held for the clock's start.
         first.maintain(&before, Timestamp(0), &mut changelog);
         first.snapshot(&before, &mut changelog);
@@ -1177,8 +1236,8 @@ mod tests {
         // once caught up the line is tried again. C2 goes to r-n.
         let (mut restarted, start) = restore_from(&after, &changelog, Some(3));
         assert_eq!(start, Start::Offset(3));
-        restarted.at_end();
         let mut out = Vec::new();
+        restarted.at_end(&after, &mut out);
         restarted.maintain(&after, Timestamp(0), &mut out);
         let published = assigned(&out);
         assert!(
@@ -1213,14 +1272,14 @@ mod tests {
         let (mut t, _) = restore_from(&ctx, &[], Some(2));
         assert!(t.rereading());
         let new = Arc::new(Rules::embedded());
-        t.defer_rules(new.clone());
+        t.reload_rules(new.clone());
         let mut out = Vec::new();
         feed(&mut t, &mut out);
         assert!(
             !Arc::ptr_eq(t.engine().rules(), &new),
             "not during the re-read"
         );
-        t.at_end();
+        t.at_end(&ctx, &mut out);
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(!t.rereading());
         assert!(
@@ -1230,7 +1289,7 @@ mod tests {
     }
 
     /// Messages held for the clock's start were read under the roster in force: a reload
-    /// waits for them (the engine stage defers it while the task is holding), also through a
+    /// waits for them (`Task::reload_roster` keeps it while the task is holding), also through a
     /// maintenance before the partition has caught up.
     #[test]
     fn a_roster_reloaded_while_messages_wait_for_the_clocks_start_applies_after_them() {
@@ -1252,10 +1311,10 @@ mod tests {
             std::path::Path::new("r.yaml"),
         )
         .expect("valid roster");
-        t.defer_roster(Arc::new(support));
+        t.reload_roster(Arc::new(support));
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(t.holding(), "not caught up yet");
-        t.at_end();
+        t.at_end(&ctx, &mut out);
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(!t.holding());
         // r1 sold when they called: two reps worked C1.
@@ -1317,7 +1376,7 @@ mod tests {
         for i in 0..2 {
             live.handle(&after, message(i), &at(i as i64), &mut out);
         }
-        live.at_end();
+        live.at_end(&after, &mut out);
         live.maintain(&after, Timestamp(0), &mut out);
         live.handle(&after, message(2), &at(2), &mut out);
         changelog.extend(out.into_iter().filter(|r| r.topic == "cl"));
@@ -1329,10 +1388,105 @@ mod tests {
         for i in 0..3 {
             replayed.handle(&after, message(i), &at(i as i64), &mut dropped);
         }
-        replayed.at_end();
+        replayed.at_end(&after, &mut dropped);
         replayed.maintain(&after, Timestamp(0), &mut dropped);
         assert_eq!(replayed.engine().stats().rejected_total(), 0);
         assert_eq!(replayed.engine().snapshot(), live.engine().snapshot());
+    }
+
+    /// At-least-once mode: a tick's outputs go out only once its record is delivered. A crash
+    /// between the two leaves a logged tick after the committed offset, whose replay
+    /// publishes the outputs again with the same ids; a tick followed by a committed message
+    /// had its outputs delivered with that commit, and its replay publishes nothing.
+    #[test]
+    fn at_least_once_a_ticks_outputs_follow_its_record_and_a_crash_between_repeats_them() {
+        let ctx = TaskContext {
+            atomic: false,
+            ..context(Clock::Wall)
+        };
+        let base = Timestamp::parse_rfc3339("2026-11-02T09:00:00+08:00")
+            .unwrap()
+            .0;
+        let call = |id: &str, customer: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T09:00:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"{customer}"}}}}"#
+            )
+        };
+        let (c1, c2) = (call("a", "C1"), call("b", "C2"));
+        fn msg(offset: i64, payload: &str, at: i64) -> Message<'_> {
+            Message {
+                offset,
+                key: None,
+                payload: payload.as_bytes(),
+                timestamp: Some(at),
+            }
+        }
+        let owners = |records: &[Record]| ids(records, "owners");
+        let logged = |records: &[Record]| records.iter().filter(|r| r.topic == "cl").count();
+
+        let (mut t, _) = restore_from(&ctx, &[], None);
+        let mut out = Vec::new();
+        t.handle(&ctx, msg(0, &c1, base), &at(0), &mut out);
+        t.at_end(&ctx, &mut out);
+        assert!(owners(&out).is_empty(), "decided at the watermark");
+        // An hour of wall clock later the visit is final: r1 develops C1.
+        let mut maintained = Vec::new();
+        t.maintain(&ctx, Timestamp(base + 3_600_000), &mut maintained);
+        assert_eq!(logged(&maintained), 1, "the tick's record");
+        assert!(
+            owners(&maintained).is_empty(),
+            "not before the record is delivered"
+        );
+        let mut after = Vec::new();
+        t.after_maintenance(&mut after);
+        let claimed = owners(&after);
+        assert!(!claimed.is_empty(), "the claim of C1: {after:?}");
+        let mut again = Vec::new();
+        t.after_maintenance(&mut again);
+        assert!(again.is_empty(), "handed over once");
+
+        // A crash once the record was delivered, before the outputs were: the input committed
+        // up to the tick. The replay applies the tick where it was and publishes them again.
+        let changelog: Vec<Record> = maintained.into_iter().filter(|r| r.topic == "cl").collect();
+        let (mut replayed, _) = restore_from(&ctx, &changelog, Some(1));
+        let mut republished = Vec::new();
+        replayed.handle(&ctx, msg(0, &c1, base), &at(0), &mut republished);
+        assert!(
+            owners(&republished).is_empty(),
+            "the visit's own outputs were committed"
+        );
+        replayed.at_end(&ctx, &mut republished);
+        assert_eq!(owners(&republished), claimed, "the same ids again");
+
+        // A message after the tick was committed: its commit delivered the tick's outputs
+        // too, and the replay publishes nothing of the tick.
+        let (mut later, _) = restore_from(&ctx, &changelog, Some(2));
+        let mut dropped = Vec::new();
+        later.handle(&ctx, msg(0, &c1, base), &at(0), &mut dropped);
+        later.handle(&ctx, msg(1, &c2, base), &at(1), &mut dropped);
+        later.at_end(&ctx, &mut dropped);
+        assert!(owners(&dropped).is_empty(), "{dropped:?}");
+        assert_eq!(
+            later
+                .engine()
+                .customer_view("C1", Timestamp(base + 7_200_000)),
+            t.engine().customer_view("C1", Timestamp(base + 7_200_000)),
+            "the tick applied where it was"
+        );
+
+        // In exactly_once mode the record and the outputs share a transaction.
+        let atomic = context(Clock::Wall);
+        let (mut t, _) = restore_from(&atomic, &[], None);
+        let mut out = Vec::new();
+        t.handle(&atomic, msg(0, &c1, base), &at(0), &mut out);
+        t.at_end(&atomic, &mut out);
+        t.maintain(&atomic, Timestamp(base + 3_600_000), &mut out);
+        assert_eq!(owners(&out), claimed, "with the record, in one batch");
+        let (mut replayed, _) = restore_from(&atomic, &out, Some(1));
+        let mut nothing = Vec::new();
+        replayed.handle(&atomic, msg(0, &c1, base), &at(0), &mut nothing);
+        replayed.at_end(&atomic, &mut nothing);
+        assert!(owners(&nothing).is_empty(), "committed with the record");
     }
 
     #[test]
@@ -1361,7 +1515,7 @@ mod tests {
             &at(0),
             &mut out,
         );
-        t.at_end();
+        t.at_end(&ctx, &mut out);
         // The wall clock moves an hour on: the partition is quiet, its clock follows.
         t.tick(&ctx, Timestamp(base + 3_600_000), &mut changelog);
         assert_eq!(t.counts.ticks, 1);
