@@ -7,7 +7,8 @@
 //!   was taken at);
 //! - `ticks`: wall-clock ticks applied since that snapshot, with the input offset each was
 //!   applied at, and the tries of the pools' line of waiting customers made after a restart
-//!   under another roster or other pools (see [`Tick::line`]).
+//!   under another roster or other pools (see [`Tick::line`]), and how many of them had
+//!   their outputs delivered (at-least-once mode: [`TickLog::delivered`]).
 //!
 //! A snapshot's name is its sequence number and a random number of the task that wrote it, so
 //! its chunks have keys of their own. After writing a snapshot's manifest, a writer deletes
@@ -27,7 +28,8 @@
 //!
 //! Recovery is "snapshot, then replay": restore the snapshot, re-read the input from the
 //! snapshot's offset, re-apply the logged ticks at their offsets, and drop the outputs of
-//! everything up to the committed offset (they were already committed). The engine is
+//! everything up to the committed offset (they were already committed), and of the ticks the
+//! log says were delivered. The engine is
 //! deterministic, so this rebuilds exactly the state that was committed.
 
 use super::records::Record;
@@ -109,9 +111,24 @@ fn is_false(b: &bool) -> bool {
 pub struct TickLog {
     pub snapshot: SnapshotName,
     pub ticks: Vec<Tick>,
+    /// How many of the first ticks had their outputs delivered when this log was written. In
+    /// `at_least_once` mode a tick's outputs go out after its log (nothing makes writes to two
+    /// topics atomic), so a crash may lose those of the later ones: a replay publishes them
+    /// again. Absent in logs of earlier builds, which wrote the log after the outputs: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<usize>,
 }
 
 impl TickLog {
+    /// An empty log after snapshot `snapshot`.
+    pub fn after(snapshot: SnapshotName) -> TickLog {
+        TickLog {
+            snapshot,
+            ticks: Vec::new(),
+            delivered: Some(0),
+        }
+    }
+
     /// Records a tick. Consecutive ticks at the same input offset where the earlier fired no
     /// timer are one tick: `handle_timeout(t1); handle_timeout(t2)` then equals
     /// `handle_timeout(t2)`.
@@ -119,10 +136,25 @@ impl TickLog {
         if let Some(last) = self.ticks.last_mut() {
             if last.offset == tick.offset && !last.fired {
                 *last = tick;
+                // The merged tick's outputs are the new one's.
+                let merged = self.ticks.len() - 1;
+                self.delivered = self.delivered.map(|d| d.min(merged));
                 return;
             }
         }
         self.ticks.push(tick);
+    }
+
+    /// Every tick's outputs were delivered.
+    pub fn all_delivered(&mut self) {
+        self.delivered = Some(self.ticks.len());
+    }
+
+    /// How many of the first ticks had their outputs delivered.
+    pub fn delivered(&self) -> usize {
+        self.delivered
+            .unwrap_or(self.ticks.len())
+            .min(self.ticks.len())
     }
 }
 
@@ -167,14 +199,7 @@ pub fn snapshot_records(
         Some(serde_json::to_vec(&manifest).expect("serializes")),
         Vec::new(),
     ));
-    records.push(ticks_record(
-        topic,
-        partition,
-        &TickLog {
-            snapshot: name,
-            ticks: Vec::new(),
-        },
-    ));
+    records.push(ticks_record(topic, partition, &TickLog::after(name)));
     // Only after the manifest that replaces them.
     for key in superseded {
         records.push(record(key.clone(), None, Vec::new()));
@@ -212,6 +237,8 @@ pub struct Restored {
     pub snapshot: Option<(Manifest, Snapshot)>,
     /// Ticks to re-apply after it.
     pub ticks: Vec<Tick>,
+    /// How many of the first `ticks` had their outputs delivered (see [`TickLog::delivered`]).
+    pub ticks_delivered: usize,
     /// Chunks still in the topic whose manifest was read (the restored snapshot's and any
     /// superseded one's): the restoring writer deletes them after its next manifest.
     pub superseded: Vec<Vec<u8>>,
@@ -329,13 +356,14 @@ impl Restorer {
         }
         let Some(m) = self.manifest else {
             let (ticks, ticks_mismatched) = match self.ticks {
-                Some(t) if t.snapshot.id == 0 => (t.ticks, false),
-                Some(t) => (Vec::new(), !t.ticks.is_empty()),
-                None => (Vec::new(), false),
+                Some(t) if t.snapshot.id == 0 => (t, false),
+                Some(t) => (TickLog::default(), !t.ticks.is_empty()),
+                None => (TickLog::default(), false),
             };
             return Ok(Restored {
                 snapshot: None,
-                ticks,
+                ticks_delivered: ticks.delivered(),
+                ticks: ticks.ticks,
                 superseded,
                 ticks_mismatched,
                 unfinished,
@@ -376,13 +404,14 @@ impl Restorer {
         let snap: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| format!("snapshot {} is unreadable: {e}", m.name()))?;
         let (ticks, ticks_mismatched) = match self.ticks {
-            Some(t) if t.snapshot == m.name() => (t.ticks, false),
-            Some(t) => (Vec::new(), !t.ticks.is_empty()),
-            None => (Vec::new(), false),
+            Some(t) if t.snapshot == m.name() => (t, false),
+            Some(t) => (TickLog::default(), !t.ticks.is_empty()),
+            None => (TickLog::default(), false),
         };
         Ok(Restored {
             snapshot: Some((m, snap)),
-            ticks,
+            ticks_delivered: ticks.delivered(),
+            ticks: ticks.ticks,
             superseded,
             ticks_mismatched,
             unfinished,
@@ -454,6 +483,19 @@ mod tests {
         r.finish().unwrap()
     }
 
+    /// A tick log of an earlier build has no count of delivered ticks: it was written after
+    /// their outputs, so all were.
+    #[test]
+    fn an_earlier_builds_tick_log_counts_every_tick_delivered() {
+        let old = br#"{"snapshot":{"id":0,"writer":0},"ticks":[{"offset":3,"now":5,"fired":true},{"offset":4,"now":6,"fired":true}]}"#;
+        let log: TickLog = serde_json::from_slice(old).expect("reads");
+        assert_eq!(log.delivered(), 2);
+        let mut r = Restorer::default();
+        r.add(Some(TICKS), Some(old), None).unwrap();
+        let restored = r.finish().unwrap();
+        assert_eq!((restored.ticks.len(), restored.ticks_delivered), (2, 2));
+    }
+
     #[test]
     fn the_newest_complete_snapshot_and_its_ticks_are_restored() {
         let first = engine_with(10).snapshot();
@@ -469,16 +511,15 @@ mod tests {
         let manifest_at = r2.iter().position(|r| r.key.as_deref() == Some(MANIFEST));
         let first_deletion = r2.iter().position(|r| r.value.is_none());
         assert!(manifest_at < first_deletion);
-        let mut ticks = TickLog {
-            snapshot: name(2, A),
-            ticks: Vec::new(),
-        };
+        let mut ticks = TickLog::after(name(2, A));
         ticks.push(Tick {
             offset: 260,
             now: 5,
             fired: false,
             line: false,
         });
+        ticks.all_delivered();
+        assert_eq!(ticks.delivered(), 1);
         ticks.push(Tick {
             offset: 260,
             now: 6,
@@ -492,6 +533,11 @@ mod tests {
             line: false,
         });
         assert_eq!(ticks.ticks.len(), 2, "a tick that fired nothing is merged");
+        assert_eq!(
+            ticks.delivered(),
+            0,
+            "the merged tick's outputs are the new one's"
+        );
         let mut all = [r1, r2, vec![ticks_record("cl", 2, &ticks)]].concat();
         // Pieces of a third snapshot whose manifest never came (an aborted write).
         let (_, r3) = snapshot_records("cl", 2, name(3, A), 400, &first, &chunk_keys(&m2), 300);
@@ -510,6 +556,7 @@ mod tests {
             assert_eq!(m, m2);
             assert_eq!(snap, second);
             assert_eq!(restored.ticks, ticks.ticks);
+            assert_eq!(restored.ticks_delivered, 0);
             assert!(!restored.ticks_mismatched);
             // The restored snapshot's chunks go after the next manifest; the unfinished
             // snapshot's stay (a manifest naming them may still come), and are reported.

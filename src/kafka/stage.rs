@@ -56,8 +56,10 @@ pub trait Stage: Send + 'static {
     fn at_end(&mut self, partition: i32, out: &mut Vec<Record>);
     /// Between batches: timers of quiet partitions, snapshots that are due.
     fn maintain(&mut self, out: &mut Vec<Record>);
-    /// What `maintain` produced was delivered and committed: what had to wait for that goes
-    /// out (at-least-once mode: the outputs of timer ticks, after the ticks' record).
+    /// What was handed over last (by `maintain`, then by this) was delivered and committed:
+    /// what had to wait for that goes out (at-least-once mode: the outputs of timer ticks
+    /// after the ticks' record, then the record saying they were delivered). Called until it
+    /// gives nothing.
     fn after_maintenance(&mut self, _out: &mut Vec<Record>) {}
     /// At shutdown: hand everything off.
     fn shutting_down(&mut self, out: &mut Vec<Record>);
@@ -743,6 +745,9 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     let mut g = lock(&inner);
+                    if g.rewind || g.fatal.is_some() {
+                        break;
+                    }
                     let mut out = std::mem::take(&mut g.out);
                     g.stage.at_end(p, &mut out);
                     g.out = out;
@@ -770,23 +775,30 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
             continue;
         }
         g.commit(&consumer);
-        // Snapshots and tick logs after the commit of the outputs they account for: in
+        if g.rewind || g.fatal.is_some() {
+            // What maintenance would write (snapshots) must not account for a batch that
+            // is about to be redone.
+            continue;
+        }
+        // Snapshots and ticks after the commit of the outputs they account for: in
         // at-least-once mode, a snapshot that is visible implies its outputs were delivered.
         let mut out = std::mem::take(&mut g.out);
         g.stage.maintain(&mut out);
         g.out = out;
         g.send();
         g.commit(&consumer);
-        // Without a transaction, what must not be seen before what maintain produced (a
-        // tick's outputs before the tick's record) goes out once that was delivered.
-        if !g.rewind && g.fatal.is_none() {
+        // Without a transaction, what must not be seen before what was just committed (a
+        // tick's outputs before the tick's record) goes out in steps, each once the one
+        // before it was delivered.
+        while !g.rewind && g.fatal.is_none() {
             let mut out = std::mem::take(&mut g.out);
             g.stage.after_maintenance(&mut out);
             g.out = out;
-            if !g.out.is_empty() {
-                g.send();
-                g.commit(&consumer);
+            if g.out.is_empty() {
+                break;
             }
+            g.send();
+            g.commit(&consumer);
         }
         if last_status.elapsed() >= settings.status_every {
             last_status = Instant::now();

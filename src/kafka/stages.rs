@@ -465,7 +465,7 @@ impl Stage for EngineStage {
 
     fn after_maintenance(&mut self, out: &mut Vec<Record>) {
         for task in self.tasks.values_mut() {
-            task.after_maintenance(out);
+            task.after_maintenance(&self.ctx, out);
         }
     }
 

@@ -100,8 +100,10 @@ pub struct Task {
     /// Outputs of input before this offset were committed before a restart: replaying that
     /// input rebuilds the state, and its outputs are dropped.
     suppress_until: i64,
-    /// Logged ticks still to re-apply while replaying.
-    pending_ticks: VecDeque<Tick>,
+    /// Logged ticks still to re-apply while replaying, each with whether its outputs may have
+    /// been lost in the crash and are published again (`at_least_once` mode: see
+    /// [`TickLog::delivered`]).
+    pending_ticks: VecDeque<(Tick, bool)>,
     /// Ticks since the last snapshot (persisted with each commit that adds one).
     ticks: TickLog,
     /// The newest snapshot written or restored (id 0: none).
@@ -114,13 +116,9 @@ pub struct Task {
     last_snapshot: Instant,
     /// The consumer reached the end of the partition and nothing arrived since.
     caught_up: bool,
-    /// At-least-once mode: the outputs of ticks whose record is not delivered yet
+    /// At-least-once mode: the outputs of ticks, which go out after the ticks' record
     /// ([`Task::after_maintenance`]).
     tick_outputs: TickOutputs,
-    /// At-least-once mode: the input offset committed before the restart. A tick logged at or
-    /// after it may have lost its outputs in the crash (they go out after its record), so its
-    /// replay publishes them again, with the same ids.
-    unsure_from: i64,
     pub counts: TaskCounts,
     /// Messages refused before they reached the engine, by reason (for the metrics).
     parse_rejects: BTreeMap<RejectReason, u64>,
@@ -148,12 +146,16 @@ pub struct Task {
     replaced: bool,
 }
 
-/// The outputs of ticks, held until the tick's record is delivered.
+/// The outputs of ticks, held until the ticks' record is delivered.
 #[derive(Default)]
 struct TickOutputs {
     records: Vec<Record>,
-    /// The alerts and withdrawals among them, for the notifier.
+    /// The alerts and withdrawals among them, for the notifier once the log says they were
+    /// delivered (else a restart would publish them again, and the notifier, which remembers
+    /// nothing across processes, would send them again).
     notify: Vec<Output>,
+    /// The records were handed over: once they are delivered, the log is written again.
+    sent: bool,
 }
 
 /// What reading a message found before it is applied to the engine.
@@ -225,6 +227,19 @@ impl Task {
         // A committed offset behind the snapshot can only come from a broker that shows
         // aborted writes; the snapshot is then the furthest consistent point.
         let suppress_until = committed.unwrap_or(start_offset).max(start_offset);
+        // Ticks after those whose outputs the log says were delivered, at or after the
+        // committed offset: their outputs may not have survived the crash.
+        let pending_ticks = restored
+            .ticks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    *t,
+                    i >= restored.ticks_delivered && t.offset >= suppress_until,
+                )
+            })
+            .collect();
         let task = Task {
             partition,
             engine,
@@ -234,10 +249,11 @@ impl Task {
                 Start::Beginning => None,
             },
             suppress_until,
-            pending_ticks: restored.ticks.iter().copied().collect(),
+            pending_ticks,
             ticks: TickLog {
                 snapshot,
                 ticks: restored.ticks,
+                delivered: Some(restored.ticks_delivered),
             },
             snapshot,
             writer: random_writer(),
@@ -246,7 +262,6 @@ impl Task {
             last_snapshot: Instant::now(),
             caught_up: false,
             tick_outputs: TickOutputs::default(),
-            unsure_from: suppress_until,
             counts: TaskCounts::default(),
             parse_rejects: BTreeMap::new(),
             lag: 0,
@@ -412,12 +427,12 @@ impl Task {
             && self
                 .pending_ticks
                 .front()
-                .is_some_and(|t| t.offset <= msg.offset)
+                .is_some_and(|(t, _)| t.offset <= msg.offset)
         {
             self.release_held(ctx, out);
         }
         while let Some(t) = self.pending_ticks.front().copied() {
-            if t.offset > msg.offset {
+            if t.0.offset > msg.offset {
                 break;
             }
             self.pending_ticks.pop_front();
@@ -562,6 +577,9 @@ impl Task {
     /// partition is caught up, then a tick. In at-least-once mode the driver commits what this
     /// produced and then calls [`Task::after_maintenance`] for the ticks' outputs.
     pub fn maintain(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
+        // Everything handed over before was committed, and so delivered: the next tick log
+        // written says so (also of ticks a replay published again).
+        self.ticks.all_delivered();
         if self.snapshot_due(ctx) {
             self.snapshot(ctx, out);
         }
@@ -586,14 +604,19 @@ impl Task {
     }
 
     /// A logged tick, applied again where it happened. Its outputs were committed, unless
-    /// the at-least-once crash they may not have survived (see `unsure_from`) came after it:
-    /// they are then published again.
-    fn replay_tick(&mut self, ctx: &TaskContext, t: Tick, out: &mut Vec<Record>) {
+    /// `republish` (at-least-once mode: a crash may have come before they were delivered):
+    /// they are then published again, with the same ids.
+    fn replay_tick(
+        &mut self,
+        ctx: &TaskContext,
+        (t, republish): (Tick, bool),
+        out: &mut Vec<Record>,
+    ) {
         self.engine.handle_timeout(Timestamp(t.now));
         if t.line {
             self.engine.try_line_again();
         }
-        if !ctx.atomic && t.offset >= self.unsure_from {
+        if republish {
             self.drain(ctx, false, None, out);
         } else {
             self.engine.drain_outputs().for_each(drop);
@@ -628,11 +651,14 @@ impl Task {
     /// record and the outputs are in one transaction. In `at_least_once` mode nothing makes
     /// two topics' writes atomic, so the outputs wait for the record to be delivered
     /// ([`Task::after_maintenance`]): a crash between the two then leaves a logged tick whose
-    /// replay publishes its outputs again (`unsure_from`), never outputs of a tick the
-    /// restarted partition knows nothing of and would make elsewhere in the input.
+    /// replay publishes its outputs again ([`TickLog::delivered`]), never outputs of a tick
+    /// the restarted partition knows nothing of and would make elsewhere in the input.
     fn log_tick(&mut self, ctx: &TaskContext, tick: Tick, out: &mut Vec<Record>) {
         self.counts.ticks += 1;
         self.ticks.push(tick);
+        if ctx.atomic {
+            self.ticks.all_delivered();
+        }
         out.push(changelog::ticks_record(
             &ctx.changelog,
             self.partition,
@@ -650,13 +676,27 @@ impl Task {
         }
     }
 
-    /// At-least-once mode, once what [`Task::maintain`] produced was delivered (the commit
-    /// after it landed): the outputs of its ticks, which waited for the ticks' record. The
-    /// driver calls it before the next message. Nothing in `exactly_once` mode.
-    pub fn after_maintenance(&mut self, out: &mut Vec<Record>) {
-        let TickOutputs { records, notify } = std::mem::take(&mut self.tick_outputs);
-        out.extend(records);
-        self.to_notify.extend(notify);
+    /// At-least-once mode, each time what was handed over last was committed: first, once
+    /// the ticks' record [`Task::maintain`] produced was delivered, the ticks' outputs; then,
+    /// once those were delivered, the tick log again, saying so (a restart then doesn't
+    /// publish them again), and the notifier hears of their alerts with its commit. The driver
+    /// calls it after the commit that follows `maintain`, and again after each commit of what
+    /// it gave, until it gives nothing, before the next message. Nothing in `exactly_once` mode.
+    pub fn after_maintenance(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
+        let held = &mut self.tick_outputs;
+        if !held.records.is_empty() {
+            out.append(&mut held.records);
+            held.sent = true;
+        } else if held.sent {
+            held.sent = false;
+            self.to_notify.append(&mut held.notify);
+            self.ticks.all_delivered();
+            out.push(changelog::ticks_record(
+                &ctx.changelog,
+                self.partition,
+                &self.ticks,
+            ));
+        }
     }
 
     /// A wall-clock tick: on a caught-up partition, timers due by `now` fire. The tick is
@@ -722,10 +762,7 @@ impl Task {
         out.extend(records);
         self.snapshot = name;
         self.superseded = changelog::chunk_keys(&manifest);
-        self.ticks = TickLog {
-            snapshot: name,
-            ticks: Vec::new(),
-        };
+        self.ticks = TickLog::after(name);
         self.since_snapshot = 0;
         self.replaced = false;
         self.last_snapshot = Instant::now();
@@ -1394,10 +1431,11 @@ mod tests {
         assert_eq!(replayed.engine().snapshot(), live.engine().snapshot());
     }
 
-    /// At-least-once mode: a tick's outputs go out only once its record is delivered. A crash
-    /// between the two leaves a logged tick after the committed offset, whose replay
-    /// publishes the outputs again with the same ids; a tick followed by a committed message
-    /// had its outputs delivered with that commit, and its replay publishes nothing.
+    /// At-least-once mode: a tick's outputs go out only once its record is delivered, and the
+    /// log then says they were delivered. A crash in between leaves a logged tick after the
+    /// committed offset whose outputs the log doesn't say were delivered: its replay
+    /// publishes them again, with the same ids. A tick the log says was delivered, or one
+    /// followed by a committed message, is replayed without publishing anything.
     #[test]
     fn at_least_once_a_ticks_outputs_follow_its_record_and_a_crash_between_repeats_them() {
         let ctx = TaskContext {
@@ -1437,13 +1475,23 @@ mod tests {
             owners(&maintained).is_empty(),
             "not before the record is delivered"
         );
+        // The driver commits, and asks again after each commit.
         let mut after = Vec::new();
-        t.after_maintenance(&mut after);
+        t.after_maintenance(&ctx, &mut after);
         let claimed = owners(&after);
         assert!(!claimed.is_empty(), "the claim of C1: {after:?}");
-        let mut again = Vec::new();
-        t.after_maintenance(&mut again);
-        assert!(again.is_empty(), "handed over once");
+        assert_eq!(logged(&after), 0);
+        let mut delivered = Vec::new();
+        t.after_maintenance(&ctx, &mut delivered);
+        assert_eq!(
+            logged(&delivered),
+            1,
+            "the log says the claim was delivered"
+        );
+        assert!(owners(&delivered).is_empty(), "handed over once");
+        let mut nothing = Vec::new();
+        t.after_maintenance(&ctx, &mut nothing);
+        assert!(nothing.is_empty(), "until it gives nothing");
 
         // A crash once the record was delivered, before the outputs were: the input committed
         // up to the tick. The replay applies the tick where it was and publishes them again.
@@ -1457,6 +1505,14 @@ mod tests {
         );
         replayed.at_end(&ctx, &mut republished);
         assert_eq!(owners(&republished), claimed, "the same ids again");
+
+        // A crash once the log said so: nothing of the tick is published again.
+        let said: Vec<Record> = changelog.iter().cloned().chain(delivered).collect();
+        let (mut replayed, _) = restore_from(&ctx, &said, Some(1));
+        let mut nothing = Vec::new();
+        replayed.handle(&ctx, msg(0, &c1, base), &at(0), &mut nothing);
+        replayed.at_end(&ctx, &mut nothing);
+        assert!(owners(&nothing).is_empty(), "{nothing:?}");
 
         // A message after the tick was committed: its commit delivered the tick's outputs
         // too, and the replay publishes nothing of the tick.
