@@ -94,7 +94,8 @@ impl Manifest {
 pub struct Tick {
     pub offset: i64,
     pub now: i64,
-    /// Whether a timer was due: a tick that fired nothing may be merged with the next one.
+    /// Whether a timer was due or the tick published anything: a tick that did neither may
+    /// be merged with the next one.
     pub fired: bool,
     /// Then `Engine::try_line_again`: the first tick after a restart under another roster or
     /// other pools. Absent in earlier builds' logs (which had no such tick).
@@ -148,6 +149,12 @@ impl TickLog {
     /// Every tick's outputs were delivered.
     pub fn all_delivered(&mut self) {
         self.delivered = Some(self.ticks.len());
+    }
+
+    /// The outputs of the first `n` ticks were delivered (of those before too).
+    pub fn delivered_up_to(&mut self, n: usize) {
+        let n = n.min(self.ticks.len()).max(self.delivered.unwrap_or(0));
+        self.delivered = Some(n);
     }
 
     /// How many of the first ticks had their outputs delivered.

@@ -482,6 +482,12 @@ impl<S: Stage> Inner<S> {
     }
 
     fn send(&mut self) {
+        if self.rewind || self.fatal.is_some() {
+            // A batch about to be redone (or a stage about to stop): what it produced goes
+            // with it, above all a snapshot that would account for it.
+            self.out.clear();
+            return;
+        }
         let mut out = std::mem::take(&mut self.out);
         let result = self.io.send_all(&mut out);
         self.out = out;
@@ -641,13 +647,16 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                     }
                     inner.restart(RestartCause::PartitionsLost);
                 } else {
-                    // What was processed first, then the hand-off snapshot (see `run`).
+                    // What was processed first, then the hand-off snapshot (see `run`); none
+                    // when that commit failed: the next owner redoes the batch.
                     inner.commit(consumer);
-                    let mut out = std::mem::take(&mut inner.out);
-                    inner.stage.revoking(&list, &mut out);
-                    inner.out = out;
-                    inner.send();
-                    inner.commit(consumer);
+                    if !inner.rewind && inner.fatal.is_none() {
+                        let mut out = std::mem::take(&mut inner.out);
+                        inner.stage.revoking(&list, &mut out);
+                        inner.out = out;
+                        inner.send();
+                        inner.commit(consumer);
+                    }
                 }
                 inner.stage.forget(&list);
                 if let Err(e) = consumer.incremental_unassign(tpl) {
@@ -821,6 +830,8 @@ pub fn run<S: Stage>(stage: S, settings: LoopSettings, shutdown: Arc<AtomicBool>
         let mut g = lock(&inner);
         if !g.rewind && g.fatal.is_none() {
             g.commit(&consumer);
+        }
+        if !g.rewind && g.fatal.is_none() {
             let mut out = std::mem::take(&mut g.out);
             g.stage.shutting_down(&mut out);
             g.out = out;

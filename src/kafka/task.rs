@@ -578,8 +578,9 @@ impl Task {
     /// produced and then calls [`Task::after_maintenance`] for the ticks' outputs.
     pub fn maintain(&mut self, ctx: &TaskContext, now: Timestamp, out: &mut Vec<Record>) {
         // Everything handed over before was committed, and so delivered: the next tick log
-        // written says so (also of ticks a replay published again).
-        self.ticks.all_delivered();
+        // written says so, of the ticks applied so far (a logged tick replayed below publishes
+        // its outputs with this batch).
+        self.mark_replayed_delivered();
         if self.snapshot_due(ctx) {
             self.snapshot(ctx, out);
         }
@@ -617,7 +618,13 @@ impl Task {
             self.engine.try_line_again();
         }
         if republish {
+            // Their alerts reach the notifier once the log says they were delivered
+            // (`after_maintenance`), as a fresh tick's.
+            let notified = self.to_notify.len();
             self.drain(ctx, false, None, out);
+            let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
+            self.tick_outputs.notify.extend(notify);
+            self.tick_outputs.sent = true;
         } else {
             self.engine.drain_outputs().for_each(drop);
         }
@@ -653,8 +660,14 @@ impl Task {
     /// ([`Task::after_maintenance`]): a crash between the two then leaves a logged tick whose
     /// replay publishes its outputs again ([`TickLog::delivered`]), never outputs of a tick
     /// the restarted partition knows nothing of and would make elsewhere in the input.
-    fn log_tick(&mut self, ctx: &TaskContext, tick: Tick, out: &mut Vec<Record>) {
+    fn log_tick(&mut self, ctx: &TaskContext, mut tick: Tick, out: &mut Vec<Record>) {
         self.counts.ticks += 1;
+        let notified = self.to_notify.len();
+        let mut outputs = Vec::new();
+        self.drain(ctx, false, None, &mut outputs);
+        // A tick that published something (a timer fired, or the watermark made decisions)
+        // is never merged into the next: the log must tell whether its outputs were delivered.
+        tick.fired |= !outputs.is_empty();
         self.ticks.push(tick);
         if ctx.atomic {
             self.ticks.all_delivered();
@@ -665,15 +678,19 @@ impl Task {
             &self.ticks,
         ));
         if ctx.atomic {
-            self.drain(ctx, false, None, out);
+            out.extend(outputs);
         } else {
-            let mut records = std::mem::take(&mut self.tick_outputs.records);
-            let notified = self.to_notify.len();
-            self.drain(ctx, false, None, &mut records);
-            self.tick_outputs.records = records;
+            self.tick_outputs.records.extend(outputs);
             let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
             self.tick_outputs.notify.extend(notify);
         }
+    }
+
+    /// The ticks applied so far (all but those a replay has yet to apply) had their outputs
+    /// delivered.
+    fn mark_replayed_delivered(&mut self) {
+        let applied = self.ticks.ticks.len() - self.pending_ticks.len();
+        self.ticks.delivered_up_to(applied);
     }
 
     /// At-least-once mode, each time what was handed over last was committed: first, once
@@ -690,7 +707,7 @@ impl Task {
         } else if held.sent {
             held.sent = false;
             self.to_notify.append(&mut held.notify);
-            self.ticks.all_delivered();
+            self.mark_replayed_delivered();
             out.push(changelog::ticks_record(
                 &ctx.changelog,
                 self.partition,
@@ -1460,6 +1477,15 @@ mod tests {
             }
         }
         let owners = |records: &[Record]| ids(records, "owners");
+        // What the last tick log among `records` says was delivered.
+        let delivered_count = |records: &[Record]| {
+            let log = records
+                .iter()
+                .rev()
+                .find(|r| r.key.as_deref() == Some(b"ticks"))?;
+            let log: TickLog = serde_json::from_slice(log.value.as_deref()?).ok()?;
+            log.delivered
+        };
         let logged = |records: &[Record]| records.iter().filter(|r| r.topic == "cl").count();
 
         let (mut t, _) = restore_from(&ctx, &[], None);
@@ -1492,6 +1518,12 @@ mod tests {
         let mut nothing = Vec::new();
         t.after_maintenance(&ctx, &mut nothing);
         assert!(nothing.is_empty(), "until it gives nothing");
+        assert_eq!(delivered_count(&delivered), Some(1));
+        // The next tick, on the quiet partition: its record counts the first one delivered.
+        let mut next = Vec::new();
+        t.maintain(&ctx, Timestamp(base + 7_200_000), &mut next);
+        assert_eq!(delivered_count(&next), Some(1));
+        assert_eq!(t.ticks.ticks.len(), 2);
 
         // A crash once the record was delivered, before the outputs were: the input committed
         // up to the tick. The replay applies the tick where it was and publishes them again.
@@ -1505,6 +1537,11 @@ mod tests {
         );
         replayed.at_end(&ctx, &mut republished);
         assert_eq!(owners(&republished), claimed, "the same ids again");
+        // Once they are committed, the log says so.
+        let mut said = Vec::new();
+        replayed.maintain(&ctx, Timestamp(base + 3_600_000), &mut said);
+        replayed.after_maintenance(&ctx, &mut said);
+        assert_eq!(delivered_count(&said), Some(1), "{said:?}");
 
         // A crash once the log said so: nothing of the tick is published again.
         let said: Vec<Record> = changelog.iter().cloned().chain(delivered).collect();
