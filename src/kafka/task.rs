@@ -618,12 +618,7 @@ impl Task {
             self.engine.try_line_again();
         }
         if republish {
-            // Their alerts reach the notifier once the log says they were delivered
-            // (`after_maintenance`), as a fresh tick's.
-            let notified = self.to_notify.len();
-            self.drain(ctx, false, None, out);
-            let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
-            self.tick_outputs.notify.extend(notify);
+            self.drain_tick(ctx, out);
             self.tick_outputs.sent = true;
         } else {
             self.engine.drain_outputs().for_each(drop);
@@ -662,9 +657,12 @@ impl Task {
     /// the restarted partition knows nothing of and would make elsewhere in the input.
     fn log_tick(&mut self, ctx: &TaskContext, mut tick: Tick, out: &mut Vec<Record>) {
         self.counts.ticks += 1;
-        let notified = self.to_notify.len();
         let mut outputs = Vec::new();
-        self.drain(ctx, false, None, &mut outputs);
+        if ctx.atomic {
+            self.drain(ctx, false, None, &mut outputs);
+        } else {
+            self.drain_tick(ctx, &mut outputs);
+        }
         // A tick that published something (a timer fired, or the watermark made decisions)
         // is never merged into the next: the log must tell whether its outputs were delivered.
         tick.fired |= !outputs.is_empty();
@@ -681,9 +679,16 @@ impl Task {
             out.extend(outputs);
         } else {
             self.tick_outputs.records.extend(outputs);
-            let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
-            self.tick_outputs.notify.extend(notify);
         }
+    }
+
+    /// Drains a tick's outputs into `out`, keeping their alerts for the notifier until the
+    /// tick log says they were delivered ([`Task::after_maintenance`]).
+    fn drain_tick(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
+        let notified = self.to_notify.len();
+        self.drain(ctx, false, None, out);
+        let notify: Vec<Output> = self.to_notify.drain(notified..).collect();
+        self.tick_outputs.notify.extend(notify);
     }
 
     /// The ticks applied so far (all but those a replay has yet to apply) had their outputs
