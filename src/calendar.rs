@@ -11,8 +11,12 @@ use chrono_tz::Tz;
 
 /// The local calendar date of `t`.
 pub fn local_date(t: Timestamp, tz: Tz) -> NaiveDate {
-    chrono::DateTime::from_timestamp_millis(t.0)
-        .map(|d| d.with_timezone(&tz).date_naive())
+    // The offset from the per-hour cache: a business-hours deadline reads a few dates each,
+    // and the zone's transition table was most of that work.
+    let local = crate::time::zone_offset(tz, t.0).map(|o| t.0 + i64::from(o) * 1000);
+    local
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|d| d.date_naive())
         .unwrap_or_default()
 }
 
@@ -24,13 +28,37 @@ pub fn day_start(date: NaiveDate, tz: Tz) -> Timestamp {
 /// The instant a local wall-clock time happens (the earlier one when clocks go back; the
 /// moment clocks go forward when it doesn't exist).
 fn instant(local: NaiveDateTime, tz: Tz) -> Timestamp {
+    // Remembered per thread: business-hours deadlines ask for the same few days' opening and
+    // closing times over and over, and the zone's transition table was most of that work.
+    const CACHE: usize = 64;
+    thread_local! {
+        static INSTANTS: std::cell::RefCell<[(Option<Tz>, i64, i64); CACHE]> =
+            const { std::cell::RefCell::new([(None, 0, 0); CACHE]) };
+    }
+    let wall = local.and_utc().timestamp_millis();
+    // Days' openings are a whole number of days apart: the minute is mixed so that they
+    // don't all share a few places.
+    let minute = (wall.div_euclid(60_000) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let i = (minute >> (64 - CACHE.trailing_zeros())) as usize;
+    if let Some(t) = INSTANTS.with_borrow(|c| {
+        let (z, w, t) = c[i];
+        (z == Some(tz) && w == wall).then_some(t)
+    }) {
+        return Timestamp(t);
+    }
+    let t = resolve(local, tz);
+    INSTANTS.with_borrow_mut(|c| c[i] = (Some(tz), wall, t.0));
+    t
+}
+
+fn resolve(local: NaiveDateTime, tz: Tz) -> Timestamp {
     match tz.from_local_datetime(&local) {
         chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
             Timestamp(d.timestamp_millis())
         }
         chrono::LocalResult::None => {
             // A wall-clock time skipped by a daylight-saving change: an hour later exists.
-            instant(local + chrono::Duration::hours(1), tz)
+            resolve(local + chrono::Duration::hours(1), tz)
         }
     }
 }
@@ -128,5 +156,36 @@ mod tests {
             local_date(at("2026-03-06T16:30:00Z"), tz),
             NaiveDate::from_ymd_opt(2026, 3, 7).unwrap()
         );
+    }
+
+    #[test]
+    fn remembered_instants_and_dates_agree_with_the_zone_database() {
+        // Zones with daylight saving (skipped and repeated wall-clock hours), read twice so
+        // that the second reading comes from what the thread remembered.
+        let zones: [Tz; 4] = [
+            chrono_tz::America::Santiago,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::Asia::Shanghai,
+        ];
+        let start = at("2026-01-01T00:00:00Z").0;
+        for tz in zones {
+            let mut ms = start;
+            while ms < start + 366 * 86_400_000 {
+                let t = Timestamp(ms);
+                let expected = chrono::DateTime::from_timestamp_millis(ms)
+                    .unwrap()
+                    .with_timezone(&tz)
+                    .date_naive();
+                assert_eq!(local_date(t, tz), expected, "{tz} at {ms}");
+                let wall = chrono::DateTime::from_timestamp_millis(ms)
+                    .unwrap()
+                    .naive_utc();
+                for _ in 0..2 {
+                    assert_eq!(instant(wall, tz), resolve(wall, tz), "{tz} at {wall}");
+                }
+                ms += 37 * 60_000 + 11_000;
+            }
+        }
     }
 }

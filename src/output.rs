@@ -392,7 +392,16 @@ impl Serialize for OutTime {
 
 impl std::fmt::Display for OutTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.t.to_rfc3339_in(self.tz))
+        // Written into a reused buffer: explanations cite times often, and a string each was
+        // an allocation per time.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            self.t.write_rfc3339_in(self.tz, buf);
+            f.write_str(std::str::from_utf8(buf).expect("RFC 3339 text is ASCII"))
+        })
     }
 }
 

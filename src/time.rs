@@ -170,7 +170,7 @@ thread_local! {
 /// when the zone has the same offset at both ends of the hour: no zone in the tz database
 /// changes its offset twice within one hour, so the whole hour has that offset. Hours with a
 /// transition inside are looked up every time.
-fn zone_offset(tz: Tz, ms: i64) -> Option<i32> {
+pub(crate) fn zone_offset(tz: Tz, ms: i64) -> Option<i32> {
     let hour = ms.div_euclid(HOUR_MS);
     let i = hour.rem_euclid(OFFSET_CACHE as i64) as usize;
     if let Some(offset) = OFFSETS.with_borrow(|c| {
@@ -353,7 +353,7 @@ pub fn format_span(span: Span) -> String {
         ("ms", 1),
     ] {
         if ms >= size {
-            out.push_str(&(ms / size).to_string());
+            out.push_str(itoa::Buffer::new().format(ms / size));
             out.push_str(unit);
             ms %= size;
         }

@@ -6,7 +6,8 @@
 //! Timers are never cancelled: a stale one is recognised and skipped when it fires.
 //!
 //! The table is a coarse timing wheel ([`Wheel`], also used for the lifecycle's deadlines):
-//! deadlines are grouped in buckets of about an hour, each sorted when it is due. The earliest
+//! deadlines are grouped in buckets of about an hour, each sorted when it is due (unless it was
+//! filled in order: then it is only turned round, see [`push_in_order`]). The earliest
 //! bucket is kept apart from the later ones, so peeking and popping (several times per event)
 //! take no look-up. The later buckets are found by number in a hash map (a push is one probe;
 //! an ordered map searched its nodes on every push, several percent of the core's time), and
@@ -49,8 +50,9 @@ pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
     front: Option<(i64, Vec<(Timestamp, T)>)>,
     /// Whether `front` is sorted.
     front_sorted: bool,
-    /// The later buckets, by number; all after `front`'s (empty when `front` is `None`).
-    later: FxHashMap<i64, Vec<(Timestamp, T)>>,
+    /// The later buckets, by number; all after `front`'s (empty when `front` is `None`). Each
+    /// with whether its entries are still in ascending order (see [`Wheel::schedule`]).
+    later: FxHashMap<i64, (Vec<(Timestamp, T)>, bool)>,
     /// The numbers of the buckets in `later`, earliest on top.
     order: BinaryHeap<Reverse<i64>>,
     len: usize,
@@ -80,6 +82,30 @@ impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
 /// The housekeeping timers.
 pub type TimerTable = Wheel<Timer>;
 
+/// How far back from its end a bucket still in order is searched for a new entry's place.
+/// Events waiting for the watermark come almost in time order (a late one a few places
+/// back), so their buckets stay in order and need no sort when due; deadlines of different
+/// lengths interleave, and a bucket they would make search far is left to the sort.
+const IN_ORDER_REACH: usize = 8;
+
+/// Appends `entry` to a later bucket, keeping it in ascending order while that takes a search
+/// of at most [`IN_ORDER_REACH`] entries; `ascending` says whether it still is.
+fn push_in_order<E: Ord>(v: &mut Vec<E>, ascending: &mut bool, entry: E) {
+    if *ascending {
+        let reach = v.len().saturating_sub(IN_ORDER_REACH);
+        let mut pos = v.len();
+        while pos > reach && v[pos - 1] > entry {
+            pos -= 1;
+        }
+        if pos == 0 || v[pos - 1] <= entry {
+            v.insert(pos, entry);
+            return;
+        }
+        *ascending = false;
+    }
+    v.push(entry);
+}
+
 impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     pub fn schedule(&mut self, at: Timestamp, item: T) {
         let bucket = at.0 >> SHIFT;
@@ -97,20 +123,25 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
             }
             Some((first, _)) if *first < bucket => {
                 let (spare, order) = (&mut self.spare, &mut self.order);
-                self.later
-                    .entry(bucket)
-                    .or_insert_with(|| {
-                        order.push(Reverse(bucket));
-                        spare.pop().unwrap_or_default()
-                    })
-                    .push(entry);
+                let (v, ascending) = self.later.entry(bucket).or_insert_with(|| {
+                    order.push(Reverse(bucket));
+                    (spare.pop().unwrap_or_default(), true)
+                });
+                push_in_order(v, ascending, entry);
             }
             _ => {
                 // No bucket yet, or one earlier than the first: it becomes the first.
                 let mut v = self.spare.pop().unwrap_or_default();
                 v.push(entry);
-                if let Some((first, old)) = self.front.replace((bucket, v)) {
-                    self.later.insert(first, old);
+                if let Some((first, mut old)) = self.front.replace((bucket, v)) {
+                    // Sorted descending if it was due, as pushed if not: ascending is known
+                    // only for a bucket of one.
+                    let ascending = old.len() < 2;
+                    if self.front_sorted {
+                        old.reverse();
+                    }
+                    self.later
+                        .insert(first, (old, self.front_sorted || ascending));
                     self.order.push(Reverse(first));
                 }
                 self.front_sorted = true;
@@ -162,14 +193,20 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
 
     /// Drops the (empty) first bucket; the next one becomes the first.
     fn advance(&mut self) {
+        let mut sorted = false;
         let next = self.order.pop().map(|Reverse(b)| {
-            let v = self
+            let (mut v, ascending) = self
                 .later
                 .remove(&b)
                 .expect("every ordered bucket is in the map");
+            if ascending {
+                // Kept in order as it was filled: reversed, it is sorted for popping.
+                v.reverse();
+                sorted = true;
+            }
             (b, v)
         });
-        self.front_sorted = next.as_ref().is_some_and(|(_, v)| v.len() < 2);
+        self.front_sorted = sorted || next.as_ref().is_some_and(|(_, v)| v.len() < 2);
         if let Some((_, emptied)) = std::mem::replace(&mut self.front, next) {
             if self.spare.len() < SPARE_BUCKETS && emptied.capacity() <= SPARE_CAPACITY {
                 self.spare.push(emptied);
@@ -185,19 +222,22 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
     /// Changes entries in place (their times stay).
     pub fn update(&mut self, mut f: impl FnMut(&mut T)) {
         let front = self.front.iter_mut().map(|(_, v)| v);
-        for v in front.chain(self.later.values_mut()) {
+        for v in front.chain(self.later.values_mut().map(|(v, _)| v)) {
             for (_, item) in v.iter_mut() {
                 f(item);
             }
         }
-        // The order within the due bucket may have changed.
+        // The order within every bucket may have changed.
         self.front_sorted = false;
+        for (_, ascending) in self.later.values_mut() {
+            *ascending = false;
+        }
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &(Timestamp, T)> {
         let front = self.front.iter().map(|(_, v)| v);
-        front.chain(self.later.values()).flatten()
+        front.chain(self.later.values().map(|(v, _)| v)).flatten()
     }
 
     #[allow(clippy::len_without_is_empty)]
@@ -292,6 +332,36 @@ mod tests {
                 proptest::prop_assert_eq!(wheel.pop_due(Timestamp(i64::MAX / 2)), Some(e));
             }
             proptest::prop_assert_eq!(wheel.pop_due(Timestamp(i64::MAX / 2)), None);
+        }
+    }
+
+    proptest::proptest! {
+        /// A bucket filled in nearly ascending order stays in order (and says so) while each
+        /// entry's place is near its end; it says it is out of order otherwise, and nothing
+        /// pushed is lost either way.
+        #[test]
+        fn a_bucket_knows_whether_it_is_still_in_order(
+            steps in proptest::collection::vec(-12i64..40, 0..200)
+        ) {
+            let (mut v, mut ascending) = (Vec::new(), true);
+            let mut t = 0i64;
+            for step in &steps {
+                t += step;
+                push_in_order(&mut v, &mut ascending, t);
+            }
+            if ascending {
+                proptest::prop_assert!(v.is_sorted());
+            }
+            let mut pushed: Vec<i64> = steps
+                .iter()
+                .scan(0i64, |t, s| {
+                    *t += s;
+                    Some(*t)
+                })
+                .collect();
+            pushed.sort();
+            v.sort();
+            proptest::prop_assert_eq!(v, pushed);
         }
     }
 
