@@ -25,8 +25,8 @@ pub fn day_start(date: NaiveDate, tz: Tz) -> Timestamp {
     instant(date.and_time(chrono::NaiveTime::MIN), tz)
 }
 
-/// The instant a local wall-clock time happens (the earlier one when clocks go back; the
-/// moment clocks go forward when it doesn't exist).
+/// The instant a local wall-clock time happens (the earlier one when clocks go back; an hour
+/// later when clocks going forward skip it: 02:30 on such a day is read as 03:30).
 fn instant(local: NaiveDateTime, tz: Tz) -> Timestamp {
     // Remembered per thread: business-hours deadlines ask for the same few days' opening and
     // closing times over and over, and the zone's transition table was most of that work.
@@ -169,23 +169,27 @@ mod tests {
             chrono_tz::Asia::Shanghai,
         ];
         let start = at("2026-01-01T00:00:00Z").0;
-        for tz in zones {
-            let mut ms = start;
-            while ms < start + 366 * 86_400_000 {
-                let t = Timestamp(ms);
-                let expected = chrono::DateTime::from_timestamp_millis(ms)
-                    .unwrap()
-                    .with_timezone(&tz)
-                    .date_naive();
-                assert_eq!(local_date(t, tz), expected, "{tz} at {ms}");
-                let wall = chrono::DateTime::from_timestamp_millis(ms)
-                    .unwrap()
-                    .naive_utc();
-                for _ in 0..2 {
-                    assert_eq!(instant(wall, tz), resolve(wall, tz), "{tz} at {wall}");
+        let mut ms = start;
+        while ms < start + 366 * 86_400_000 {
+            // The same wall-clock time in every zone in turn (one place in the cache), and
+            // another a few seconds later in the same minute.
+            for wall_ms in [ms, ms + 17_000] {
+                for tz in zones {
+                    let t = Timestamp(wall_ms);
+                    let expected = chrono::DateTime::from_timestamp_millis(wall_ms)
+                        .unwrap()
+                        .with_timezone(&tz)
+                        .date_naive();
+                    assert_eq!(local_date(t, tz), expected, "{tz} at {wall_ms}");
+                    let wall = chrono::DateTime::from_timestamp_millis(wall_ms)
+                        .unwrap()
+                        .naive_utc();
+                    for _ in 0..2 {
+                        assert_eq!(instant(wall, tz), resolve(wall, tz), "{tz} at {wall}");
+                    }
                 }
-                ms += 37 * 60_000 + 11_000;
             }
+            ms += 37 * 60_000 + 11_000;
         }
     }
 }

@@ -336,15 +336,14 @@ pub fn parse_span(s: &str) -> Result<Span, String> {
 
 /// Formats a span compactly (`7d`, `1d12h`, `90s`), the inverse of [`parse_span`].
 pub fn format_span(span: Span) -> String {
-    let mut ms = span.0;
-    if ms == 0 {
+    if span.0 == 0 {
         return "0s".into();
     }
     let mut out = String::new();
-    if ms < 0 {
+    if span.0 < 0 {
         out.push('-');
-        ms = -ms;
     }
+    let mut ms = span.0.unsigned_abs();
     for (unit, size) in [
         ("d", 86_400_000),
         ("h", 3_600_000),
@@ -431,6 +430,8 @@ mod tests {
         }
         assert_eq!(format_span(Span(36 * 3_600_000)), "1d12h");
         assert_eq!(format_span(Span(250)), "250ms");
+        assert_eq!(format_span(Span(-90_000)), "-1m30s");
+        assert!(format_span(Span(i64::MIN)).starts_with("-106751991167d"));
     }
 
     #[test]

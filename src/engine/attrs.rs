@@ -88,14 +88,26 @@ impl GivenSets {
         if values.iter().all(Option::is_none) {
             return GivenId::NOTHING;
         }
-        let same = self.get(last).iter().zip(values).all(|(&s, v)| match v {
+        let prev = *self.get(last);
+        let same = prev.iter().zip(values).all(|(&s, v)| match v {
             None => s.is_none(),
             Some(v) => words.get(s).is_some_and(|w| &**w == v),
         });
         if same {
             return last;
         }
-        self.intern(values.map(|v| words.intern_opt(v)))
+        // Most of a changed description is still what it was (an event that adds a tier
+        // repeats the region): those words are compared, not hashed again.
+        let mut syms = [Sym::NONE; 4];
+        for (i, v) in values.into_iter().enumerate() {
+            if let Some(v) = v {
+                syms[i] = match words.get(prev[i]) {
+                    Some(w) if **w == *v => prev[i],
+                    _ => words.intern(v),
+                };
+            }
+        }
+        self.intern(syms)
     }
 }
 

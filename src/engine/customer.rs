@@ -411,7 +411,8 @@ pub struct Customer {
     /// Bumped on reuse of a slot, so stale timers are ignored.
     pub generation: u32,
     pub identifiers: Vec<crate::identity::Identifier>,
-    /// The attributes the customer's latest event gave (a cache: see [`GivenSets::of`]).
+    /// The attributes the customer's latest event that gave any gave (a cache: see
+    /// [`GivenSets::of`]).
     ///
     /// [`GivenSets::of`]: super::attrs::GivenSets::of
     pub last_given: GivenId,

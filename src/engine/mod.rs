@@ -142,8 +142,8 @@ pub struct Engine {
     /// A merge's decisions waiting for the merged customer's re-fold (see [`Engine::absorb`]).
     moved_finals: Vec<MovedFinal>,
     seen: Vec<usize>,
-    /// The source of the previous event: most streams come from few sources in runs.
-    last_source: Option<Sym>,
+    /// The sources of the latest events: a stream comes from few sources, taking turns.
+    recent_sources: [Sym; 4],
     /// Accepted events per source symbol, by contact kind then ownership action.
     event_counts: Vec<[u64; 13]>,
     alert_counts: FxHashMap<(Arc<str>, &'static str), u64>,
@@ -204,7 +204,7 @@ impl Engine {
             scratch: Vec::new(),
             moved_finals: Vec::new(),
             seen: Vec::new(),
-            last_source: None,
+            recent_sources: [Sym::NONE; 4],
             event_counts: Vec::new(),
             alert_counts: FxHashMap::default(),
             stats: Stats::default(),
@@ -548,10 +548,15 @@ impl Engine {
     ) -> Result<(), Rejection> {
         let given = {
             let cust = self.slots[slot as usize].as_mut().expect("live slot");
-            cust.last_given = self
+            let given = self
                 .given
                 .of(&mut self.words, event.customer(), cust.last_given);
-            cust.last_given
+            // Sources that describe the customer take turns with sources that don't: the last
+            // description stays to compare the next one with.
+            if given != GivenId::NOTHING {
+                cust.last_given = given;
+            }
+            given
         };
         let entry = self.entry_for(event, given, late);
         let absorbed_any = !absorb.is_empty();
@@ -655,11 +660,17 @@ impl Engine {
     }
 
     fn entry_for(&mut self, event: &Event, given: GivenId, late: bool) -> Entry {
-        let source = match self.last_source {
-            Some(sym) if self.words.get(sym).is_some_and(|w| &**w == event.source()) => sym,
-            _ => {
+        let words = &self.words;
+        let source = match self
+            .recent_sources
+            .iter()
+            .find(|&&sym| words.get(sym).is_some_and(|w| **w == *event.source()))
+        {
+            Some(&sym) => sym,
+            None => {
                 let sym = self.words.intern(event.source());
-                self.last_source = Some(sym);
+                self.recent_sources.rotate_right(1);
+                self.recent_sources[0] = sym;
                 sym
             }
         };

@@ -6,8 +6,8 @@
 //! Timers are never cancelled: a stale one is recognised and skipped when it fires.
 //!
 //! The table is a coarse timing wheel ([`Wheel`], also used for the lifecycle's deadlines):
-//! deadlines are grouped in buckets of about an hour, each sorted when it is due (unless it was
-//! filled in order: then it is only turned round, see [`push_in_order`]). The earliest
+//! deadlines are grouped in buckets of about an hour, each sorted when it comes due (unless it
+//! was filled in order: then it is only turned round, see [`push_in_order`]). The earliest
 //! bucket is kept apart from the later ones, so peeking and popping (several times per event)
 //! take no look-up. The later buckets are found by number in a hash map (a push is one probe;
 //! an ordered map searched its nodes on every push, several percent of the core's time), and
@@ -48,10 +48,10 @@ pub struct Wheel<T, const SHIFT: u32 = BUCKET_SHIFT> {
     /// it take no map look-up: its number and entries. Once due it is kept sorted in
     /// *descending* order, so the earliest entry pops from the end.
     front: Option<(i64, Vec<(Timestamp, T)>)>,
-    /// Whether `front` is sorted.
-    front_sorted: bool,
+    /// The order `front`'s entries are in.
+    front_order: Order,
     /// The later buckets, by number; all after `front`'s (empty when `front` is `None`). Each
-    /// with whether its entries are still in ascending order (see [`Wheel::schedule`]).
+    /// with whether its entries are still in ascending order (see [`push_in_order`]).
     later: FxHashMap<i64, (Vec<(Timestamp, T)>, bool)>,
     /// The numbers of the buckets in `later`, earliest on top.
     order: BinaryHeap<Reverse<i64>>,
@@ -70,7 +70,7 @@ impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
     fn default() -> Self {
         Wheel {
             front: None,
-            front_sorted: false,
+            front_order: Order::Unsorted,
             later: FxHashMap::default(),
             order: BinaryHeap::new(),
             len: 0,
@@ -82,6 +82,16 @@ impl<T, const SHIFT: u32> Default for Wheel<T, SHIFT> {
 /// The housekeeping timers.
 pub type TimerTable = Wheel<Timer>;
 
+/// The order of a bucket's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Unsorted,
+    /// As filled, in order ([`push_in_order`]): turned round when it comes due.
+    Ascending,
+    /// Due, sorted for popping from the end.
+    Descending,
+}
+
 /// How far back from its end a bucket still in order is searched for a new entry's place.
 /// Events waiting for the watermark come almost in time order (a late one a few places
 /// back), so their buckets stay in order and need no sort when due; deadlines of different
@@ -90,6 +100,7 @@ const IN_ORDER_REACH: usize = 8;
 
 /// Appends `entry` to a later bucket, keeping it in ascending order while that takes a search
 /// of at most [`IN_ORDER_REACH`] entries; `ascending` says whether it still is.
+#[inline(always)]
 fn push_in_order<E: Ord>(v: &mut Vec<E>, ascending: &mut bool, entry: E) {
     if *ascending {
         let reach = v.len().saturating_sub(IN_ORDER_REACH);
@@ -112,15 +123,21 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
         let entry = (at, item);
         self.len += 1;
         match &mut self.front {
-            Some((first, v)) if *first == bucket => {
-                if self.front_sorted {
+            Some((first, v)) if *first == bucket => match self.front_order {
+                Order::Descending => {
                     // Keep the due bucket sorted (descending).
                     let pos = v.partition_point(|t| *t > entry);
                     v.insert(pos, entry);
-                } else {
-                    v.push(entry);
                 }
-            }
+                Order::Ascending => {
+                    let mut ascending = true;
+                    push_in_order(v, &mut ascending, entry);
+                    if !ascending {
+                        self.front_order = Order::Unsorted;
+                    }
+                }
+                Order::Unsorted => v.push(entry),
+            },
             Some((first, _)) if *first < bucket => {
                 let (spare, order) = (&mut self.spare, &mut self.order);
                 let (v, ascending) = self.later.entry(bucket).or_insert_with(|| {
@@ -134,32 +151,34 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
                 let mut v = self.spare.pop().unwrap_or_default();
                 v.push(entry);
                 if let Some((first, mut old)) = self.front.replace((bucket, v)) {
-                    // Sorted descending if it was due, as pushed if not: ascending is known
-                    // only for a bucket of one.
-                    let ascending = old.len() < 2;
-                    if self.front_sorted {
-                        old.reverse();
-                    }
-                    self.later
-                        .insert(first, (old, self.front_sorted || ascending));
+                    let ascending = match self.front_order {
+                        Order::Descending => {
+                            old.reverse();
+                            true
+                        }
+                        Order::Ascending => true,
+                        Order::Unsorted => old.len() < 2,
+                    };
+                    self.later.insert(first, (old, ascending));
                     self.order.push(Reverse(first));
                 }
-                self.front_sorted = true;
+                self.front_order = Order::Ascending;
             }
         }
     }
 
     /// The earliest entry due at or before `now`, if any (sorting its bucket if needed).
+    #[inline]
     pub fn peek_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
         loop {
-            let (first, v) = self.front.as_mut()?;
+            let (first, _) = self.front.as_ref()?;
             if *first > now.0 >> SHIFT {
                 return None;
             }
-            if !self.front_sorted {
-                v.sort_unstable_by(|a, b| b.cmp(a));
-                self.front_sorted = true;
+            if self.front_order != Order::Descending {
+                self.order_front();
             }
+            let (_, v) = self.front.as_ref()?;
             match v.last() {
                 None => self.advance(),
                 Some(t) if t.0 <= now => return Some(*t),
@@ -168,13 +187,31 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
         }
     }
 
+    /// Sorts the due first bucket for popping. Apart from the few calls that pop, so that
+    /// those stay small enough to be inlined where the wheel is read, several times an event.
+    #[cold]
+    #[inline(never)]
+    fn order_front(&mut self) {
+        if let Some((_, v)) = self.front.as_mut() {
+            match self.front_order {
+                Order::Descending => {}
+                // Filled in order: turned round, it is sorted for popping.
+                Order::Ascending => v.reverse(),
+                Order::Unsorted => v.sort_unstable_by(|a, b| b.cmp(a)),
+            }
+        }
+        self.front_order = Order::Descending;
+    }
+
     /// The entry `n` places behind the next one to pop (`ahead(0)` is the next), when it is in
     /// the bucket being drained, else `None`. Whether it is due is not checked. Right after a
     /// pop, every entry due at the popped time is among them (one time, one bucket, sorted):
     /// the lifecycle reads a moment's other assignment tries this way.
     pub fn ahead(&self, n: usize) -> Option<&(Timestamp, T)> {
         match &self.front {
-            Some((_, v)) if self.front_sorted => v.len().checked_sub(n + 1).map(|i| &v[i]),
+            Some((_, v)) if self.front_order == Order::Descending => {
+                v.len().checked_sub(n + 1).map(|i| &v[i])
+            }
             _ => None,
         }
     }
@@ -193,20 +230,18 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
 
     /// Drops the (empty) first bucket; the next one becomes the first.
     fn advance(&mut self) {
-        let mut sorted = false;
+        let mut order = Order::Unsorted;
         let next = self.order.pop().map(|Reverse(b)| {
-            let (mut v, ascending) = self
+            let (v, ascending) = self
                 .later
                 .remove(&b)
                 .expect("every ordered bucket is in the map");
             if ascending {
-                // Kept in order as it was filled: reversed, it is sorted for popping.
-                v.reverse();
-                sorted = true;
+                order = Order::Ascending;
             }
             (b, v)
         });
-        self.front_sorted = sorted || next.as_ref().is_some_and(|(_, v)| v.len() < 2);
+        self.front_order = order;
         if let Some((_, emptied)) = std::mem::replace(&mut self.front, next) {
             if self.spare.len() < SPARE_BUCKETS && emptied.capacity() <= SPARE_CAPACITY {
                 self.spare.push(emptied);
@@ -228,7 +263,7 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
             }
         }
         // The order within every bucket may have changed.
-        self.front_sorted = false;
+        self.front_order = Order::Unsorted;
         for (_, ascending) in self.later.values_mut() {
             *ascending = false;
         }
@@ -344,10 +379,14 @@ mod tests {
             steps in proptest::collection::vec(-12i64..40, 0..200)
         ) {
             let (mut v, mut ascending) = (Vec::new(), true);
+            // In order for as long as no entry had more than the reach after its place.
+            let mut model = true;
             let mut t = 0i64;
             for step in &steps {
                 t += step;
+                model &= v.iter().filter(|&&x| x > t).count() <= IN_ORDER_REACH;
                 push_in_order(&mut v, &mut ascending, t);
+                proptest::prop_assert_eq!(ascending, model);
             }
             if ascending {
                 proptest::prop_assert!(v.is_sorted());
