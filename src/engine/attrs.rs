@@ -75,9 +75,9 @@ impl GivenSets {
         self.list.iter()
     }
 
-    /// The handle for what `c` gives. `last` is the handle this customer's previous event got:
-    /// a customer is usually described the same way every time, and comparing its words is
-    /// cheaper than hashing them.
+    /// The handle for what `c` gives. `last` is the last handle other than
+    /// [`GivenId::NOTHING`] this customer's events got: a customer is usually described the
+    /// same way every time, and comparing its words is cheaper than hashing them.
     pub fn of(&mut self, words: &mut Interner, c: &CustomerRef, last: GivenId) -> GivenId {
         let values = [
             c.region.as_deref(),

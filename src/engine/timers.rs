@@ -162,7 +162,8 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
                     self.later.insert(first, (old, ascending));
                     self.order.push(Reverse(first));
                 }
-                self.front_order = Order::Ascending;
+                // One entry is in popping order already: `ahead` sees it at once.
+                self.front_order = Order::Descending;
             }
         }
     }
@@ -236,9 +237,11 @@ impl<T: Ord + Copy, const SHIFT: u32> Wheel<T, SHIFT> {
                 .later
                 .remove(&b)
                 .expect("every ordered bucket is in the map");
-            if ascending {
-                order = Order::Ascending;
-            }
+            order = match (v.len() < 2, ascending) {
+                (true, _) => Order::Descending,
+                (false, true) => Order::Ascending,
+                (false, false) => Order::Unsorted,
+            };
             (b, v)
         });
         self.front_order = order;
