@@ -138,11 +138,27 @@ impl Timestamp {
 
     /// Appends [`Self::to_rfc3339_in`]'s text to `out` (no allocation once `out` has room).
     pub fn write_rfc3339_in(self, tz: Tz, out: &mut Vec<u8>) {
-        let Some(offset) = zone_offset(tz, self.0) else {
-            out.extend_from_slice(self.0.to_string().as_bytes());
-            return;
-        };
-        format_rfc3339(self.0 + i64::from(offset) * 1000, offset, out)
+        match self.rfc3339_in(tz) {
+            Rfc3339::Digits(d) => out.extend_from_slice(d.bytes()),
+            Rfc3339::Text(text) => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+
+    /// Appends [`Self::to_rfc3339_in`]'s text to a string (explanations cite times).
+    pub fn push_rfc3339_in(self, tz: Tz, out: &mut String) {
+        match self.rfc3339_in(tz) {
+            Rfc3339::Digits(d) => {
+                out.push_str(std::str::from_utf8(d.bytes()).expect("RFC 3339 text is ASCII"))
+            }
+            Rfc3339::Text(text) => out.push_str(&text),
+        }
+    }
+
+    fn rfc3339_in(self, tz: Tz) -> Rfc3339 {
+        match zone_offset(tz, self.0) {
+            Some(offset) => format_rfc3339(self.0 + i64::from(offset) * 1000, offset),
+            None => Rfc3339::Text(self.0.to_string()),
+        }
     }
 
     /// RFC 3339 in UTC (`...Z`).
@@ -201,7 +217,14 @@ fn lookup_offset(tz: Tz, ms: i64) -> Option<i32> {
 
 /// Writes `local_ms` (milliseconds since the epoch, already shifted into the zone) with the
 /// given offset in seconds.
-fn format_rfc3339(local_ms: i64, offset_secs: i32, dest: &mut Vec<u8>) {
+/// A time's RFC 3339 text: digits in a fixed buffer, or (outside years 0–9999, or outside
+/// the zone database's range) text made the slow way.
+enum Rfc3339 {
+    Digits(Digits),
+    Text(String),
+}
+
+fn format_rfc3339(local_ms: i64, offset_secs: i32) -> Rfc3339 {
     let days = local_ms.div_euclid(86_400_000);
     let ms_of_day = local_ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -212,9 +235,7 @@ fn format_rfc3339(local_ms: i64, offset_secs: i32, dest: &mut Vec<u8>) {
         ms_of_day % 1000,
     );
     if !(0..=9999).contains(&y) {
-        let text = format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
-        dest.extend_from_slice(text.as_bytes());
-        return;
+        return Rfc3339::Text(format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}"));
     }
     let off = offset_secs.unsigned_abs();
     // Written digit by digit: `write!` with padding was most of the cost of an alert.
@@ -238,7 +259,7 @@ fn format_rfc3339(local_ms: i64, offset_secs: i32, dest: &mut Vec<u8>) {
     out.num(u64::from(off / 3600), 2);
     out.byte(b':');
     out.num(u64::from(off / 60 % 60), 2);
-    dest.extend_from_slice(&out.buf[..out.len]);
+    Rfc3339::Digits(out)
 }
 
 /// A fixed buffer for an RFC 3339 timestamp.
@@ -249,6 +270,9 @@ struct Digits {
 }
 
 impl Digits {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
     fn byte(&mut self, b: u8) {
         self.buf[self.len] = b;
         self.len += 1;
@@ -336,10 +360,17 @@ pub fn parse_span(s: &str) -> Result<Span, String> {
 
 /// Formats a span compactly (`7d`, `1d12h`, `90s`), the inverse of [`parse_span`].
 pub fn format_span(span: Span) -> String {
-    if span.0 == 0 {
-        return "0s".into();
-    }
     let mut out = String::new();
+    push_span(span, &mut out);
+    out
+}
+
+/// Appends [`format_span`]'s text to `out`.
+pub fn push_span(span: Span, out: &mut String) {
+    if span.0 == 0 {
+        out.push_str("0s");
+        return;
+    }
     if span.0 < 0 {
         out.push('-');
     }
@@ -357,7 +388,6 @@ pub fn format_span(span: Span) -> String {
             ms %= size;
         }
     }
-    out
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -87,6 +87,15 @@ impl std::fmt::Display for RepLabel {
     }
 }
 
+impl crate::output::Piece for RepLabel {
+    fn put(&self, out: &mut String) {
+        out.push_str(&self.id);
+        if let Some(team) = &self.team {
+            crate::output::say!(out, " (", team, ")");
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn word(&self, s: Sym) -> Option<Arc<str>> {
         self.words.get(s).cloned()

@@ -23,10 +23,10 @@ use crate::config::{CollisionKind, NewLeadSla, Resolution, Strategy};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::Handle;
 use crate::output::{
-    ClaimData, EvidenceData, HoldData, OutTime, Output, OutputType, ReassignmentData, RejectedData,
-    RepData, ScoreData, Text, WindowData,
+    say, ClaimData, EvidenceData, HoldData, OutTime, Output, OutputType, ReassignmentData,
+    RejectedData, RepData, ScoreData, Text, WindowData,
 };
-use crate::time::{format_span, Span, Timestamp};
+use crate::time::{Span, Timestamp};
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -439,15 +439,19 @@ impl Engine {
             let o = cust.hold.owner.as_ref().expect("checked");
             let (who, key, end) = (ctx.rep_label(o.rep, o.team), cust.key.clone(), ctx.at(end));
             let cap = p.cap.unwrap_or(Span::ZERO);
-            Text::later(move |f| {
-                write!(
-                    f,
-                    "{who} followed up customer {key}: protection now ends {end}"
-                )?;
+            Text::later(move |out| {
+                say!(
+                    out,
+                    who,
+                    " followed up customer ",
+                    key,
+                    ": protection now ends ",
+                    end
+                );
                 if capped {
-                    write!(f, " (the cap: {} after the claim)", format_span(cap))
+                    say!(out, " (the cap: ", cap, " after the claim)")
                 } else {
-                    write!(f, " ({} after this follow-up)", format_span(ext))
+                    say!(out, " (", ext, " after this follow-up)")
                 }
             })
         };
@@ -499,10 +503,14 @@ impl Engine {
                             cust.key.clone(),
                             ctx.at(o.protected_until),
                         );
-                        Text::later(move |f| {
-                            write!(
-                                f,
-                                "{who} developed customer {key}, which had no owner: protected until {until}"
+                        Text::later(move |out| {
+                            say!(
+                                out,
+                                who,
+                                " developed customer ",
+                                key,
+                                ", which had no owner: protected until ",
+                                until
                             )
                         })
                     },
@@ -1145,11 +1153,14 @@ impl Engine {
                         let (span, since) = (at - o.since, OutTime { t: o.since, tz });
                         (
                             "protection_cap",
-                            Text::later(move |f| {
-                                write!(
-                                    f,
-                                    "protection reached its cap ({} after the claim on {since})",
-                                    format_span(span)
+                            Text::later(move |out| {
+                                say!(
+                                    out,
+                                    "protection reached its cap (",
+                                    span,
+                                    " after the claim on ",
+                                    since,
+                                    ")"
                                 )
                             }),
                         )
@@ -1165,9 +1176,8 @@ impl Engine {
             Due::NoDeal => {
                 if let Some(o) = owner.filter(|o| holds(o) && o.deal_by == Some(at)) {
                     let span = at - o.since;
-                    let why = Text::later(move |f| {
-                        write!(f, "no deal within {} of the claim", format_span(span))
-                    });
+                    let why =
+                        Text::later(move |out| say!(out, "no deal within ", span, " of the claim"));
                     self.release(slot, at, "no_deal", "ownership.no_deal", why);
                 }
             }
@@ -1204,10 +1214,18 @@ impl Engine {
                     } else {
                         ("no follow up", "they follow it up")
                     };
-                    Text::later(move |f| {
-                        write!(
-                            f,
-                            "{who} will lose customer {key} at {when} ({cause}) unless {unless}"
+                    Text::later(move |out| {
+                        say!(
+                            out,
+                            who,
+                            " will lose customer ",
+                            key,
+                            " at ",
+                            when,
+                            " (",
+                            cause,
+                            ") unless ",
+                            unless
                         )
                     })
                 };
@@ -1236,11 +1254,15 @@ impl Engine {
                 let (span, need, bit, code) = new_lead_deadline(sla, due);
                 let done = hold.follow_ups;
                 self.hold(slot).sla_noted |= bit;
-                let why = Text::later(move |f| {
-                    write!(
-                        f,
-                        "{done} follow-up(s) by the owner within {} of getting the customer; {need} required",
-                        format_span(span)
+                let why = Text::later(move |out| {
+                    say!(
+                        out,
+                        done,
+                        " follow-up(s) by the owner within ",
+                        span,
+                        " of getting the customer; ",
+                        need,
+                        " required"
                     )
                 });
                 self.emit_hold(
@@ -1272,15 +1294,17 @@ impl Engine {
                 self.hold(slot).inbound_waiting = None;
                 let (within, business) = (sla.within, sla.business_hours);
                 let asked = OutTime { t: since, tz };
-                let why = Text::later(move |f| {
-                    write!(
-                        f,
-                        "an inbound contact at {asked} was not answered by the owner within "
-                    )?;
+                let why = Text::later(move |out| {
+                    say!(
+                        out,
+                        "an inbound contact at ",
+                        asked,
+                        " was not answered by the owner within "
+                    );
                     if business {
-                        write!(f, "{} business hours", within.0 / 3_600_000)
+                        say!(out, within.0 / 3_600_000, " business hours")
                     } else {
-                        f.write_str(&format_span(within))
+                        say!(out, within)
                     }
                 });
                 self.emit_hold(
@@ -1312,10 +1336,16 @@ impl Engine {
                     let ctx = ctx!(self, cust, cust.hold.attrs, true);
                     let (key, since, who) =
                         (cust.key.clone(), ctx.at(last), ctx.rep_label(o.rep, o.team));
-                    Text::later(move |f| {
-                        write!(
-                            f,
-                            "won customer {key} has had no contact or purchase since {since}: {who} should visit again"
+                    Text::later(move |out| {
+                        say!(
+                            out,
+                            "won customer ",
+                            key,
+                            " has had no contact or purchase since ",
+                            since,
+                            ": ",
+                            who,
+                            " should visit again"
                         )
                     })
                 };
@@ -1452,13 +1482,14 @@ impl Engine {
                 self.pool_name(slot),
                 ctx.rep_label(o.rep, o.team),
             );
-            Text::later(move |f| {
-                write!(f, "customer {key} goes back to ")?;
+            Text::later(move |out| {
+                say!(out, "customer ", key, " goes back to ");
                 match &pool {
-                    Some(p) => write!(f, "pool `{p}`")?,
-                    None => f.write_str("the public pool")?,
+                    Some(p) => say!(out, "pool `", p, "`"),
+                    None => say!(out, "the public pool"),
                 }
-                write!(f, " from {who}: {why}")
+                say!(out, " from ", who, ": ");
+                why.push_to(out)
             })
         };
         self.emit_hold(
