@@ -156,6 +156,20 @@ mod tests {
             prop_assert_eq!(found, expected);
         }
 
+        /// Whole words, the tail, and any starting point.
+        #[test]
+        fn next_stop_agrees_with_a_byte_by_byte_search(
+            bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, any::<u8>(), any::<u8>(), any::<u8>()], 0..40),
+            from in 0usize..40,
+        ) {
+            let from = from.min(bytes.len());
+            let expected = bytes[from..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map(|i| from + i);
+            prop_assert_eq!(next_stop(&bytes, from), expected);
+        }
+
         #[test]
         fn escapes_strings_as_serde_json_does(s in text()) {
             let expected = serde_json::to_string(&s).unwrap();

@@ -9,6 +9,7 @@ use super::customer::{Body, Entry, Fold, Key, Owner, Via};
 use super::reps::{Interner, RepIdx, Reps, Sym};
 use crate::config::{CollisionKind, CollisionRule, Rules};
 use crate::event::{ContactKind, Direction, OwnershipAction};
+use crate::output::say;
 use crate::output::{
     CollisionData, CustomerData, EvidenceData, OutTime, Output, OutputType, OwnerData, RepData,
     WindowData,
@@ -640,13 +641,19 @@ fn protected_contact(
     ];
     reps.sort();
     let evidence = vec![ctx.evidence(e), ctx.owner_evidence(owner)];
-    let reason = format!(
-        "{} {} customer {}, owned by {} since {} ({}) and protected until {}",
-        ctx.rep_name(c.rep, c.team),
+    let mut reason = String::new();
+    say!(
+        &mut reason,
+        ctx.rep_label(c.rep, c.team),
+        " ",
         verb(c.kind, c.direction),
+        " customer ",
         ctx.subject,
-        ctx.rep_name(owner.rep, owner.team),
-        ctx.time(owner.since),
+        ", owned by ",
+        ctx.rep_label(owner.rep, owner.team),
+        " since ",
+        ctx.at(owner.since),
+        " (",
         match owner.via {
             Via::Crm => "assigned in the CRM",
             Via::Claim => "claimed from the pool",
@@ -654,12 +661,13 @@ fn protected_contact(
             Via::Assigned => "assigned by its pool",
             Via::Reassigned => "reassigned after a collision",
         },
-        if owner.won {
-            "further notice (won)".to_string()
-        } else {
-            ctx.time(owner.protected_until)
-        },
+        ") and protected until "
     );
+    if owner.won {
+        say!(&mut reason, "further notice (won)");
+    } else {
+        say!(&mut reason, ctx.at(owner.protected_until));
+    }
     let data = CollisionData {
         rule: Arc::from(rule.id.as_str()),
         rule_type: rule.kind.type_name(),
@@ -777,27 +785,32 @@ fn multi_rep(
             .filter(|s| s.key() != e.key())
             .map(|s| ctx.evidence(s)),
     );
-    let names: Vec<String> = seen
-        .iter()
-        .rev()
-        .filter_map(|s| contact_rep(s))
-        .map(|(r, t, _)| ctx.rep_name(r, t))
-        .collect();
-    let reason = format!(
-        "{} reps contacted customer {}{} within {}: {}",
+    let mut reason = String::new();
+    say!(
+        &mut reason,
         seen.len(),
-        ctx.subject,
-        match effective_owner(ctx, fold, e.t) {
-            None => " (no owner)".to_string(),
-            Some(o) => format!(
-                " (owner {}'s protection ended {})",
-                ctx.rep_name(o.rep, o.team),
-                ctx.time(o.protected_until)
-            ),
-        },
-        format_span(window),
-        names.join(", ")
+        " reps contacted customer ",
+        ctx.subject
     );
+    match effective_owner(ctx, fold, e.t) {
+        None => say!(&mut reason, " (no owner)"),
+        Some(o) => say!(
+            &mut reason,
+            " (owner ",
+            ctx.rep_label(o.rep, o.team),
+            "'s protection ended ",
+            ctx.at(o.protected_until),
+            ")"
+        ),
+    }
+    say!(&mut reason, " within ", window, ": ");
+    let named = seen.iter().rev().filter_map(|s| contact_rep(s));
+    for (i, (r, t, _)) in named.enumerate() {
+        if i > 0 {
+            reason.push_str(", ");
+        }
+        say!(&mut reason, ctx.rep_label(r, t));
+    }
     let data = CollisionData {
         rule: Arc::from(rule.id.as_str()),
         rule_type: rule.kind.type_name(),

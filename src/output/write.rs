@@ -71,8 +71,7 @@ impl<'a> Object<'a> {
     #[inline(always)]
     fn number(&mut self, key: &str, value: impl itoa::Integer) -> &mut Self {
         let mut digits = itoa::Buffer::new();
-        self.key(key)
-            .push_str(digits.format(value));
+        self.key(key).push_str(digits.format(value));
         self
     }
 
