@@ -418,9 +418,9 @@ enum TextRepr {
 }
 
 impl Text {
-    /// Text written from captured values when the data is rendered, usually with [`say!`].
-    /// The closure must write the same text every time (it captures values, never state that
-    /// changes).
+    /// Text written from captured values when the data is rendered, usually with the crate's
+    /// `say!`. The closure must write the same text every time (it captures values, never
+    /// state that changes).
     pub fn later(write: impl Fn(&mut String) + Send + Sync + 'static) -> Text {
         Text(TextRepr::Later(Arc::new(write)))
     }
@@ -439,7 +439,7 @@ impl Text {
 /// Explanations were written with `write!`: its machinery (an argument list walked at run
 /// time, a padding check and a call through a pointer per part) cost about 1,700 instructions
 /// per explanation, 5% of the core's work on the benchmark stream. Pieces are appended
-/// directly instead; [`say!`] lists them.
+/// directly instead; the crate's `say!` lists them.
 pub trait Piece {
     fn put(&self, out: &mut String);
 }
