@@ -390,8 +390,7 @@ impl Serialize for OutTime {
 
 impl std::fmt::Display for OutTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Written into a reused buffer: explanations cite times often, and a string each was
-        // an allocation per time.
+        // Written into a reused buffer, not a string each: an allocation per time.
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }

@@ -215,8 +215,6 @@ fn lookup_offset(tz: Tz, ms: i64) -> Option<i32> {
     )
 }
 
-/// Writes `local_ms` (milliseconds since the epoch, already shifted into the zone) with the
-/// given offset in seconds.
 /// A time's RFC 3339 text: digits in a fixed buffer, or (outside years 0–9999, or outside
 /// the zone database's range) text made the slow way.
 enum Rfc3339 {
@@ -224,6 +222,8 @@ enum Rfc3339 {
     Text(String),
 }
 
+/// Formats `local_ms` (milliseconds since the epoch, already shifted into the zone) with the
+/// given offset in seconds.
 fn format_rfc3339(local_ms: i64, offset_secs: i32) -> Rfc3339 {
     let days = local_ms.div_euclid(86_400_000);
     let ms_of_day = local_ms.rem_euclid(86_400_000);

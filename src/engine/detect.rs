@@ -79,15 +79,6 @@ pub(super) struct RepLabel {
     team: Option<Arc<str>>,
 }
 
-impl std::fmt::Display for RepLabel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.team {
-            Some(t) => write!(f, "{} ({t})", self.id),
-            None => f.write_str(&self.id),
-        }
-    }
-}
-
 impl crate::output::Piece for RepLabel {
     fn put(&self, out: &mut String) {
         out.push_str(&self.id);
@@ -198,7 +189,9 @@ impl Ctx<'_> {
         }
     }
     pub(super) fn rep_name(&self, rep: RepIdx, team: Sym) -> String {
-        self.rep_label(rep, team).to_string()
+        let mut name = String::new();
+        say!(&mut name, self.rep_label(rep, team));
+        name
     }
     /// [`Ctx::rep_name`] as values, for text written later.
     pub(super) fn rep_label(&self, rep: RepIdx, team: Sym) -> RepLabel {
