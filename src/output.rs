@@ -390,14 +390,14 @@ impl Serialize for OutTime {
 
 impl std::fmt::Display for OutTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Written into a reused buffer, not a string each: an allocation per time.
+        // Written into a reused string, not a new one each: an allocation per time.
         thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
         BUF.with_borrow_mut(|buf| {
             buf.clear();
-            self.t.write_rfc3339_in(self.tz, buf);
-            f.write_str(std::str::from_utf8(buf).expect("RFC 3339 text is ASCII"))
+            self.put(buf);
+            f.write_str(buf)
         })
     }
 }
@@ -489,7 +489,7 @@ macro_rules! integer_pieces {
         }
     )*};
 }
-integer_pieces!(u32, u64, usize, i64);
+integer_pieces!(u32, usize, i64);
 
 /// Appends each piece ([`Piece`]) to the string, in order:
 /// `say!(out, who, " followed up customer ", key)`.

@@ -9,10 +9,9 @@ use super::customer::{Body, Entry, Fold, Key, Owner, Via};
 use super::reps::{Interner, RepIdx, Reps, Sym};
 use crate::config::{CollisionKind, CollisionRule, Rules};
 use crate::event::{ContactKind, Direction, OwnershipAction};
-use crate::output::say;
 use crate::output::{
-    CollisionData, CustomerData, EvidenceData, OutTime, Output, OutputType, OwnerData, RepData,
-    WindowData,
+    say, CollisionData, CustomerData, EvidenceData, OutTime, Output, OutputType, OwnerData,
+    RepData, WindowData,
 };
 use crate::time::{format_span, Span, Timestamp};
 use std::sync::Arc;
@@ -83,7 +82,7 @@ impl crate::output::Piece for RepLabel {
     fn put(&self, out: &mut String) {
         out.push_str(&self.id);
         if let Some(team) = &self.team {
-            crate::output::say!(out, " (", team, ")");
+            say!(out, " (", team, ")");
         }
     }
 }
