@@ -1663,4 +1663,132 @@ mod tests {
         assert_eq!(again.engine().stats().rejected_total(), 1);
         assert!(!again.replaying());
     }
+
+    /// A withdrawal made by a wall-clock tick reaches the notifier once the tick's outputs are
+    /// delivered: with the transaction's commit (`exactly_once`), or in `at_least_once` mode
+    /// once the tick log says they were delivered ([`Task::after_maintenance`]), never before.
+    /// r-a's visit to C1 at 09:00 is taken as a first touch at once, so r-b's visit at 09:05 is
+    /// an intrusion (notified with its batch). r-a is then made inactive; the tick at 09:30
+    /// moves the watermark past both visits, the lifecycle refuses r-a's first touch, and the
+    /// intrusion is withdrawn: an output of the tick, not of any message.
+    #[test]
+    fn a_ticks_withdrawal_reaches_the_notifier_once_delivered() {
+        use crate::notify::{Notifier, NotifyConfig, Submitted};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let rules = Arc::new(
+            Rules::from_texts([(
+                std::path::Path::new("r.yaml"),
+                "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\nownership:\n  protection: 10d\n  first_touch: {enabled: true, kinds: [visit]}\ncollisions:\n  - {id: protected-contact, type: protected_contact, severity: high, cooldown: 1d}\n",
+            )])
+            .expect("valid rules"),
+        );
+        let roster = |a: &str| {
+            Roster::parse(
+                &format!(
+                    "reps:\n  - {{id: r-a, team: east-1{a}}}\n  - {{id: r-b, team: east-2}}\n"
+                ),
+                std::path::Path::new("r.yaml"),
+            )
+            .expect("valid roster")
+        };
+        let visit = |id: &str, minute: u32, rep: &str| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"visit","occurred_at":"2026-11-02T09:{minute:02}:00+08:00","rep":{{"id":"{rep}"}},"customer":{{"id":"C1"}}}}"#
+            )
+        };
+        let base = Timestamp::parse_rfc3339("2026-11-02T09:00:00+08:00")
+            .unwrap()
+            .0;
+        let lines = [visit("v-1", 0, "r-a"), visit("v-2", 5, "r-b")];
+        let waiting = |t: &Task, ty: OutputType| -> Vec<Output> {
+            t.waiting_to_notify()
+                .iter()
+                .filter(|o| o.ty() == ty)
+                .cloned()
+                .collect()
+        };
+
+        for atomic in [true, false] {
+            let config = NotifyConfig::parse(
+                "channels:\n  - {name: w, platform: wecom, url: 'http://127.0.0.1:9/wecom'}\n",
+                std::path::Path::new("notifications.yaml"),
+                &|_| None,
+            )
+            .unwrap();
+            let (notifier, _delivery) = Notifier::start(config, &Roster::default());
+            let mut ctx = TaskContext {
+                rules: rules.clone(),
+                roster: roster(""),
+                atomic,
+                ..context(Clock::Wall)
+            };
+            ctx.observers.notifier = Some(notifier.clone());
+            let (mut t, _) = restore_from(&ctx, &[], None);
+            let mut out = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                let msg = Message {
+                    offset: i as i64,
+                    key: None,
+                    payload: line.as_bytes(),
+                    timestamp: Some(base + i as i64 * 300_000),
+                };
+                t.handle(&ctx, msg, &at(i as i64), &mut out);
+            }
+            t.at_end(&ctx, &mut out);
+            let alerts = waiting(&t, OutputType::Collision);
+            assert_eq!(alerts.len(), 1, "r-b's visit intrudes on r-a's first touch");
+            t.committed(&ctx);
+            assert!(t.waiting_to_notify().is_empty());
+
+            t.reload_roster(Arc::new(roster(", active: false")));
+            let mut tick = Vec::new();
+            t.maintain(&ctx, Timestamp(base + 30 * 60_000), &mut tick);
+            let withdrawn = if atomic {
+                // In the tick's transaction with its log record: notified with its commit.
+                assert_eq!(ids(&tick, "alerts").len(), 1, "the withdrawal is published");
+                waiting(&t, OutputType::Withdrawn)
+            } else {
+                // The tick log's record goes first; the outputs wait for its delivery, and the
+                // notifier for theirs.
+                assert!(ids(&tick, "alerts").is_empty());
+                assert!(waiting(&t, OutputType::Withdrawn).is_empty());
+                t.committed(&ctx);
+                let mut outputs = Vec::new();
+                t.after_maintenance(&ctx, &mut outputs);
+                assert_eq!(
+                    ids(&outputs, "alerts").len(),
+                    1,
+                    "the withdrawal is published"
+                );
+                assert!(
+                    waiting(&t, OutputType::Withdrawn).is_empty(),
+                    "not before its delivery is logged"
+                );
+                t.committed(&ctx);
+                let mut log = Vec::new();
+                t.after_maintenance(&ctx, &mut log);
+                assert_eq!(
+                    log.len(),
+                    1,
+                    "the tick log, saying its outputs were delivered"
+                );
+                waiting(&t, OutputType::Withdrawn)
+            };
+            assert_eq!(withdrawn.len(), 1, "atomic: {atomic}");
+            assert!(withdrawn[0].data().contains(alerts[0].id()));
+            t.committed(&ctx);
+            assert!(t.waiting_to_notify().is_empty());
+            // Submitted at that commit: the notifier has already stopped the alert's deliveries
+            // (a first submission would answer `Stopped`).
+            assert_eq!(
+                notifier.submit(&withdrawn[0]),
+                Submitted::Ignored,
+                "atomic: {atomic}"
+            );
+        }
+    }
 }
