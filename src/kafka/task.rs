@@ -1791,4 +1791,43 @@ mod tests {
             );
         }
     }
+
+    /// `clock: wall` compares an event with its message's timestamp (`max_future_skew`); a
+    /// message without one is judged as the event clock judges it (`max_clock_jump` past the
+    /// partition's clock), as the README's Kafka section says.
+    #[test]
+    fn wall_clock_without_a_message_timestamp_judges_by_event_time() {
+        let ctx = context(Clock::Wall);
+        let call = |id: &str, day: u32| {
+            format!(
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-{day:02}T09:00:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"C{id}"}}}}"#
+            )
+        };
+        let base = Timestamp::parse_rfc3339("2026-11-02T09:00:00+08:00")
+            .unwrap()
+            .0;
+        // Two days ahead: within max_clock_jump (30d), far past max_future_skew (5m).
+        let (first, ahead) = (call("1", 2), call("2", 4));
+        for (stamp, refused) in [(Some(base), true), (None, false)] {
+            let (mut t, _) = restore_from(&ctx, &[], None);
+            let mut out = Vec::new();
+            for (i, line) in [&first, &ahead].into_iter().enumerate() {
+                let msg = Message {
+                    offset: i as i64,
+                    key: None,
+                    payload: line.as_bytes(),
+                    timestamp: stamp,
+                };
+                t.handle(&ctx, msg, &at(i as i64), &mut out);
+            }
+            t.at_end(&ctx, &mut out);
+            let dead = out.iter().filter(|r| r.topic == "dlq").count();
+            assert_eq!(dead, usize::from(refused), "message timestamp {stamp:?}");
+            assert_eq!(
+                t.engine().state_size().customers,
+                2 - usize::from(refused),
+                "message timestamp {stamp:?}"
+            );
+        }
+    }
 }
