@@ -633,7 +633,7 @@ pub struct ClaimData {
     pub via: &'static str,
     pub protected_until: OutTime,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
+    pub pool: Option<Arc<str>>,
     /// For assignments: the pool's strategy and how many reps were eligible.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strategy: Option<&'static str>,
@@ -658,7 +658,7 @@ pub struct HoldData {
     /// The rule section that decided it, e.g. `ownership.protection`, `sla.new_lead`.
     pub rule: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
+    pub pool: Option<Arc<str>>,
     /// The time the rule looked at: the new protection end, the reclaim time, the SLA due time.
     pub at: OutTime,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -99,7 +99,7 @@ fn labels_by_metric() -> BTreeMap<String, BTreeSet<String>> {
         .rejected
         .insert(leadguard::ingest::RejectReason::TooLate, 1);
     stats.claims = 1;
-    stats.count_change("first_touch");
+    stats.ownership_changes.insert("first_touch", 1);
     m.report_partition(
         "0",
         PartitionReport {

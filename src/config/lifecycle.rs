@@ -9,6 +9,7 @@ use super::yaml::{Node, Reader};
 use crate::event::{ContactKind, KindSet};
 use crate::time::Span;
 use chrono::{NaiveDate, NaiveTime, Weekday};
+use std::sync::Arc;
 
 /// Protection and reclaim figures; `ownership.tiers` may override them per customer tier.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,7 +132,8 @@ pub struct Assignment {
 /// One public pool (公海池).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
-    pub id: String,
+    /// Shared: every output that names the pool carries it.
+    pub id: Arc<str>,
     /// Customers of these regions / industries / tiers (empty: any).
     pub regions: Vec<String>,
     pub industries: Vec<String>,
@@ -456,7 +458,7 @@ pub(super) fn read_pool(
     });
     m.finish(r);
     Some(Pool {
-        id: id?,
+        id: id?.into(),
         regions,
         industries,
         tiers,

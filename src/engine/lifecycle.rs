@@ -519,10 +519,10 @@ impl Engine {
             )
         };
         self.emit_final(slot, OutputType::OwnershipClaimed, t, data);
-        self.stats.count_change("first_touch");
+        self.count_change("first_touch");
     }
 
-    fn pool_name(&self, slot: u32) -> Option<String> {
+    fn pool_name(&self, slot: u32) -> Option<Arc<str>> {
         let cust = self.slots[slot as usize].as_ref()?;
         cust.hold
             .attrs
@@ -976,7 +976,7 @@ impl Engine {
                     Via::Crm
                 };
                 self.acquire(slot, e, rep, team, via, account_team.into(), false);
-                self.stats.count_change(match action {
+                self.count_change(match action {
                     OwnershipAction::Claim => "crm_claim",
                     OwnershipAction::Assign => "crm_assign",
                     _ => "crm_transfer",
@@ -987,7 +987,7 @@ impl Engine {
                     self.hold(slot).released = Some((o.rep, t));
                     self.write_owner_state(slot, e.key());
                     self.enter_pool(slot, t);
-                    self.stats.count_change("crm_release");
+                    self.count_change("crm_release");
                 }
             }
             OwnershipAction::Lock | OwnershipAction::Unlock => {
@@ -1048,8 +1048,7 @@ impl Engine {
                 ow.set_locked(lock, &p, occurred);
                 self.write_owner_state(slot, e.key());
                 self.schedule_owner_deadlines(slot, t);
-                self.stats
-                    .count_change(if lock { "crm_lock" } else { "crm_unlock" });
+                self.count_change(if lock { "crm_lock" } else { "crm_unlock" });
             }
             OwnershipAction::Won => {
                 match owner {
@@ -1072,7 +1071,7 @@ impl Engine {
                 if let Some(d) = self.rules.ownership.dormant_after {
                     self.schedule_due(slot, purchased + d, Due::Dormant);
                 }
-                self.stats.count_change("crm_won");
+                self.count_change("crm_won");
             }
         }
     }
@@ -1506,7 +1505,7 @@ impl Engine {
         self.drop_owner(slot);
         self.hold(slot).released = Some((o.rep, t));
         self.write_owner_state(slot, timer_key(t));
-        self.stats.count_change(code);
+        self.count_change(code);
         self.enter_pool(slot, t);
     }
 
@@ -1595,7 +1594,7 @@ impl Engine {
                 .chain([remembered_until])
                 .min()
                 .filter(|r| *r > t);
-            self.stats.count_change("unassigned");
+            self.count_change("unassigned");
             self.leave_line(slot);
             let hold = self.hold(slot);
             hold.assign_retry = retry;
@@ -1664,7 +1663,7 @@ impl Engine {
             }
         };
         self.emit_final(slot, OutputType::OwnershipAssigned, t, data);
-        self.stats.count_change("assigned");
+        self.count_change("assigned");
     }
 
     /// Collision rules with a resolution settle who should keep the customer once the
@@ -1866,7 +1865,7 @@ impl Engine {
                 false,
             );
             self.emit_final(slot, OutputType::OwnershipReassigned, e.t, data);
-            self.stats.count_change("reassigned");
+            self.count_change("reassigned");
         } else {
             self.emit_final(slot, OutputType::ReassignmentRecommended, e.t, data);
         }
@@ -1908,7 +1907,7 @@ impl Engine {
             }
         };
         self.emit_final(slot, OutputType::OwnershipRejected, e.t, data);
-        self.stats.count_change("rejected");
+        self.count_change("rejected");
         // Detection assumed the change would go through: put the real owner back after it.
         self.write_owner_state(slot, after(e));
     }

@@ -274,7 +274,7 @@ impl Engine {
         cust.head
             .attrs
             .pool
-            .map(|p| Arc::from(self.rules.pools[p as usize].id.as_str()))
+            .map(|p| self.rules.pools[p as usize].id.clone())
     }
 
     fn assignment_wait(&self, cust: &Customer) -> Option<AssignmentWait> {

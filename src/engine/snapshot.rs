@@ -581,8 +581,7 @@ impl Engine {
                 customers_created: self.stats.customers_created,
                 customers_evicted: self.stats.customers_evicted,
                 ownership_changes: self
-                    .stats
-                    .ownership_changes
+                    .ownership_changes()
                     .iter()
                     .map(|(r, n)| (r.to_string(), *n))
                     .collect(),
@@ -702,7 +701,11 @@ impl Engine {
         e.stats.customers_evicted = s.customers_evicted;
         for (reason, n) in &s.ownership_changes {
             let r = static_name(reason, "ownership change", OWNERSHIP_CHANGE_REASONS)?;
-            e.stats.ownership_changes.insert(r, *n);
+            let i = OWNERSHIP_CHANGE_REASONS
+                .iter()
+                .position(|known| *known == r)
+                .expect("a name static_name found");
+            e.change_counts[i] = *n;
         }
         let l = &snap.ledger;
         for &((t, o, tie), hash, slot, gen) in &l.pending {

@@ -29,7 +29,7 @@ pub struct Stats {
     pub ownership_changes: BTreeMap<&'static str, u64>,
 }
 
-/// Every reason [`Stats::count_change`] is called with (a snapshot names them by text).
+/// Every reason an ownership change is counted under (a snapshot names them by text).
 pub const OWNERSHIP_CHANGE_REASONS: [&str; 17] = [
     "first_touch",
     "crm_claim",
@@ -51,13 +51,6 @@ pub const OWNERSHIP_CHANGE_REASONS: [&str; 17] = [
 ];
 
 impl Stats {
-    pub fn count_change(&mut self, reason: &'static str) {
-        debug_assert!(
-            OWNERSHIP_CHANGE_REASONS.contains(&reason),
-            "ownership change reason `{reason}` missing from OWNERSHIP_CHANGE_REASONS"
-        );
-        *self.ownership_changes.entry(reason).or_default() += 1;
-    }
     pub fn events_total(&self) -> u64 {
         self.events.values().sum()
     }

@@ -437,6 +437,7 @@ mod tests {
                 (time(), of(time()), of(text()), of(word()), of(any::<usize>())),
             (other, evidence, reason) in (of(rep()), evidence(), reason()),
         ) {
+            let pool: Option<Arc<str>> = pool.map(Into::into);
             same(&ClaimData {
                 customer: customer.clone(),
                 rep: rep.clone(),
