@@ -300,11 +300,16 @@ impl Engine {
     fn count_change(&mut self, reason: &'static str) {
         let i = stats::OWNERSHIP_CHANGE_REASONS
             .iter()
-            .position(|r| *r == reason)
-            .unwrap_or_else(|| {
-                panic!("ownership change reason `{reason}` missing from OWNERSHIP_CHANGE_REASONS")
-            });
-        self.change_counts[i] += 1;
+            .position(|r| *r == reason);
+        // A reason missing from the list is a mistake in this crate: the tests stop at it; a
+        // running engine counts nothing rather than stop.
+        debug_assert!(
+            i.is_some(),
+            "ownership change reason `{reason}` missing from OWNERSHIP_CHANGE_REASONS"
+        );
+        if let Some(i) = i {
+            self.change_counts[i] += 1;
+        }
     }
 
     pub fn state_size(&self) -> StateSize {

@@ -25,7 +25,8 @@ pub struct Stats {
     pub customers_created: u64,
     pub customers_evicted: u64,
     /// Ownership changes and refusals of the lifecycle, by reason (`first_touch`,
-    /// `crm_assign`, `no_follow_up`, `assigned`, `rejected`, …).
+    /// `crm_assign`, `no_follow_up`, `assigned`, `rejected`, …). The engine counts them apart
+    /// and fills this in the `Stats` it hands out.
     pub ownership_changes: BTreeMap<&'static str, u64>,
 }
 

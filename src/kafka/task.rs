@@ -1743,6 +1743,11 @@ mod tests {
             assert_eq!(alerts.len(), 1, "r-b's visit intrudes on r-a's first touch");
             t.committed(&ctx);
             assert!(t.waiting_to_notify().is_empty());
+            assert_eq!(
+                notifier.submit(&alerts[0]),
+                Submitted::Repeated,
+                "the alert reached the notifier with its batch's commit"
+            );
 
             t.reload_roster(Arc::new(roster(", active: false")));
             let mut tick = Vec::new();
@@ -1750,6 +1755,7 @@ mod tests {
             let withdrawn = if atomic {
                 // In the tick's transaction with its log record: notified with its commit.
                 assert_eq!(ids(&tick, "alerts").len(), 1, "the withdrawal is published");
+                assert!(tick.iter().any(|r| r.topic == "cl"), "with the tick log");
                 waiting(&t, OutputType::Withdrawn)
             } else {
                 // The tick log's record goes first; the outputs wait for its delivery, and the
@@ -1776,6 +1782,7 @@ mod tests {
                     1,
                     "the tick log, saying its outputs were delivered"
                 );
+                assert_eq!(log[0].topic, "cl");
                 waiting(&t, OutputType::Withdrawn)
             };
             assert_eq!(withdrawn.len(), 1, "atomic: {atomic}");
@@ -1793,25 +1800,30 @@ mod tests {
     }
 
     /// `clock: wall` compares an event with its message's timestamp (`max_future_skew`); a
-    /// message without one is judged as the event clock judges it (`max_clock_jump` past the
-    /// partition's clock), as the README's Kafka section says.
+    /// message without one is judged by `max_clock_jump` past the partition's clock, as the
+    /// README's Kafka section says.
     #[test]
     fn wall_clock_without_a_message_timestamp_judges_by_event_time() {
         let ctx = context(Clock::Wall);
-        let call = |id: &str, day: u32| {
+        let call = |id: &str, date: &str| {
             format!(
-                r#"{{"event_id":"{id}","kind":"call","occurred_at":"2026-11-{day:02}T09:00:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"C{id}"}}}}"#
+                r#"{{"event_id":"{id}","kind":"call","occurred_at":"{date}T09:00:00+08:00","rep":{{"id":"r1"}},"customer":{{"id":"C{id}"}}}}"#
             )
         };
         let base = Timestamp::parse_rfc3339("2026-11-02T09:00:00+08:00")
             .unwrap()
             .0;
-        // Two days ahead: within max_clock_jump (30d), far past max_future_skew (5m).
-        let (first, ahead) = (call("1", 2), call("2", 4));
-        for (stamp, refused) in [(Some(base), true), (None, false)] {
+        // Two days ahead: within max_clock_jump (30d), far past max_future_skew (5m). 40 days
+        // ahead: past both.
+        let (first, ahead, far) = (
+            call("1", "2026-11-02"),
+            call("2", "2026-11-04"),
+            call("3", "2026-12-14"),
+        );
+        for (stamp, refused) in [(Some(base), 2), (None, 1)] {
             let (mut t, _) = restore_from(&ctx, &[], None);
             let mut out = Vec::new();
-            for (i, line) in [&first, &ahead].into_iter().enumerate() {
+            for (i, line) in [&first, &ahead, &far].into_iter().enumerate() {
                 let msg = Message {
                     offset: i as i64,
                     key: None,
@@ -1821,11 +1833,20 @@ mod tests {
                 t.handle(&ctx, msg, &at(i as i64), &mut out);
             }
             t.at_end(&ctx, &mut out);
-            let dead = out.iter().filter(|r| r.topic == "dlq").count();
-            assert_eq!(dead, usize::from(refused), "message timestamp {stamp:?}");
+            let reasons: Vec<&[u8]> = out
+                .iter()
+                .filter(|r| r.topic == "dlq")
+                .flat_map(|r| r.headers.iter().filter(|(n, _)| *n == records::H_REASON))
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            assert_eq!(
+                reasons,
+                vec![b"future_timestamp".as_slice(); refused],
+                "message timestamp {stamp:?}"
+            );
             assert_eq!(
                 t.engine().state_size().customers,
-                2 - usize::from(refused),
+                3 - refused,
                 "message timestamp {stamp:?}"
             );
         }
