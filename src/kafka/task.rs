@@ -893,6 +893,16 @@ mod tests {
         }
     }
 
+    /// The reasons of the dead letters among `records`, in order.
+    fn dead_letter_reasons(records: &[Record]) -> Vec<&[u8]> {
+        records
+            .iter()
+            .filter(|r| r.topic == "dlq")
+            .flat_map(|r| r.headers.iter().filter(|(n, _)| *n == records::H_REASON))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
     fn ids(records: &[Record], topic: &str) -> Vec<String> {
         records
             .iter()
@@ -941,13 +951,7 @@ mod tests {
         assert!(out.is_empty(), "held until the partition is caught up");
         second.at_end(&ctx, &mut out);
         second.maintain(&ctx, now, &mut out);
-        let reasons: Vec<&[u8]> = out
-            .iter()
-            .filter(|r| r.topic == "dlq")
-            .flat_map(|r| r.headers.iter().filter(|(n, _)| *n == records::H_REASON))
-            .map(|(_, v)| v.as_slice())
-            .collect();
-        assert_eq!(reasons, [b"future_timestamp".as_slice()]);
+        assert_eq!(dead_letter_reasons(&out), [b"future_timestamp".as_slice()]);
         assert_eq!(
             second.engine().state_size().customers,
             10,
@@ -1039,24 +1043,34 @@ mod tests {
         assert_eq!(committed.len(), reference.len());
     }
 
-    /// The notifier hears of a batch's alerts once the batch is committed, not before. A batch
-    /// redone after a crash (here: in a new task, as another process would) is notified once.
-    #[test]
-    fn alerts_are_notified_once_their_batch_is_committed() {
-        use crate::notify::{Notifier, NotifyConfig, Platform, Submitted};
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    /// A runtime for a notifier's delivery task, which the tests never drive.
+    fn notifier_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        let _inside = runtime.enter();
-        // Nothing listens there: deliveries fail and are retried, which this test doesn't await.
-        let config = NotifyConfig::parse(
+            .unwrap()
+    }
+
+    /// A notifier with one WeCom channel where nothing listens: deliveries fail and are
+    /// retried, which the tests don't await. Started inside [`notifier_runtime`]'s runtime.
+    fn unreachable_notifier() -> (NotifierHandle, tokio::task::JoinHandle<()>) {
+        let config = crate::notify::NotifyConfig::parse(
             "channels:\n  - {name: w, platform: wecom, url: 'http://127.0.0.1:9/wecom'}\n",
             std::path::Path::new("notifications.yaml"),
             &|_| None,
         )
         .unwrap();
-        let (notifier, _delivery) = Notifier::start(config, &Roster::default());
+        crate::notify::Notifier::start(config, &Roster::default())
+    }
+
+    /// The notifier hears of a batch's alerts once the batch is committed, not before. A batch
+    /// redone after a crash (here: in a new task, as another process would) is notified once.
+    #[test]
+    fn alerts_are_notified_once_their_batch_is_committed() {
+        use crate::notify::{Platform, Submitted};
+        let runtime = notifier_runtime();
+        let _inside = runtime.enter();
+        let (notifier, _delivery) = unreachable_notifier();
         let mut ctx = context(Clock::Event);
         ctx.observers.notifier = Some(notifier.clone());
         let mut stream = Vec::new();
@@ -1127,20 +1141,24 @@ mod tests {
         }
     }
 
+    /// Rules from one file's text.
+    fn rules_from(text: &str) -> Arc<Rules> {
+        Arc::new(Rules::from_texts([(std::path::Path::new("r.yaml"), text)]).expect("valid rules"))
+    }
+
+    /// A roster of the reps listed (`  - {id: …}` lines).
+    fn roster_from(reps: &str) -> Roster {
+        Roster::parse(&format!("reps:\n{reps}"), std::path::Path::new("r.yaml"))
+            .expect("valid roster")
+    }
+
     /// Rules with one pool for south customers worked by team `t`, at most one customer per
     /// rep; before: a roster of r-s alone, after: r-s and a new hire, r-n.
     fn capped_pool_contexts() -> (TaskContext, TaskContext) {
-        let rules = Arc::new(
-            Rules::from_texts([(
-                std::path::Path::new("r.yaml"),
-                "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
-            )])
-            .expect("valid rules"),
+        let rules = rules_from(
+            "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 1}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n",
         );
-        let roster = |reps: &str| {
-            Roster::parse(&format!("reps:\n{reps}"), std::path::Path::new("r.yaml"))
-                .expect("valid roster")
-        };
+        let roster = roster_from;
         let before = TaskContext {
             rules: rules.clone(),
             roster: roster("  - {id: r-s, team: t}\n"),
@@ -1206,9 +1224,7 @@ mod tests {
         let (before, _) = capped_pool_contexts();
         let text = "settings: {allowed_lateness: 10m}\nownership:\n  protection: 10d\n  limits: {max_owned: 2}\npools:\n  - {id: leads, regions: [south], teams: [t], assignment: {strategy: workload, after: 15m}}\ncollisions:\n  - {id: protected-contact, type: protected_contact}\n";
         let after = TaskContext {
-            rules: Arc::new(
-                Rules::from_texts([(std::path::Path::new("r.yaml"), text)]).expect("valid rules"),
-            ),
+            rules: rules_from(text),
             ..before.clone()
         };
         reload_then_crash(&before, &after, "r-s", |t| {
@@ -1365,11 +1381,7 @@ mod tests {
         assert!(t.holding());
         assert!(ids(&out, "alerts").is_empty());
         // r1 moves to support, which doesn't sell.
-        let support = Roster::parse(
-            "reps:\n  - {id: r1, role: support}\n",
-            std::path::Path::new("r.yaml"),
-        )
-        .expect("valid roster");
+        let support = roster_from("  - {id: r1, role: support}\n");
         t.reload_roster(Arc::new(support));
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(t.holding(), "not caught up yet");
@@ -1402,11 +1414,7 @@ mod tests {
     fn held_messages_come_before_a_logged_tick_on_replay() {
         let before = context(Clock::Event);
         let after = TaskContext {
-            roster: Roster::parse(
-                "reps:\n  - {id: r-new, team: t}\n",
-                std::path::Path::new("r.yaml"),
-            )
-            .expect("valid roster"),
+            roster: roster_from("  - {id: r-new, team: t}\n"),
             ..context(Clock::Event)
         };
         let event = |id: &str, hm: &str| {
@@ -1673,27 +1681,16 @@ mod tests {
     /// intrusion is withdrawn: an output of the tick, not of any message.
     #[test]
     fn a_ticks_withdrawal_reaches_the_notifier_once_delivered() {
-        use crate::notify::{Notifier, NotifyConfig, Submitted};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        use crate::notify::Submitted;
+        let runtime = notifier_runtime();
         let _inside = runtime.enter();
-        let rules = Arc::new(
-            Rules::from_texts([(
-                std::path::Path::new("r.yaml"),
-                "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\nownership:\n  protection: 10d\n  first_touch: {enabled: true, kinds: [visit]}\ncollisions:\n  - {id: protected-contact, type: protected_contact, severity: high, cooldown: 1d}\n",
-            )])
-            .expect("valid rules"),
+        let rules = rules_from(
+            "settings: {time_zone: Asia/Shanghai, allowed_lateness: 10m}\nownership:\n  protection: 10d\n  first_touch: {enabled: true, kinds: [visit]}\ncollisions:\n  - {id: protected-contact, type: protected_contact, severity: high, cooldown: 1d}\n",
         );
         let roster = |a: &str| {
-            Roster::parse(
-                &format!(
-                    "reps:\n  - {{id: r-a, team: east-1{a}}}\n  - {{id: r-b, team: east-2}}\n"
-                ),
-                std::path::Path::new("r.yaml"),
-            )
-            .expect("valid roster")
+            roster_from(&format!(
+                "  - {{id: r-a, team: east-1{a}}}\n  - {{id: r-b, team: east-2}}\n"
+            ))
         };
         let visit = |id: &str, minute: u32, rep: &str| {
             format!(
@@ -1713,13 +1710,7 @@ mod tests {
         };
 
         for atomic in [true, false] {
-            let config = NotifyConfig::parse(
-                "channels:\n  - {name: w, platform: wecom, url: 'http://127.0.0.1:9/wecom'}\n",
-                std::path::Path::new("notifications.yaml"),
-                &|_| None,
-            )
-            .unwrap();
-            let (notifier, _delivery) = Notifier::start(config, &Roster::default());
+            let (notifier, _delivery) = unreachable_notifier();
             let mut ctx = TaskContext {
                 rules: rules.clone(),
                 roster: roster(""),
@@ -1739,15 +1730,16 @@ mod tests {
                 t.handle(&ctx, msg, &at(i as i64), &mut out);
             }
             t.at_end(&ctx, &mut out);
+            // Commits what was handed over: nothing waits after, and the notifier has had
+            // `output` (submitted again, it answers `again`).
+            let commit = |t: &mut Task, output: &Output, again: Submitted| {
+                t.committed(&ctx);
+                assert!(t.waiting_to_notify().is_empty());
+                assert_eq!(notifier.submit(output), again, "atomic: {atomic}");
+            };
             let alerts = waiting(&t, OutputType::Collision);
             assert_eq!(alerts.len(), 1, "r-b's visit intrudes on r-a's first touch");
-            t.committed(&ctx);
-            assert!(t.waiting_to_notify().is_empty());
-            assert_eq!(
-                notifier.submit(&alerts[0]),
-                Submitted::Repeated,
-                "the alert reached the notifier with its batch's commit"
-            );
+            commit(&mut t, &alerts[0], Submitted::Repeated);
 
             t.reload_roster(Arc::new(roster(", active: false")));
             let mut tick = Vec::new();
@@ -1787,15 +1779,9 @@ mod tests {
             };
             assert_eq!(withdrawn.len(), 1, "atomic: {atomic}");
             assert!(withdrawn[0].data().contains(alerts[0].id()));
-            t.committed(&ctx);
-            assert!(t.waiting_to_notify().is_empty());
             // Submitted at that commit: the notifier has already stopped the alert's deliveries
             // (a first submission would answer `Stopped`).
-            assert_eq!(
-                notifier.submit(&withdrawn[0]),
-                Submitted::Ignored,
-                "atomic: {atomic}"
-            );
+            commit(&mut t, &withdrawn[0], Submitted::Ignored);
         }
     }
 
@@ -1833,14 +1819,8 @@ mod tests {
                 t.handle(&ctx, msg, &at(i as i64), &mut out);
             }
             t.at_end(&ctx, &mut out);
-            let reasons: Vec<&[u8]> = out
-                .iter()
-                .filter(|r| r.topic == "dlq")
-                .flat_map(|r| r.headers.iter().filter(|(n, _)| *n == records::H_REASON))
-                .map(|(_, v)| v.as_slice())
-                .collect();
             assert_eq!(
-                reasons,
+                dead_letter_reasons(&out),
                 vec![b"future_timestamp".as_slice(); refused],
                 "message timestamp {stamp:?}"
             );
