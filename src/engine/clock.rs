@@ -1,7 +1,8 @@
 //! Where an event-time clock starts.
 //!
-//! When event time drives the clock (a replay, a file, a Kafka partition with the event clock
-//! and no saved state), the first event would otherwise set it alone. A first event with a
+//! When event time drives the clock (a replay, a file, a Kafka partition with no saved state on
+//! the event clock, or on the wall clock when its first message has no timestamp), the first
+//! event would otherwise set it alone. A first event with a
 //! mistyped year then decides everything: ten years ahead, every later event is too late; ten
 //! years behind, every later event is a jump further than `settings.max_clock_jump` and is
 //! refused. Nothing after it would be placed.

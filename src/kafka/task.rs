@@ -124,8 +124,10 @@ pub struct Task {
     parse_rejects: BTreeMap<RejectReason, u64>,
     /// Messages between this task's offset and the end of its partition, as last measured.
     pub lag: u64,
-    /// With the event clock, the messages read before the clock started, in offset order: held
-    /// until it can start where the partition's first events agree (see [`clock`]).
+    /// The messages read before the clock started, in offset order: held until it can start
+    /// where the partition's first events agree (see [`clock`]). With the event clock, every
+    /// partition starts so; with the wall clock, one whose first message has no timestamp to
+    /// check its event against (see [`Task::holds_for_the_clock`]).
     held: Vec<Held>,
     /// How many of `held` are events (parsed without a rejection), and their bytes in all.
     held_events: usize,
@@ -173,6 +175,9 @@ struct Held {
     read: Parsed,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    /// The message timestamp: with the wall clock, the event is checked against it when the
+    /// held messages are applied, as it would have been when read.
+    timestamp: Option<i64>,
     at: Coordinates,
 }
 
@@ -459,7 +464,7 @@ impl Task {
             suppressed,
             received,
         };
-        if ctx.clock == Clock::Event && self.engine.clock().is_none() {
+        if self.holds_for_the_clock(ctx, msg.timestamp) {
             self.held_events += usize::from(matches!(read.parsed, Some(Ok(_))));
             // A dead letter keeps the first `limit` bytes; one more says it was cut.
             let payload = msg.payload[..msg.payload.len().min(limit + 1)].to_vec();
@@ -469,6 +474,7 @@ impl Task {
                 read,
                 key: msg.key.map(<[u8]>::to_vec),
                 payload,
+                timestamp: msg.timestamp,
                 at: at.clone(),
             });
             if clock::start_now(self.held_events, self.held.len(), self.held_bytes) {
@@ -479,7 +485,22 @@ impl Task {
         self.apply(ctx, read, msg, at, out);
     }
 
-    /// Starts the event clock where the held events agree, then applies the held messages in
+    /// Whether a message with this timestamp is held for the clock's start, not applied now.
+    /// Once one is held, every later one is, until they are released: they are applied in
+    /// offset order.
+    ///
+    /// With the wall clock, a message's timestamp bounds how far ahead its event may be, so a
+    /// partition whose first message has one starts its clock there, checked. A message
+    /// without one (a producer on a message format older than Kafka 0.10) has nothing to be
+    /// checked against: its event would set the clock alone, and a mistyped year would get
+    /// every later timestamp-less event refused. So it waits, as with the event clock, for the
+    /// partition's first events to agree.
+    fn holds_for_the_clock(&self, ctx: &TaskContext, timestamp: Option<i64>) -> bool {
+        self.engine.clock().is_none()
+            && (ctx.clock == Clock::Event || timestamp.is_none() || !self.held.is_empty())
+    }
+
+    /// Starts the clock where the held events agree, then applies the held messages in
     /// offset order. Done when enough events are held, and when the consumer reaches the end
     /// of the partition (nothing more to wait for now).
     fn release_held(&mut self, ctx: &TaskContext, out: &mut Vec<Record>) {
@@ -496,8 +517,7 @@ impl Task {
                 offset: h.offset,
                 key: h.key.as_deref(),
                 payload: &h.payload,
-                // Held only with the event clock, which reads no message timestamp.
-                timestamp: None,
+                timestamp: h.timestamp,
             };
             self.apply(ctx, h.read, msg, &h.at, out);
         }
@@ -1819,6 +1839,8 @@ mod tests {
                 t.handle(&ctx, msg, &at(i as i64), &mut out);
             }
             t.at_end(&ctx, &mut out);
+            // Without timestamps the three wait for the clock's start until here.
+            t.maintain(&ctx, Timestamp(base), &mut out);
             assert_eq!(
                 dead_letter_reasons(&out),
                 vec![b"future_timestamp".as_slice(); refused],
@@ -1829,6 +1851,59 @@ mod tests {
                 3 - refused,
                 "message timestamp {stamp:?}"
             );
+        }
+    }
+
+    /// `clock: wall`, messages without timestamps: a first one with a mistyped year doesn't set
+    /// the partition's clock (the first events agree on it, as with `clock: event`), and a
+    /// message with a timestamp held behind it is still checked against its timestamp.
+    #[test]
+    fn wall_clock_without_timestamps_starts_where_the_first_events_agree() {
+        let ctx = context(Clock::Wall);
+        let visit = |n: usize, year: u32| {
+            format!(
+                r#"{{"event_id":"v-{n}","kind":"visit","occurred_at":"{year}-06-02T09:{n:02}:00+08:00","rep":{{"id":"r-{n}"}},"customer":{{"id":"C{n}"}}}}"#
+            )
+        };
+        let stamp = |n: usize| {
+            Timestamp::parse_rfc3339(&format!("2026-06-02T09:{n:02}:00+08:00"))
+                .unwrap()
+                .0
+        };
+        for (year, reason) in [(2062, "future_timestamp"), (2016, "too_late")] {
+            let lines: Vec<String> = std::iter::once(visit(0, year))
+                .chain((1..=10).map(|n| visit(n, 2026)))
+                .collect();
+            let (mut t, _) = restore_from(&ctx, &[], None);
+            let mut out = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                let timestamp = match i {
+                    // Sent an hour before the event it names: refused against its timestamp.
+                    5 => Some(stamp(5) - 3_600_000),
+                    7 => Some(stamp(7)),
+                    _ => None,
+                };
+                let msg = Message {
+                    timestamp,
+                    ..message(i, line)
+                };
+                t.handle(&ctx, msg, &at(i as i64), &mut out);
+            }
+            assert!(out.is_empty(), "held until the partition is caught up");
+            assert_eq!(t.commit_offset(), Some(0), "nothing held is committed");
+            t.at_end(&ctx, &mut out);
+            t.maintain(&ctx, Timestamp(stamp(10)), &mut out);
+            assert_eq!(
+                dead_letter_reasons(&out),
+                [reason.as_bytes(), b"future_timestamp".as_slice()],
+                "first event in {year}"
+            );
+            assert_eq!(
+                t.engine().state_size().customers,
+                9,
+                "every other visit is placed (first event in {year})"
+            );
+            assert_eq!(t.commit_offset(), Some(lines.len() as i64));
         }
     }
 }
