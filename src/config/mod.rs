@@ -14,3 +14,17 @@ pub use rules::{
 };
 pub use sources::{Field, SourceMapping, TimeFormat};
 pub use yaml::Diagnostic;
+
+use serde::{Deserialize, Serialize};
+
+/// One configuration file as it was read: its name and its text.
+///
+/// Compiled rules and rosters keep the files they were compiled from, so that a snapshot can
+/// record them: a partition restored after a crash re-reads its input under the files its
+/// snapshot was taken with, not whatever the files say at the restart (see
+/// `kafka::task::Task::restore`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}

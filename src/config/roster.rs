@@ -5,7 +5,9 @@
 //! rep's handle on the chat platforms that alerts are sent to (see `notify`).
 
 use super::yaml::{self, Diagnostic, Reader};
+use super::SourceFile;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One rep as the roster describes them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,6 +50,9 @@ pub struct Contacts {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Roster {
     pub reps: Vec<RosterRep>,
+    /// The file this roster was read from ([`Roster::parse`]); `None` for no roster (no reps)
+    /// or one built in code.
+    pub file: Option<Arc<SourceFile>>,
 }
 
 impl Roster {
@@ -66,7 +71,13 @@ impl Roster {
     pub fn parse(text: &str, path: &Path) -> Result<Roster, Vec<Diagnostic>> {
         let tree = yaml::parse(text, path)?;
         let mut errors = Vec::new();
-        let mut roster = Roster::default();
+        let mut roster = Roster {
+            reps: Vec::new(),
+            file: Some(Arc::new(SourceFile {
+                name: path.display().to_string(),
+                text: text.to_string(),
+            })),
+        };
         {
             let mut r = Reader {
                 file: path,

@@ -12,11 +12,13 @@ pub use super::lifecycle::{
 };
 use super::sources::{read_source, SourceMapping};
 use super::yaml::{self, Diagnostic, MapReader, Node, Reader, Value};
+use super::SourceFile;
 use crate::event::{ContactKind, KindSet};
 use crate::identity::normalize::{self, Region};
 use crate::time::Span;
 use chrono_tz::Tz;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How loud an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,6 +210,9 @@ pub struct Rules {
     pub pools: Vec<Pool>,
     pub sla: Slas,
     pub calendar: Calendar,
+    /// The files these rules were compiled from, in the order read ([`Rules::from_texts`]);
+    /// empty for rules built or changed in code, which can't be compiled again from files.
+    pub files: Arc<[SourceFile]>,
 }
 
 /// The shipped rules, compiled into the binary so that `leadguard run` works anywhere.
@@ -256,6 +261,8 @@ impl Rules {
             },
             pools: Vec::new(),
             sla: Default::default(),
+            // No longer what the files say.
+            files: Arc::default(),
             ..self
         }
     }
@@ -358,13 +365,21 @@ impl Rules {
     ) -> Result<Rules, Vec<Diagnostic>> {
         let mut errors = Vec::new();
         let mut trees = Vec::new();
+        let mut read = Vec::new();
         for (path, text) in files {
+            read.push(SourceFile {
+                name: path.display().to_string(),
+                text: text.to_string(),
+            });
             match yaml::parse(text, path) {
                 Ok(node) => trees.push((path, node)),
                 Err(d) => errors.extend(d),
             }
         }
-        let mut rules = Rules::default();
+        let mut rules = Rules {
+            files: read.into(),
+            ..Rules::default()
+        };
         // Names are gathered as written, also from entries that fail for another reason, so
         // that a duplicate is reported in the same run as that entry's other problems.
         let (mut collision_ids, mut source_names, mut pool_ids) =

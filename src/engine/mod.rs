@@ -40,7 +40,7 @@ pub use reload::{settings_needing_restart, ReloadSummary, RestartNeeded};
 pub use reps::RosterChange;
 pub use stats::Stats;
 
-use crate::config::{Roster, Rules};
+use crate::config::{Roster, Rules, SourceFile};
 use crate::event::{customer_id_hash, Activity, ContactKind, Event, Ownership, OwnershipAction};
 use crate::identity::{Found, Handle, Ident, IdentityIndex, Linked, Status};
 use crate::ingest::{RejectReason, Rejection};
@@ -134,6 +134,8 @@ pub struct Engine {
     /// Digest of what the roster says that decides whom a pool may assign
     /// ([`Engine::room_digest`]).
     roster_digest: u64,
+    /// The roster's file, for snapshots ([`roster_file`]).
+    roster_file: Option<Option<Arc<SourceFile>>>,
     /// The [`Engine::room_digest`] the line of waiting customers was last tried for (none: a
     /// snapshot from a build that didn't record it).
     room_seen: Option<u64>,
@@ -152,6 +154,15 @@ pub struct Engine {
     /// lifecycle decision: 0.7% of the core); [`Engine::stats`] puts them there.
     change_counts: [u64; stats::OWNERSHIP_CHANGE_REASONS.len()],
     stats: Stats,
+}
+
+/// What a snapshot records of a roster: its file, or no file for no roster (no reps). `None`
+/// for a roster built in code, which no file gives back: a snapshot then records no files.
+fn roster_file(roster: &Roster) -> Option<Option<Arc<SourceFile>>> {
+    match &roster.file {
+        Some(f) => Some(Some(f.clone())),
+        None => roster.reps.is_empty().then_some(None),
+    }
 }
 
 /// The names counted in `event_counts`, in column order.
@@ -183,6 +194,7 @@ impl Engine {
         let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
         let blank = Attrs::blank(&rules, &words);
         let roster_digest = lifecycle::roster_digest(roster);
+        let roster_file = roster_file(roster);
         let mut engine = Engine {
             rules,
             words,
@@ -203,6 +215,7 @@ impl Engine {
             forget_after,
             ledger,
             roster_digest,
+            roster_file,
             room_seen: None,
             queue: Vec::new(),
             scratch: Vec::new(),

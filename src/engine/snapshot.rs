@@ -30,7 +30,7 @@ use super::reps::{RepIdx, Sym};
 use super::stats::OWNERSHIP_CHANGE_REASONS;
 use super::timers::TimerKind;
 use super::Engine;
-use crate::config::{Roster, Rules, Severity};
+use crate::config::{Roster, Rules, Severity, SourceFile};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::{Handle, IdentKind, Link, Member};
 use crate::ingest::RejectReason;
@@ -72,6 +72,44 @@ pub struct Snapshot {
     /// builds' snapshots, which then read as changed (one extra try of the line).
     #[serde(default)]
     room: Option<u64>,
+    /// The rules and roster files the engine ran under. Absent in earlier builds' snapshots,
+    /// and when the rules or the roster were built in code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<SnapshotFiles>,
+}
+
+/// The files an engine ran under when its snapshot was taken: a restore that re-reads input
+/// can re-read it under them (see `kafka::task::Task::restore`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotFiles {
+    /// The rules files, in the order they were read.
+    pub rules: Vec<SourceFile>,
+    /// The roster file; none for no roster.
+    pub roster: Option<SourceFile>,
+}
+
+impl SnapshotFiles {
+    /// Compiles them again: every problem, one per line, when they no longer compile (a
+    /// snapshot of a build that read them otherwise).
+    pub fn compile(&self) -> Result<(Rules, Roster), String> {
+        let problems = |d: Vec<crate::config::Diagnostic>| {
+            d.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let rules = Rules::from_texts(
+            self.rules
+                .iter()
+                .map(|f| (std::path::Path::new(&f.name), f.text.as_str())),
+        )
+        .map_err(problems)?;
+        let roster = match &self.roster {
+            Some(f) => Roster::parse(&f.text, std::path::Path::new(&f.name)).map_err(problems)?,
+            None => Roster::default(),
+        };
+        Ok((rules, roster))
+    }
 }
 
 /// What an identifier points at, by customer key ([`Link`] holds slot handles, which only mean
@@ -588,6 +626,13 @@ impl Engine {
             },
             ledger,
             room: self.room_seen,
+            files: match &self.roster_file {
+                Some(roster) if !self.rules.files.is_empty() => Some(SnapshotFiles {
+                    rules: self.rules.files.to_vec(),
+                    roster: roster.as_deref().cloned(),
+                }),
+                _ => None,
+            },
         }
     }
 
@@ -1590,10 +1635,17 @@ mod tests {
         let late = c1_event("3", "visit", "02T09:01", "r-b");
         let mut restored =
             Engine::restore(rules.clone(), &roster("true"), &snap).expect("restores");
+        let mut again = restored.snapshot();
+        let files = again.files.take().expect("files recorded");
         assert_eq!(
-            restored.snapshot(),
-            snap,
-            "restore then snapshot is the identity"
+            files.roster.as_ref(),
+            roster("true").file.as_deref(),
+            "the roster it runs under now"
+        );
+        again.files = snap.files.clone();
+        assert_eq!(
+            again, snap,
+            "restore then snapshot is the identity, but for the roster"
         );
         let out = feed(&mut restored, &mut ingest.clone(), &[late.as_bytes()]);
         assert!(out.is_empty(), "{out:?}");

@@ -5,7 +5,7 @@ use super::changelog::{self, Restored, SnapshotName, Tick, TickLog};
 use super::config::Clock;
 use super::records::{self, Coordinates, OutputTopics, Record};
 use crate::config::{Roster, Rules, SourceMapping};
-use crate::engine::{clock, Engine};
+use crate::engine::{clock, snapshot::Snapshot, Engine};
 use crate::event::Event;
 use crate::ingest::{Ingest, RejectReason, Rejection};
 use crate::notify::NotifierHandle;
@@ -188,6 +188,81 @@ fn random_writer() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
 
+/// The files a restored partition re-reads its input under, and those it puts in force once
+/// it has caught up.
+///
+/// The input since the snapshot was decided, and its outputs published, under the files in
+/// force when the snapshot was taken (a reload writes a snapshot before the next message: see
+/// [`Task::maintain`]). Re-read under other files, it could decide otherwise (a new hire gets a
+/// customer the pool couldn't give before), and the outputs of the re-read are dropped as
+/// already published: the state would no longer be what was published. So the re-read runs
+/// under the snapshot's files, and the files the process was started with come in force after
+/// it, as a reload does, published.
+struct RereadFiles {
+    rules: Arc<Rules>,
+    roster: Roster,
+    then_rules: Option<Arc<Rules>>,
+    then_roster: Option<Arc<Roster>>,
+}
+
+impl RereadFiles {
+    /// The process's files, from the start.
+    fn current(ctx: &TaskContext) -> RereadFiles {
+        RereadFiles {
+            rules: ctx.rules.clone(),
+            roster: ctx.roster.clone(),
+            then_rules: None,
+            then_roster: None,
+        }
+    }
+
+    fn of_snapshot(ctx: &TaskContext, partition: i32, snap: &Snapshot) -> RereadFiles {
+        let mut files = RereadFiles::current(ctx);
+        let Some(recorded) = &snap.files else {
+            // An earlier build's snapshot, or files built in code.
+            return files;
+        };
+        let (rules, roster) = match recorded.compile() {
+            Ok(compiled) => compiled,
+            Err(problems) => {
+                tracing::warn!(
+                    partition,
+                    "the rules and roster recorded in the snapshot no longer compile;                      re-reading under the files in force, which may decide the re-read                      stretch otherwise than was published: {problems}"
+                );
+                return files;
+            }
+        };
+        if rules != *ctx.rules {
+            let restart = crate::engine::settings_needing_restart(&rules, &ctx.rules);
+            if restart.is_empty() {
+                tracing::info!(
+                    partition,
+                    "re-reading under the rules of the snapshot; the rules in force apply                      once the partition has caught up"
+                );
+                files.rules = Arc::new(rules);
+                files.then_rules = Some(ctx.rules.clone());
+            } else {
+                // The state is restored under them as a restart takes them: a running
+                // partition can't.
+                tracing::warn!(
+                    partition,
+                    "the rules in force change {}, which the snapshot's rules can't be                      reloaded to; re-reading under the rules in force, which may decide the                      re-read stretch otherwise than was published",
+                    restart.join(", ")
+                );
+            }
+        }
+        if roster != ctx.roster {
+            tracing::info!(
+                partition,
+                "re-reading under the roster of the snapshot; the roster in force applies                  once the partition has caught up"
+            );
+            files.roster = roster;
+            files.then_roster = Some(Arc::new(ctx.roster.clone()));
+        }
+        files
+    }
+}
+
 /// Where to start reading a restored partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -204,13 +279,17 @@ impl Task {
         restored: Restored,
         committed: Option<i64>,
     ) -> Result<(Task, Start), String> {
+        let mut files = RereadFiles::current(ctx);
         let (engine, start, snapshot) = match restored.snapshot {
-            Some((m, snap)) => (
-                Engine::restore(ctx.rules.clone(), &ctx.roster, &snap)
-                    .map_err(|e| e.to_string())?,
-                Start::Offset(m.offset),
-                m.name(),
-            ),
+            Some((m, snap)) => {
+                files = RereadFiles::of_snapshot(ctx, partition, &snap);
+                (
+                    Engine::restore(files.rules.clone(), &files.roster, &snap)
+                        .map_err(|e| e.to_string())?,
+                    Start::Offset(m.offset),
+                    m.name(),
+                )
+            }
             None => (
                 Engine::new(ctx.rules.clone(), &ctx.roster),
                 Start::Beginning,
@@ -248,7 +327,7 @@ impl Task {
         let task = Task {
             partition,
             engine,
-            ingest: Ingest::new(ctx.rules.clone()),
+            ingest: Ingest::new(files.rules),
             next_offset: match start {
                 Start::Offset(o) => Some(o),
                 Start::Beginning => None,
@@ -275,8 +354,8 @@ impl Task {
             held_bytes: 0,
             start_note: clock::StartNote::default(),
             to_notify: Vec::new(),
-            deferred_rules: None,
-            deferred_roster: None,
+            deferred_rules: files.then_rules,
+            deferred_roster: files.then_roster,
             replaced: false,
         };
         Ok((task, start))
@@ -601,6 +680,18 @@ impl Task {
         // written says so, of the ticks applied so far (a logged tick replayed below publishes
         // its outputs with this batch).
         self.mark_replayed_delivered();
+        // Before the snapshot, which then records them: every message after it is decided
+        // under them, so a re-read after a crash reads under them too (see `RereadFiles`).
+        // Files waiting for held messages released below come in force at the next
+        // maintenance, before any later message.
+        if !self.reload_waits() {
+            if let Some(rules) = self.deferred_rules.take() {
+                self.apply_rules(rules, "rules applied (once the partition had caught up)");
+            }
+            if let Some(roster) = self.deferred_roster.take() {
+                self.apply_roster(&roster, "roster applied (once the partition had caught up)");
+            }
+        }
         if self.snapshot_due(ctx) {
             self.snapshot(ctx, out);
         }
@@ -610,14 +701,6 @@ impl Task {
             self.release_held(ctx, out);
             while let Some(t) = self.pending_ticks.pop_front() {
                 self.replay_tick(ctx, t, out);
-            }
-        }
-        if !self.reload_waits() {
-            if let Some(rules) = self.deferred_rules.take() {
-                self.apply_rules(rules, "rules applied (once the partition had caught up)");
-            }
-            if let Some(roster) = self.deferred_roster.take() {
-                self.apply_roster(&roster, "roster applied (once the partition had caught up)");
             }
         }
         self.try_line_again(ctx, out);
@@ -937,17 +1020,23 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_first_message_with_a_mistyped_year_is_refused_and_nothing_held_is_lost() {
-        let ctx = context(Clock::Event);
+    /// A visit in `year` at 09:00 by r-0 to C0, then ten in 2026, at 09:01 to 09:10 by r-1 to
+    /// r-10, each to a customer of its own.
+    fn visits_after_one_in(year: u32) -> Vec<String> {
         let visit = |n: usize, year: u32| {
             format!(
                 r#"{{"event_id":"v-{n}","kind":"visit","occurred_at":"{year}-06-02T09:{n:02}:00+08:00","rep":{{"id":"r-{n}"}},"customer":{{"id":"C{n}"}}}}"#
             )
         };
-        let lines: Vec<String> = std::iter::once(visit(0, 2062))
+        std::iter::once(visit(0, year))
             .chain((1..=10).map(|n| visit(n, 2026)))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_first_message_with_a_mistyped_year_is_refused_and_nothing_held_is_lost() {
+        let ctx = context(Clock::Event);
+        let lines = visits_after_one_in(2062);
         let msg = |i: usize| message(i, &lines[i]);
         let now = Timestamp(0);
 
@@ -1296,16 +1385,21 @@ mod tests {
 
         // A crash before the next snapshot; the restart reads the new files.
         let replayed = replay_after_a_crash(after, &changelog);
-        // The same state: a restart numbers the roster's reps first, so compare what the
-        // engines say about the customers.
+        assert_same_customers(&replayed, &t);
+    }
+
+    /// The same state for [`capped_pool_input`]'s customers. Not the same snapshot: a restart
+    /// numbers the roster's reps first, and a reload's new hires come after the reps seen
+    /// before it, so compare what the engines say about the customers.
+    fn assert_same_customers(a: &Task, b: &Task) {
         let now = Timestamp(1_900_000_000_000);
         for c in ["C1", "C2", "C9"] {
             assert_eq!(
-                replayed.engine().customer_view(c, now),
-                t.engine().customer_view(c, now)
+                a.engine().customer_view(c, now),
+                b.engine().customer_view(c, now)
             );
         }
-        assert_eq!(replayed.engine().state_size(), t.engine().state_size());
+        assert_eq!(a.engine().state_size(), b.engine().state_size());
     }
 
     /// A restart with a new hire in the roster: once caught up, the partition tries the
@@ -1348,7 +1442,7 @@ mod tests {
         // A crash before the next snapshot: the replay tries the line where the log says,
         // publishes nothing again, and ends in the same state.
         let replayed = replay_after_a_crash(&after, &changelog);
-        assert_eq!(replayed.engine().snapshot(), restarted.engine().snapshot());
+        assert_same_customers(&replayed, &restarted);
     }
 
     /// Rules reloaded while a partition re-reads what it published before would make
@@ -1375,8 +1469,11 @@ mod tests {
             "not during the re-read"
         );
         t.at_end(&ctx, &mut out);
+        // Releases the messages held for the clock's start, read under the rules in force.
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(!t.rereading());
+        assert!(!Arc::ptr_eq(t.engine().rules(), &new), "not before them");
+        t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(
             Arc::ptr_eq(t.engine().rules(), &new),
             "in force once caught up"
@@ -1410,6 +1507,8 @@ mod tests {
         assert!(!t.holding());
         // r1 sold when they called: two reps worked C1.
         assert_eq!(ids(&out, "alerts").len(), 1, "the calls are a collision");
+        // In force from the next maintenance on, with a snapshot that records it.
+        t.maintain(&ctx, Timestamp(0), &mut out);
         // The roster is in force for what comes next: r1 supports C2, no collision.
         let mut after = Vec::new();
         t.handle(
@@ -1860,20 +1959,13 @@ mod tests {
     #[test]
     fn wall_clock_without_timestamps_starts_where_the_first_events_agree() {
         let ctx = context(Clock::Wall);
-        let visit = |n: usize, year: u32| {
-            format!(
-                r#"{{"event_id":"v-{n}","kind":"visit","occurred_at":"{year}-06-02T09:{n:02}:00+08:00","rep":{{"id":"r-{n}"}},"customer":{{"id":"C{n}"}}}}"#
-            )
-        };
         let stamp = |n: usize| {
             Timestamp::parse_rfc3339(&format!("2026-06-02T09:{n:02}:00+08:00"))
                 .unwrap()
                 .0
         };
         for (year, reason) in [(2062, "future_timestamp"), (2016, "too_late")] {
-            let lines: Vec<String> = std::iter::once(visit(0, year))
-                .chain((1..=10).map(|n| visit(n, 2026)))
-                .collect();
+            let lines = visits_after_one_in(year);
             let (mut t, _) = restore_from(&ctx, &[], None);
             let mut out = Vec::new();
             for (i, line) in lines.iter().enumerate() {
@@ -1905,5 +1997,123 @@ mod tests {
             );
             assert_eq!(t.commit_offset(), Some(lines.len() as i64));
         }
+    }
+
+    /// A crash after a snapshot, restarted with a new hire in the roster. The input since the
+    /// snapshot was decided and published under the old roster (nobody had room for C2), so
+    /// it is re-read under the roster the snapshot records; the new one comes in force once
+    /// the partition has caught up, and its assignment is published, as after a reload.
+    /// Re-read under the new roster, C2's first try would give r-n the customer with its output
+    /// dropped as already published: never published at all.
+    #[test]
+    fn a_crash_rereads_under_the_snapshots_roster_and_publishes_what_the_new_one_decides() {
+        let (before, after) = capped_pool_contexts();
+        let input = capped_pool_input();
+        let (mut first, _) = restore_from(&before, &[], None);
+        let mut changelog = Vec::new();
+        // The snapshot comes before anything is decided (the first message is held for the
+        // clock's start, so it is read again).
+        first.handle(&before, message(0, &input[0]), &at(0), &mut changelog);
+        first.snapshot(&before, &mut changelog);
+        let mut published = Vec::new();
+        for (i, line) in input.iter().enumerate().skip(1) {
+            first.handle(&before, message(i, line), &at(i as i64), &mut published);
+        }
+        first.at_end(&before, &mut published);
+        first.maintain(&before, Timestamp(0), &mut published);
+        assert!(assigned(&published).is_empty(), "nobody had room");
+        assert_eq!(first.commit_offset(), Some(3));
+        changelog.extend(published.iter().filter(|r| r.topic == "cl").cloned());
+
+        // What a reload of the new roster then publishes, without a crash.
+        first.reload_roster(Arc::new(after.roster.clone()));
+        let mut reloaded = Vec::new();
+        first.maintain(&after, Timestamp(0), &mut reloaded);
+        let expected = assigned(&reloaded);
+        assert!(
+            matches!(&expected[..], [a] if a.contains(r#""subject":"C2""#)
+                && a.contains(r#""id":"r-n""#)),
+            "{expected:?}"
+        );
+
+        // Instead, a crash; the restart reads the new roster.
+        let (mut restarted, start) = restore_from(&after, &changelog, Some(3));
+        assert_eq!(start, Start::Offset(0));
+        let mut out = Vec::new();
+        handle_lines(&mut restarted, &after, &input, &mut out);
+        restarted.at_end(&after, &mut out);
+        for i in 0..3 {
+            restarted.maintain(&after, Timestamp(0), &mut out);
+            // What comes next is decided under the files in force: the newest snapshot
+            // records them, for a crash to re-read it under them.
+            let mut written = changelog.clone();
+            written.extend(out.iter().filter(|r| r.topic == "cl").cloned());
+            let (newest, _) = restore_from(&after, &written, None);
+            assert_eq!(
+                newest.engine().snapshot().files,
+                restarted.engine().snapshot().files,
+                "after maintenance {i}"
+            );
+        }
+        assert_eq!(
+            assigned(&out),
+            expected,
+            "published once, as a reload would"
+        );
+        assert_same_customers(&restarted, &first);
+    }
+
+    /// Which files a restore re-reads under: the snapshot's, with the files in force then put
+    /// in force; the files in force alone when the snapshot records none (an earlier build),
+    /// when its files no longer compile, or when the files in force change a setting that
+    /// only a restart takes.
+    #[test]
+    fn a_restore_rereads_under_the_snapshots_files_when_it_can() {
+        let (before, after) = capped_pool_contexts();
+        let text = |max_owned: u32, lateness: &str| {
+            format!(
+                "settings: {{allowed_lateness: {lateness}}}\nownership:\n  protection: 10d\n  limits: {{max_owned: {max_owned}}}\npools:\n  - {{id: leads, regions: [south], teams: [t], assignment: {{strategy: workload, after: 15m}}}}\n"
+            )
+        };
+        let ctx = TaskContext {
+            rules: rules_from(&text(2, "10m")),
+            ..after
+        };
+        let snapshot_under =
+            |rules: &str| Engine::new(rules_from(rules), &before.roster).snapshot();
+        let reread = |snap: &Snapshot| RereadFiles::of_snapshot(&ctx, 0, snap);
+
+        let files = reread(&snapshot_under(&text(1, "10m")));
+        assert_eq!(*files.rules, *rules_from(&text(1, "10m")));
+        assert_eq!(files.roster, before.roster);
+        assert!(Arc::ptr_eq(files.then_rules.as_ref().unwrap(), &ctx.rules));
+        assert_eq!(files.then_roster.as_deref(), Some(&ctx.roster));
+
+        let same = reread(&snapshot_under(&text(2, "10m")));
+        assert!(Arc::ptr_eq(&same.rules, &ctx.rules));
+        assert!(same.then_rules.is_none());
+
+        let in_force = |files: &RereadFiles| {
+            Arc::ptr_eq(&files.rules, &ctx.rules)
+                && files.roster == ctx.roster
+                && files.then_rules.is_none()
+                && files.then_roster.is_none()
+        };
+        // The lateness shapes the state: a restart takes it, a running partition can't. The
+        // roster is still the snapshot's.
+        let lateness = reread(&snapshot_under(&text(1, "20m")));
+        assert!(Arc::ptr_eq(&lateness.rules, &ctx.rules));
+        assert!(lateness.then_rules.is_none());
+        assert_eq!(lateness.roster, before.roster);
+
+        let mut earlier = snapshot_under(&text(1, "10m"));
+        earlier.files = None;
+        assert!(in_force(&reread(&earlier)));
+
+        let mut broken = snapshot_under(&text(1, "10m"));
+        broken.files.as_mut().unwrap().rules[0]
+            .text
+            .push_str("unknown_section: 1\n");
+        assert!(in_force(&reread(&broken)));
     }
 }
