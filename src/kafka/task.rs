@@ -227,7 +227,7 @@ impl RereadFiles {
             Err(problems) => {
                 tracing::warn!(
                     partition,
-                    "the rules and roster recorded in the snapshot no longer compile;                      re-reading under the files in force, which may decide the re-read                      stretch otherwise than was published: {problems}"
+                    "the rules and roster recorded in the snapshot no longer compile; re-reading under the files in force, which may decide the re-read stretch otherwise than was published: {problems}"
                 );
                 return files;
             }
@@ -237,7 +237,7 @@ impl RereadFiles {
             if restart.is_empty() {
                 tracing::info!(
                     partition,
-                    "re-reading under the rules of the snapshot; the rules in force apply                      once the partition has caught up"
+                    "re-reading under the rules of the snapshot; the rules in force apply once the partition has caught up"
                 );
                 files.rules = Arc::new(rules);
                 files.then_rules = Some(ctx.rules.clone());
@@ -246,7 +246,7 @@ impl RereadFiles {
                 // partition can't.
                 tracing::warn!(
                     partition,
-                    "the rules in force change {}, which the snapshot's rules can't be                      reloaded to; re-reading under the rules in force, which may decide the                      re-read stretch otherwise than was published",
+                    "the rules in force change {}, which the snapshot's rules can't be reloaded to; re-reading under the rules in force, which may decide the re-read stretch otherwise than was published",
                     restart.join(", ")
                 );
             }
@@ -254,7 +254,7 @@ impl RereadFiles {
         if roster != ctx.roster {
             tracing::info!(
                 partition,
-                "re-reading under the roster of the snapshot; the roster in force applies                  once the partition has caught up"
+                "re-reading under the roster of the snapshot; the roster in force applies once the partition has caught up"
             );
             files.roster = roster;
             files.then_roster = Some(Arc::new(ctx.roster.clone()));
@@ -415,6 +415,7 @@ impl Task {
                 "rules to apply once the partition has caught up"
             );
             self.deferred_rules = Some(rules);
+            self.record_files_before_deferring();
         } else {
             self.apply_rules(rules, "rules applied");
         }
@@ -428,9 +429,18 @@ impl Task {
                 "roster to apply once the partition has caught up"
             );
             self.deferred_roster = Some(roster);
+            self.record_files_before_deferring();
         } else {
             self.apply_roster(&roster, "roster applied");
         }
+    }
+
+    /// A deferred reload leaves the messages until it comes in force to the files in force
+    /// now: a snapshot at the next maintenance that may take one records them, for a crash to
+    /// re-read those messages under them. (A partition that holds its first messages has no
+    /// snapshot yet that would; one that re-reads has the one it was restored from.)
+    fn record_files_before_deferring(&mut self) {
+        self.replaced = true;
     }
 
     fn apply_rules(&mut self, rules: Arc<Rules>, done: &'static str) {
@@ -683,7 +693,8 @@ impl Task {
         // Before the snapshot, which then records them: every message after it is decided
         // under them, so a re-read after a crash reads under them too (see `RereadFiles`).
         // Files waiting for held messages released below come in force at the next
-        // maintenance, before any later message.
+        // maintenance: the messages until then are decided under the files in force now,
+        // which a snapshot records (`Task::record_files_before_deferring`).
         if !self.reload_waits() {
             if let Some(rules) = self.deferred_rules.take() {
                 self.apply_rules(rules, "rules applied (once the partition had caught up)");
@@ -1499,9 +1510,20 @@ mod tests {
         assert!(ids(&out, "alerts").is_empty());
         // r1 moves to support, which doesn't sell.
         let support = roster_from("  - {id: r1, role: support}\n");
-        t.reload_roster(Arc::new(support));
+        t.reload_roster(Arc::new(support.clone()));
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(t.holding(), "not caught up yet");
+        // A snapshot records the files the held messages will be decided under (no roster),
+        // for a crash to re-read them under those, not under the roster then on disk.
+        let on_disk = TaskContext {
+            roster: support,
+            ..ctx.clone()
+        };
+        let (restored, _) = restore_from(&on_disk, &out, None);
+        assert_eq!(
+            restored.engine().snapshot().files.map(|f| f.roster),
+            Some(None)
+        );
         t.at_end(&ctx, &mut out);
         t.maintain(&ctx, Timestamp(0), &mut out);
         assert!(!t.holding());
