@@ -134,8 +134,8 @@ pub struct Engine {
     /// Digest of what the roster says that decides whom a pool may assign
     /// ([`Engine::room_digest`]).
     roster_digest: u64,
-    /// The roster's file, for snapshots ([`roster_file`]).
-    roster_file: Option<Option<Arc<SourceFile>>>,
+    /// The roster's file, for snapshots.
+    roster_file: RosterFile,
     /// The [`Engine::room_digest`] the line of waiting customers was last tried for (none: a
     /// snapshot from a build that didn't record it).
     room_seen: Option<u64>,
@@ -156,12 +156,22 @@ pub struct Engine {
     stats: Stats,
 }
 
-/// What a snapshot records of a roster: its file, or no file for no roster (no reps). `None`
-/// for a roster built in code, which no file gives back: a snapshot then records no files.
-fn roster_file(roster: &Roster) -> Option<Option<Arc<SourceFile>>> {
-    match &roster.file {
-        Some(f) => Some(Some(f.clone())),
-        None => roster.reps.is_empty().then_some(None),
+/// What a snapshot can record of the roster an engine runs under.
+enum RosterFile {
+    /// No roster: no reps.
+    Nothing,
+    Read(Arc<SourceFile>),
+    /// Built in code: no file gives it back, so a snapshot records no files.
+    InCode,
+}
+
+impl RosterFile {
+    fn of(roster: &Roster) -> RosterFile {
+        match &roster.file {
+            Some(f) => RosterFile::Read(f.clone()),
+            None if roster.reps.is_empty() => RosterFile::Nothing,
+            None => RosterFile::InCode,
+        }
     }
 }
 
@@ -194,7 +204,7 @@ impl Engine {
         let ledger = Ledger::new(&rules, &reps, &words, &exempt_roles);
         let blank = Attrs::blank(&rules, &words);
         let roster_digest = lifecycle::roster_digest(roster);
-        let roster_file = roster_file(roster);
+        let roster_file = RosterFile::of(roster);
         let mut engine = Engine {
             rules,
             words,

@@ -239,7 +239,7 @@ impl Engine {
     pub fn replace_roster(&mut self, roster: &Roster) -> RosterChange {
         let change = self.reps.apply_roster(roster, &mut self.words);
         self.roster_digest = super::lifecycle::roster_digest(roster);
-        self.roster_file = super::roster_file(roster);
+        self.roster_file = super::RosterFile::of(roster);
         self.ledger
             .set_pool_reps(&self.rules, &self.reps, &self.words, &self.exempt_roles);
         change

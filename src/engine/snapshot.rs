@@ -29,7 +29,7 @@ use super::lifecycle::{Book, Due};
 use super::reps::{RepIdx, Sym};
 use super::stats::OWNERSHIP_CHANGE_REASONS;
 use super::timers::TimerKind;
-use super::Engine;
+use super::{Engine, RosterFile};
 use crate::config::{Roster, Rules, Severity, SourceFile};
 use crate::event::{ContactKind, Direction, EventId, OwnershipAction};
 use crate::identity::{Handle, IdentKind, Link, Member};
@@ -626,12 +626,18 @@ impl Engine {
             },
             ledger,
             room: self.room_seen,
-            files: match &self.roster_file {
-                Some(roster) if !self.rules.files.is_empty() => Some(SnapshotFiles {
-                    rules: self.rules.files.to_vec(),
-                    roster: roster.as_deref().cloned(),
-                }),
-                _ => None,
+            files: {
+                let roster = match &self.roster_file {
+                    RosterFile::Nothing => Some(None),
+                    RosterFile::Read(f) => Some(Some(SourceFile::clone(f))),
+                    RosterFile::InCode => None,
+                };
+                roster
+                    .filter(|_| !self.rules.files.is_empty())
+                    .map(|roster| SnapshotFiles {
+                        rules: self.rules.files.to_vec(),
+                        roster,
+                    })
             },
         }
     }

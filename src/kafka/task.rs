@@ -279,19 +279,19 @@ impl Task {
         restored: Restored,
         committed: Option<i64>,
     ) -> Result<(Task, Start), String> {
-        let mut files = RereadFiles::current(ctx);
+        let files = match &restored.snapshot {
+            Some((_, snap)) => RereadFiles::of_snapshot(ctx, partition, snap),
+            None => RereadFiles::current(ctx),
+        };
         let (engine, start, snapshot) = match restored.snapshot {
-            Some((m, snap)) => {
-                files = RereadFiles::of_snapshot(ctx, partition, &snap);
-                (
-                    Engine::restore(files.rules.clone(), &files.roster, &snap)
-                        .map_err(|e| e.to_string())?,
-                    Start::Offset(m.offset),
-                    m.name(),
-                )
-            }
+            Some((m, snap)) => (
+                Engine::restore(files.rules.clone(), &files.roster, &snap)
+                    .map_err(|e| e.to_string())?,
+                Start::Offset(m.offset),
+                m.name(),
+            ),
             None => (
-                Engine::new(ctx.rules.clone(), &ctx.roster),
+                Engine::new(files.rules.clone(), &files.roster),
                 Start::Beginning,
                 SnapshotName::default(),
             ),
