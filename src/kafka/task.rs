@@ -1317,6 +1317,17 @@ mod tests {
             .collect()
     }
 
+    /// Checks that the one assignment among `records` gives C2 to `rep`; returns it.
+    fn c2_assigned_once_to(records: &[Record], rep: &str) -> Vec<String> {
+        let published = assigned(records);
+        let named = format!(r#""id":"{rep}""#);
+        assert!(
+            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#) && a.contains(&named)),
+            "{published:?}"
+        );
+        published
+    }
+
     /// Restores the partition of [`capped_pool_input`] from `changelog` after a crash (its
     /// three messages committed), catches up, and checks that nothing is assigned again.
     fn replay_after_a_crash(ctx: &TaskContext, changelog: &[Record]) -> Task {
@@ -1373,12 +1384,7 @@ mod tests {
         reload(&mut t);
         let mut out = Vec::new();
         t.maintain(after, Timestamp(0), &mut out);
-        let published = assigned(&out);
-        let named = format!(r#""id":"{rep}""#);
-        assert!(
-            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#) && a.contains(&named)),
-            "{published:?}"
-        );
+        c2_assigned_once_to(&out, rep);
         // A snapshot at the reload: a restart, which reads the new files, has nothing the
         // old ones decided to re-read.
         let snapshotted = |records: &[Record]| {
@@ -1439,12 +1445,7 @@ mod tests {
         let mut out = Vec::new();
         restarted.at_end(&after, &mut out);
         restarted.maintain(&after, Timestamp(0), &mut out);
-        let published = assigned(&out);
-        assert!(
-            matches!(&published[..], [a] if a.contains(r#""subject":"C2""#)
-                && a.contains(r#""id":"r-n""#)),
-            "{published:?}"
-        );
+        c2_assigned_once_to(&out, "r-n");
         let mut again = Vec::new();
         restarted.maintain(&after, Timestamp(0), &mut again);
         assert!(assigned(&again).is_empty(), "tried once");
@@ -2051,12 +2052,7 @@ mod tests {
         first.reload_roster(Arc::new(after.roster.clone()));
         let mut reloaded = Vec::new();
         first.maintain(&after, Timestamp(0), &mut reloaded);
-        let expected = assigned(&reloaded);
-        assert!(
-            matches!(&expected[..], [a] if a.contains(r#""subject":"C2""#)
-                && a.contains(r#""id":"r-n""#)),
-            "{expected:?}"
-        );
+        let expected = c2_assigned_once_to(&reloaded, "r-n");
 
         // Instead, a crash; the restart reads the new roster.
         let (mut restarted, start) = restore_from(&after, &changelog, Some(3));
