@@ -6,6 +6,8 @@
 //! number of events over N customers instead of 100,000 (less state: how much is cache misses).
 //! `WARM=1`: as `throughput/core_warm`, twice the events over twice the days, each round timing
 //! only the second half, on the engine the first half left (a running engine's steady state).
+//! `SLOWEST=1`: also times each event on its own and reports the slowest (a stall: the state
+//! growing in one step), with the number of customers in memory after it.
 
 #[path = "../benches/support/drive.rs"]
 mod drive;
@@ -57,6 +59,24 @@ fn main() {
         secs += start.elapsed().as_secs_f64();
     }
     secs /= rounds as f64;
+    if std::env::var_os("SLOWEST").is_some() {
+        let mut engine = Engine::new(rules.clone(), &roster);
+        drive::feed(&mut engine, untimed);
+        let (mut worst, mut at, mut customers) = (0.0f64, 0, 0);
+        for i in 0..timed.len() {
+            let start = std::time::Instant::now();
+            drive::feed(&mut engine, &timed[i..=i]);
+            let took = start.elapsed().as_secs_f64();
+            if took > worst {
+                (worst, at) = (took, i);
+                customers = engine.state_size().customers;
+            }
+        }
+        eprintln!(
+            "slowest event: #{at}, {:.1} ms, {customers} customers in memory after it",
+            worst * 1e3
+        );
+    }
     eprintln!(
         "{n} events, {outputs} outputs in {secs:.2}s: {:.0} events/s; reordered {}; {:?}",
         n as f64 / secs,

@@ -28,6 +28,7 @@ mod prefetch;
 mod query;
 mod reload;
 pub mod reps;
+mod slots;
 pub mod snapshot;
 mod stats;
 mod timers;
@@ -119,7 +120,7 @@ pub struct Engine {
     /// The collision rules' customer scopes as symbols.
     scopes: Vec<detect::ScopeSyms>,
     identity: IdentityIndex,
-    slots: Vec<Option<Customer>>,
+    slots: slots::Slots,
     generations: Vec<u32>,
     free: Vec<u32>,
     by_key: keys::KeyIndex,
@@ -214,7 +215,7 @@ impl Engine {
             exempt_roles,
             scopes,
             identity,
-            slots: Vec::new(),
+            slots: slots::Slots::default(),
             generations: Vec::new(),
             free: Vec::new(),
             by_key: keys::KeyIndex::default(),
@@ -1279,7 +1280,7 @@ impl Engine {
 }
 
 /// The customer an identity handle names, if it is still there (its slot not emptied or reused).
-fn live(slots: &[Option<Customer>], h: Handle) -> Option<&Customer> {
+fn live(slots: &slots::Slots, h: Handle) -> Option<&Customer> {
     slots
         .get(h.slot as usize)?
         .as_ref()
@@ -1288,7 +1289,7 @@ fn live(slots: &[Option<Customer>], h: Handle) -> Option<&Customer> {
 
 /// What the identity index needs to know of a handle: whether a live customer has it, and
 /// whether that customer is provisional.
-fn status(slots: &[Option<Customer>], h: Handle) -> Status {
+fn status(slots: &slots::Slots, h: Handle) -> Status {
     live(slots, h).map(|c| c.provisional)
 }
 

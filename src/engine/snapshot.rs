@@ -674,7 +674,7 @@ impl Engine {
         e.drained_to = snap.drained_to.map(Timestamp);
         e.generations = snap.generations.clone();
         e.free = snap.free.clone();
-        e.slots = (0..snap.generations.len()).map(|_| None).collect();
+        e.slots = super::slots::Slots::empty(snap.generations.len());
         for c in &snap.customers {
             let cust = restore_customer(&mut e, c)?;
             let slot = c.slot as usize;
