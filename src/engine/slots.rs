@@ -26,7 +26,6 @@ pub struct Slots {
     /// Every chunk but the last holds `CHUNK` slots; each is made with room for exactly
     /// `CHUNK` and is never grown past it, so it never reallocates.
     chunks: Vec<Vec<Option<Customer>>>,
-    len: usize,
 }
 
 impl Slots {
@@ -41,18 +40,20 @@ impl Slots {
 
     /// The number of slots, filled or empty.
     pub fn len(&self) -> usize {
-        self.len
+        self.chunks
+            .last()
+            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     /// Adds a slot at the end; its number is the previous [`Slots::len`].
     pub fn push(&mut self, record: Option<Customer>) {
-        if self.len & MASK == 0 {
+        if self.chunks.last().is_none_or(|last| last.len() == CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
-        let last = self.chunks.last_mut().expect("a chunk with room");
-        debug_assert!(last.len() < CHUNK);
-        last.push(record);
-        self.len += 1;
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(record);
     }
 
     pub fn get(&self, slot: usize) -> Option<&Option<Customer>> {
