@@ -6,8 +6,8 @@
 //! number of events over N customers instead of 100,000 (less state: how much is cache misses).
 //! `WARM=1`: as `throughput/core_warm`, twice the events over twice the days, each round timing
 //! only the second half, on the engine the first half left (a running engine's steady state).
-//! `SLOWEST=1`: also times each event on its own and reports the slowest (a stall: the state
-//! growing in one step), with the number of customers in memory after it.
+//! `SLOWEST=1`: also times each event on its own and reports the five slowest (a stall: the
+//! state growing in one step), each with the number of customers in memory after it.
 
 #[path = "../benches/support/drive.rs"]
 mod drive;
@@ -62,20 +62,22 @@ fn main() {
     if std::env::var_os("SLOWEST").is_some() {
         let mut engine = Engine::new(rules.clone(), &roster);
         drive::feed(&mut engine, untimed);
-        let (mut worst, mut at, mut customers) = (0.0f64, 0, 0);
+        // The five slowest, so that one stall (or one preemption of the process) doesn't hide
+        // the others; each with the customers in memory after it, to tell growth steps apart.
+        let mut worst: Vec<(f64, usize, leadguard::engine::StateSize)> = Vec::new();
         for i in 0..timed.len() {
             let start = std::time::Instant::now();
             drive::feed(&mut engine, &timed[i..=i]);
             let took = start.elapsed().as_secs_f64();
-            if took > worst {
-                (worst, at) = (took, i);
-                customers = engine.state_size().customers;
+            if worst.len() < 5 || took > worst[worst.len() - 1].0 {
+                worst.push((took, i, engine.state_size()));
+                worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+                worst.truncate(5);
             }
         }
-        eprintln!(
-            "slowest event: #{at}, {:.1} ms, {customers} customers in memory after it",
-            worst * 1e3
-        );
+        for (took, at, size) in worst {
+            eprintln!("slow event: #{at}, {:.1} ms, after it {size:?}", took * 1e3);
+        }
     }
     eprintln!(
         "{n} events, {outputs} outputs in {secs:.2}s: {:.0} events/s; reordered {}; {:?}",

@@ -895,7 +895,7 @@ impl Engine {
         };
         let pos = cust.position(entry.key()).max(cust.folded);
         let last = pos == cust.log.len();
-        cust.log.insert(pos, entry);
+        cust.insert_entry(pos, entry);
         if last {
             self.fold_last(slot);
         } else {

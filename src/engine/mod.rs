@@ -643,7 +643,7 @@ impl Engine {
         let key = entry.key();
         let pos = cust.position(key);
         let in_order = pos == cust.log.len();
-        cust.log.insert(pos, entry);
+        cust.insert_entry(pos, entry);
         self.lifecycle_enqueue(slot, key);
         if in_order && !absorbed_any {
             self.fold_last(slot);
@@ -993,7 +993,7 @@ impl Engine {
             // share one key.
             if state || !into.contains(e.tie, e.source, &e.event_id) {
                 let pos = into.position(e.key());
-                into.log.insert(pos, e);
+                into.insert_entry(pos, e);
                 // An entry older than what is already folded joins the window context: it is
                 // seen by later windows but not folded again.
                 if pos < into.folded {
