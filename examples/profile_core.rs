@@ -7,7 +7,7 @@
 //! `WARM=1`: as `throughput/core_warm`, twice the events over twice the days, each round timing
 //! only the second half, on the engine the first half left (a running engine's steady state).
 //! `SLOWEST=1`: also times each event on its own and reports the five slowest (a stall: the
-//! state growing in one step), each with the number of customers in memory after it.
+//! state growing in one step), each with the sizes of the state after it.
 
 #[path = "../benches/support/drive.rs"]
 mod drive;
@@ -63,7 +63,7 @@ fn main() {
         let mut engine = Engine::new(rules.clone(), &roster);
         drive::feed(&mut engine, untimed);
         // The five slowest, so that one stall (or one preemption of the process) doesn't hide
-        // the others; each with the customers in memory after it, to tell growth steps apart.
+        // the others; each with the state's sizes after it, to tell growth steps apart.
         let mut worst: Vec<(f64, usize, leadguard::engine::StateSize)> = Vec::new();
         for i in 0..timed.len() {
             let start = std::time::Instant::now();
