@@ -322,9 +322,7 @@ impl Engine {
     /// Counts an ownership change or refusal; `reason` is one of
     /// [`stats::OWNERSHIP_CHANGE_REASONS`] (a snapshot names them by text).
     fn count_change(&mut self, reason: &'static str) {
-        let i = stats::OWNERSHIP_CHANGE_REASONS
-            .iter()
-            .position(|r| *r == reason);
+        let i = stats::change_reason_index(reason);
         // A reason missing from the list is a mistake in this crate: the tests stop at it; a
         // running engine counts nothing rather than stop.
         debug_assert!(

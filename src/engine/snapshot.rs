@@ -27,7 +27,7 @@ use super::customer::{
 };
 use super::lifecycle::{Book, Due};
 use super::reps::{RepIdx, Sym};
-use super::stats::OWNERSHIP_CHANGE_REASONS;
+use super::stats::change_reason_index;
 use super::timers::TimerKind;
 use super::{Engine, RosterFile};
 use crate::config::{Roster, Rules, Severity, SourceFile};
@@ -751,11 +751,7 @@ impl Engine {
         e.stats.customers_created = s.customers_created;
         e.stats.customers_evicted = s.customers_evicted;
         for (reason, n) in &s.ownership_changes {
-            let r = static_name(reason, "ownership change", OWNERSHIP_CHANGE_REASONS)?;
-            let i = OWNERSHIP_CHANGE_REASONS
-                .iter()
-                .position(|known| *known == r)
-                .expect("a name static_name found");
+            let i = change_reason_index(reason).ok_or_else(|| bad("ownership change", reason))?;
             e.change_counts[i] = *n;
         }
         let l = &snap.ledger;

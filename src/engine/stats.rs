@@ -51,6 +51,11 @@ pub const OWNERSHIP_CHANGE_REASONS: [&str; 17] = [
     "merged",
 ];
 
+/// Where `reason` stands in [`OWNERSHIP_CHANGE_REASONS`] (the engine counts by that place).
+pub fn change_reason_index(reason: &str) -> Option<usize> {
+    OWNERSHIP_CHANGE_REASONS.iter().position(|r| *r == reason)
+}
+
 impl Stats {
     pub fn events_total(&self) -> u64 {
         self.events.values().sum()
